@@ -1,0 +1,54 @@
+"""The application factory."""
+from pathlib import Path
+
+from apispec.ext.marshmallow import MarshmallowPlugin
+from dotenv import load_dotenv
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import build_config
+
+
+def create_app(config=None, **overrides):
+    """Build an app for `config` (an environment name; default $APP_ENV)."""
+    load_dotenv()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(build_config(config, **overrides))
+    app.url_map.strict_slashes = False
+
+    from app import errors, http
+    from app.extensions import api, cors, db, limiter, migrate, schema_name
+
+    app.url_map.converters["id"] = http.IdConverter
+
+    app.json = http.OrjsonProvider(app)
+    http.configure_logging(app.config["LOG_LEVEL"])
+    if app.config["TRUSTED_PROXIES"]:
+        count = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"), compare_type=True, render_as_batch=True)
+    limiter.init_app(app)
+    origins = [o.strip() for o in app.config["CORS_ORIGINS"].split(",") if o.strip()]
+    cors.init_app(
+        app,
+        origins=origins or [],
+        expose_headers=["Link", "Location", "X-Request-ID", "Retry-After", "ETag"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-None-Match"],
+    )
+    api.init_app(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name)})
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+
+    app.before_request(http.assign_request_id)
+    app.after_request(http.add_request_id)
+    errors.init_app(app)
+
+    from app.api import register_routes
+
+    register_routes(app, api)
+
+    from app.storage import init_storage
+
+    init_storage(app)
+    return app

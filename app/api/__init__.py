@@ -1,0 +1,12 @@
+"""Where every URL is served: one module per resource under app/api/v1/."""
+from app.api import docs
+from app.http import IdConverter
+from app.schemas.common import MAX_ID
+from app.api.v1 import actors, auth, buckets, images, items, meta, movies, users
+
+
+def register_routes(app, api):
+    api.register_converter(IdConverter, lambda _converter: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+    for module in (meta, auth, users, buckets, items, actors, movies, images):
+        api.register_blueprint(module.blp)
+    app.register_blueprint(docs.blp)

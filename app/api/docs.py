@@ -1,0 +1,29 @@
+"""GET /docs: Swagger UI from the swagger-ui-bundle package, served by the app itself (works offline)."""
+from flask import Blueprint, current_app, render_template, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+
+blp = Blueprint("docs", __name__, url_prefix="/docs")
+
+INIT_SCRIPT = """window.ui = SwaggerUIBundle({
+  url: "/v1/openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  validatorUrl: null,
+  persistAuthorization: true
+});
+"""
+
+
+@blp.route("", methods=["GET"])
+def page():
+    return render_template("docs.html", title=current_app.config["API_TITLE"])
+
+
+@blp.route("/init.js", methods=["GET"])
+def init():
+    return current_app.response_class(INIT_SCRIPT, mimetype="text/javascript")
+
+
+@blp.route("/assets/<path:filename>", methods=["GET"])
+def asset(filename):
+    return send_from_directory(str(swagger_ui_path), filename, max_age=86400)

@@ -1,0 +1,98 @@
+"""/v1/auth: register, login, logout, refresh, me, password."""
+from flask import current_app, g, request
+
+from app.auth import auth_required, current_user, issue_tokens, log_out, rotate_refresh_token
+from app.extensions import limiter
+from app.http import Blueprint
+from app.net import client_address
+from app.schemas.auth import (
+    LoginSchema,
+    LogoutSchema,
+    PasswordChangeSchema,
+    RefreshSchema,
+    RegisterResponseSchema,
+    RegisterSchema,
+    TokenSchema,
+    UserResponse,
+)
+from app.schemas.common import MessageSchema
+from app.services import accounts
+
+blp = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Accounts and tokens")
+
+MeResponse = UserResponse
+
+
+def _login_limit_key():
+    """Per address and account: brute force on one account is slowed down,
+    while many people behind one address can still log in."""
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    account = accounts.normalize_email(email) if isinstance(email, str) else ""
+    return f"{client_address()}|{account}"
+
+
+@blp.route("/register", methods=["POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"], key_func=client_address)
+@blp.arguments(RegisterSchema)
+@blp.response(201, RegisterResponseSchema)
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def register(data):
+    """Create an account (role `user`) and log it in."""
+    user = accounts.register(data["email"], data["password"])
+    body = issue_tokens(user, "Successfully registered")
+    body["user"] = user
+    return body, 201, {"Location": "/v1/auth/me"}
+
+
+@blp.route("/login", methods=["POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], key_func=_login_limit_key)
+@blp.arguments(LoginSchema)
+@blp.response(200, TokenSchema)
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def login(data):
+    """Exchange e-mail and password for an access and a refresh token."""
+    user = accounts.check_credentials(data["email"], data["password"])
+    return issue_tokens(user, "Successfully logged in")
+
+
+@blp.route("/logout", methods=["POST"])
+@auth_required
+@blp.arguments(LogoutSchema, required=False)
+@blp.response(200, MessageSchema)
+def logout(data):
+    """Revoke the access token, and the refresh token if given."""
+    log_out(g.token_claims, data.get("refresh_token"))
+    return {"success": True, "message": "Successfully logged out"}
+
+
+@blp.route("/refresh", methods=["POST"])
+@blp.arguments(RefreshSchema)
+@blp.response(200, TokenSchema)
+@blp.alt_response(401, response="UNAUTHORIZED")
+def refresh(data):
+    """Trade a refresh token for a new pair; the old refresh token is revoked."""
+    user = rotate_refresh_token(data["refresh_token"])
+    return issue_tokens(user, "Successfully refreshed")
+
+
+@blp.route("/me", methods=["GET"])
+@auth_required
+@blp.response(200, MeResponse)
+def me():
+    """Your account, role and permissions."""
+    return {"success": True, "user": current_user()}
+
+
+@blp.route("/password", methods=["PUT"])
+@auth_required
+@blp.arguments(PasswordChangeSchema)
+@blp.response(200, TokenSchema)
+def change_password(data):
+    """Change your password: every token issued before stops working; new tokens are returned."""
+    user = current_user()
+    accounts.check_current_password(user, data["current_password"])
+    accounts.change_password(user, data["new_password"])
+    return issue_tokens(user, "Password changed")

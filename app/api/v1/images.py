@@ -1,0 +1,153 @@
+"""/v1/images: the shared image repository."""
+from flask import Response, current_app, request
+from flask.views import MethodView
+from marshmallow import ValidationError
+from sqlalchemy import select
+from werkzeug.utils import secure_filename
+
+from app.auth import current_user, requires_permission
+from app.errors import APIError, invalid
+from app.extensions import db
+from app.http import Blueprint
+from app.models import Image, ImageTag
+from app.pagination import paginate
+from app.schemas.common import DeletedSchema
+from app.schemas.image import (
+    UPLOAD_BODY,
+    ImageListArgs,
+    ImageListResponse,
+    ImageResponse,
+    ImageSchema,
+    ImageUploadResponse,
+    UploadFormSchema,
+)
+from app.services import images as image_service
+from app.services.crud import apply_changes, delete_and_confirm, first_or_404, found, require_changes
+from app.storage import StoredFileMissing, storage
+
+blp = Blueprint("images", __name__, url_prefix="/v1/images", description="The shared image repository")
+
+SORTABLE = {"id": Image.id, "title": Image.title, "size_bytes": Image.size_bytes, "created_at": Image.created_at}
+CACHE_CONTROL = "private, max-age=86400"
+
+
+def _image(image_id):
+    return first_or_404(select(Image).where(Image.id == image_id))
+
+
+def _upload_form():
+    if request.mimetype != "multipart/form-data":
+        raise APIError(415, "Content-Type must be multipart/form-data")
+    unknown_files = set(request.files) - {"images"}
+    if unknown_files:
+        raise invalid({name: ["Unknown field."] for name in unknown_files})
+    try:
+        metadata = UploadFormSchema().load(request.form.to_dict())
+    except ValidationError as error:
+        raise invalid(error.messages) from None
+    files = request.files.getlist("images")
+    if not files:
+        raise invalid({"images": ["Provide at least one file in the 'images' field."]})
+    limit = current_app.config["MAX_FILES_PER_UPLOAD"]
+    if len(files) > limit:
+        raise APIError(413, f"At most {limit} files per upload")
+    return metadata, files
+
+
+def _read_upload(upload):
+    limit = current_app.config["MAX_IMAGE_BYTES"]
+    name = secure_filename(upload.filename or "") or "image"
+    return name, upload.stream.read(limit + 1)
+
+
+@blp.route("")
+class Images(MethodView):
+    @requires_permission("get:images")
+    @blp.arguments(ImageListArgs, location="query", error_status_code=400)
+    @blp.response(200, ImageListResponse)
+    def get(self, args):
+        """List images (q searches title and description; filter by tag)."""
+        stmt = select(Image)
+        if args.get("tag"):
+            tagged = select(ImageTag.image_id).where(ImageTag.tag == args["tag"].lower())
+            stmt = stmt.where(Image.id.in_(tagged))
+        page = paginate(stmt, args, search=[Image.title, Image.description], sortable=SORTABLE, tie_breaker=Image.id)
+        return page.respond("images")
+
+    @requires_permission("post:images")
+    @blp.doc(requestBody=UPLOAD_BODY)
+    @blp.response(201, ImageUploadResponse)
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    def post(self):
+        """Upload one or more images (all or nothing)."""
+        metadata, files = _upload_form()
+        processed = [image_service.process_upload(*_read_upload(upload)) for upload in files]
+        records = image_service.save_uploads(processed, metadata, current_user().id)
+        return {"success": True, "images": records}, 201, {"Location": f"/v1/images/{records[0].id}"}
+
+
+@blp.route("/<id:image_id>")
+class ImageDetail(MethodView):
+    @requires_permission("get:images")
+    @blp.response(200, ImageResponse)
+    def get(self, image_id):
+        """Get an image's metadata."""
+        return found("image", _image(image_id))
+
+    @requires_permission("patch:images")
+    @blp.arguments(ImageSchema(partial=True))
+    @blp.response(200, ImageResponse)
+    def patch(self, data, image_id):
+        """Change title, description or tags."""
+        require_changes(data)
+        image = _image(image_id)
+        apply_changes(image, data)
+        db.session.commit()
+        return found("image", image)
+
+    @requires_permission("delete:images")
+    @blp.response(200, DeletedSchema)
+    def delete(self, image_id):
+        """Delete an image; its bytes go when no other image shares them."""
+        image = _image(image_id)
+        image_id = image.id
+        image_service.delete_image(image)
+        return {"success": True, "deleted": image_id}
+
+
+def _send_stored(key, content_type, etag, filename=None):
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+    else:
+        try:
+            chunks = storage().stream(key)
+        except StoredFileMissing:
+            raise APIError(404, "The stored file is missing") from None
+        response = Response(chunks, mimetype=content_type, direct_passthrough=True)
+        if filename:
+            response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
+@blp.route("/<id:image_id>/file")
+@blp.response(200, content_type="image/*", description="The image bytes")
+@blp.alt_response(304, description="Not modified (If-None-Match)")
+@requires_permission("get:images")
+def image_file(image_id):
+    """Download the image (ETag is its sha256; honours If-None-Match)."""
+    image = _image(image_id)
+    return _send_stored(image.sha256, image.content_type, image.sha256, image.filename)
+
+
+@blp.route("/<id:image_id>/thumbnail")
+@blp.response(200, content_type="image/*", description="The thumbnail bytes")
+@blp.alt_response(304, description="Not modified (If-None-Match)")
+@requires_permission("get:images")
+def image_thumbnail(image_id):
+    """Download the thumbnail (longest side THUMBNAIL_SIZE)."""
+    image = _image(image_id)
+    key = image_service.thumbnail_key(image.sha256)
+    return _send_stored(key, image_service.thumbnail_content_type(image.content_type), key)

@@ -1,0 +1,230 @@
+"""Passwords, JWTs and the decorators that guard endpoints."""
+import uuid
+from datetime import datetime, timedelta, timezone
+from functools import wraps
+
+import bcrypt
+import jwt
+from flask import current_app, g, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import APIError, unauthorized
+from app.extensions import db
+from app.models import RevokedToken, User
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["exp", "iat", "jti", "sub", "type", "ver"]
+ACCESS, REFRESH = "access", "refresh"
+
+MSG_NO_HEADER = "Provide an authorization header"
+MSG_MALFORMED = "Malformed authorization header"
+MSG_EXPIRED = "Signature expired. Please log in again."
+MSG_INVALID = "Invalid token. Please log in again."
+MSG_REVOKED = "Token has been revoked. Please log in again."
+
+BEARER_SECURITY = [{"bearerAuth": []}]
+
+
+# -- passwords ---------------------------------------------------------------
+
+def hash_password(password):
+    rounds = current_app.config["BCRYPT_ROUNDS"]
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def _dummy_hash():
+    """A hash at the configured cost, so unknown e-mails take as long as known ones."""
+    cached = current_app.extensions.get("dummy_password_hash")
+    if cached is None:
+        cached = hash_password("not-a-real-password")
+        current_app.extensions["dummy_password_hash"] = cached
+    return cached
+
+
+def verify_password(password, password_hash):
+    """Constant-ish time: always runs one bcrypt check, even with no user."""
+    candidate = password.encode("utf-8")
+    if len(candidate) > 72:  # bcrypt 5 refuses these; no stored password can match
+        candidate = candidate[:72]
+        password_hash = None
+    matched = bcrypt.checkpw(candidate, (password_hash or _dummy_hash()).encode("ascii"))
+    return matched and password_hash is not None
+
+
+# -- tokens ------------------------------------------------------------------
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+def _lifetime(kind):
+    config = current_app.config
+    if kind == ACCESS:
+        return timedelta(minutes=config["ACCESS_TOKEN_MINUTES"])
+    return timedelta(days=config["REFRESH_TOKEN_DAYS"])
+
+
+def encode_token(user, kind):
+    issued = _now()
+    claims = {
+        "sub": str(user.id),
+        "iat": issued,
+        "exp": issued + _lifetime(kind),
+        "jti": uuid.uuid4().hex,
+        "type": kind,
+        "ver": user.token_version,
+    }
+    return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM)
+
+
+def issue_tokens(user, message):
+    return {
+        "success": True,
+        "message": message,
+        "auth_token": encode_token(user, ACCESS),
+        "refresh_token": encode_token(user, REFRESH),
+        "expires_in": int(_lifetime(ACCESS).total_seconds()),
+        "token_type": "Bearer",
+    }
+
+
+def decode_token(token, kind):
+    """The verified claims of a `kind` token, or a 401 with the contract's message."""
+    try:
+        claims = jwt.decode(
+            token,
+            current_app.config["SECRET_KEY"],
+            algorithms=[ALGORITHM],
+            options={"require": REQUIRED_CLAIMS},
+        )
+    except jwt.ExpiredSignatureError:
+        raise unauthorized(MSG_EXPIRED) from None
+    except jwt.InvalidTokenError:
+        raise unauthorized(MSG_INVALID) from None
+    if claims.get("type") != kind or not str(claims["sub"]).isdigit() or not isinstance(claims["ver"], int):
+        raise unauthorized(MSG_INVALID)
+    return claims
+
+
+def load_token_user(claims):
+    """The token's user, checked against deletion, revocation and password changes.
+
+    One query: the user row and whether the jti is blacklisted.
+    """
+    revoked = select(RevokedToken.id).where(RevokedToken.jti == claims["jti"]).exists()
+    row = db.session.execute(select(User, revoked).where(User.id == int(claims["sub"]))).first()
+    if row is None:
+        raise unauthorized(MSG_INVALID)
+    user, is_revoked = row
+    if is_revoked or claims["ver"] != user.token_version:
+        raise unauthorized(MSG_REVOKED)
+    return user
+
+
+def revoke(claims):
+    """Blacklist a token until it would have expired anyway (commit to apply)."""
+    expires_at = datetime.fromtimestamp(claims["exp"], timezone.utc).replace(tzinfo=None)
+    db.session.add(RevokedToken(jti=claims["jti"], user_id=int(claims["sub"]), expires_at=expires_at))
+
+
+def rotate_refresh_token(token):
+    """Spend a refresh token: its user, once; a second use is a revoked token."""
+    claims = decode_token(token, REFRESH)
+    user = load_token_user(claims)
+    revoke(claims)
+    try:
+        # The jti is unique: of two concurrent uses of one token, one loses here.
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise unauthorized(MSG_REVOKED) from None
+    return user
+
+
+def log_out(access_claims, refresh_token=None):
+    """Revoke the access token and, if given, the same user's refresh token."""
+    revoke(access_claims)
+    if refresh_token:
+        try:
+            claims = decode_token(refresh_token, REFRESH)
+        except APIError as error:
+            if error.message != MSG_EXPIRED:  # an expired token needs no revoking
+                raise
+            claims = None
+        if claims and claims["sub"] != access_claims["sub"]:
+            raise unauthorized(MSG_INVALID)
+        if claims and not db.session.scalar(select(RevokedToken.id).where(RevokedToken.jti == claims["jti"])):
+            revoke(claims)
+    db.session.commit()
+
+
+def bearer_token():
+    header = request.headers.get("Authorization")
+    if header is None or not header.strip():
+        raise unauthorized(MSG_NO_HEADER)
+    parts = header.split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        raise unauthorized(MSG_MALFORMED)
+    return parts[1]
+
+
+def authenticate():
+    claims = decode_token(bearer_token(), ACCESS)
+    g.token_claims = claims
+    g.current_user = load_token_user(claims)
+    return g.current_user
+
+
+# -- decorators --------------------------------------------------------------
+
+def _document(wrapper, description, statuses):
+    doc = dict(getattr(wrapper, "_apidoc", {}))
+    manual = dict(doc.get("manual_doc", {}))
+    manual["security"] = BEARER_SECURITY
+    if description:
+        manual["description"] = description
+    doc["manual_doc"] = manual
+    response = dict(doc.get("response", {}))
+    responses = dict(response.get("responses", {}))
+    for status, reference in statuses.items():
+        responses.setdefault(status, [reference])
+    response["responses"] = responses
+    doc["response"] = response
+    wrapper._apidoc = doc
+    return wrapper
+
+
+def auth_required(view):
+    """Require a valid, unrevoked access token; the user is in `g.current_user`."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        authenticate()
+        return view(*args, **kwargs)
+
+    return _document(wrapper, "Requires a bearer access token.", {401: "UNAUTHORIZED"})
+
+
+def requires_permission(permission):
+    """Require a valid token whose user's current role grants `permission`."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            user = authenticate()
+            if permission not in user.permissions:
+                raise APIError(403, f"Permission {permission} is required")
+            return view(*args, **kwargs)
+
+        return _document(
+            wrapper,
+            f"Requires a bearer token with the `{permission}` permission.",
+            {401: "UNAUTHORIZED", 403: "FORBIDDEN"},
+        )
+
+    return decorator
+
+
+def current_user():
+    return g.current_user

@@ -1,0 +1,117 @@
+"""The one error handler: every exception leaves the API in the same envelope."""
+import logging
+
+from flask import g, jsonify
+from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from app.extensions import db
+
+log = logging.getLogger("app.errors")
+
+DEFAULT_MESSAGES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "You do not have permission to perform this action",
+    404: "Resource not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request entity too large",
+    415: "Unsupported media type",
+    422: "Validation failed",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable: the database cannot be reached",
+}
+
+# webargs nests validation messages under the request location.
+REQUEST_LOCATIONS = {"json", "query", "querystring", "form", "files", "view_args"}
+
+
+class APIError(Exception):
+    """An expected failure with a status, a message and optional field errors."""
+
+    def __init__(self, status, message=None, errors=None, headers=None):
+        super().__init__(message or DEFAULT_MESSAGES.get(status, "Error"))
+        self.status = status
+        self.message = message or DEFAULT_MESSAGES.get(status, "Error")
+        self.errors = errors
+        self.headers = headers or {}
+
+
+def unauthorized(message):
+    return APIError(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def not_found():
+    return APIError(404)
+
+
+def conflict(message):
+    return APIError(409, message)
+
+
+def invalid(errors, message=None):
+    return APIError(422, message, errors=errors)
+
+
+def error_response(status, message=None, errors=None, headers=None):
+    body = {"success": False, "error": status, "message": message or DEFAULT_MESSAGES.get(status, "Error")}
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    if status == 401:
+        response.headers.setdefault("WWW-Authenticate", "Bearer")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _flatten_locations(messages):
+    if isinstance(messages, dict) and messages and set(messages) <= REQUEST_LOCATIONS:
+        merged = {}
+        for location_messages in messages.values():
+            merged.update(location_messages if isinstance(location_messages, dict) else {"_schema": location_messages})
+        return merged
+    return messages
+
+
+def _from_http_exception(exc):
+    data = getattr(exc, "data", None) or {}
+    errors = _flatten_locations(data.get("messages") or data.get("errors"))
+    headers = dict(data.get("headers") or {})
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    status = exc.code or 500
+    message = data.get("message") or DEFAULT_MESSAGES.get(status) or exc.description
+    if errors and status == 400:
+        message = "Invalid query parameters"
+    return error_response(status, message, errors, headers)
+
+
+def _is_database_unreachable(exc):
+    if isinstance(exc, DisconnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError))
+
+
+def handle_exception(exc):
+    if isinstance(exc, APIError):
+        return error_response(exc.status, exc.message, exc.errors, exc.headers)
+    if isinstance(exc, HTTPException):
+        return _from_http_exception(exc)
+    if isinstance(exc, ValidationError):
+        return error_response(422, None, _flatten_locations(exc.messages))
+    db.session.rollback()
+    request_id = g.get("request_id", "-")
+    if _is_database_unreachable(exc):
+        log.error("database unreachable (request %s): %s", request_id, exc.__class__.__name__)
+        return error_response(503)
+    log.exception("unhandled error (request %s)", request_id)
+    return error_response(500, f"Internal server error (request id {request_id})")
+
+
+def init_app(app):
+    app.register_error_handler(Exception, handle_exception)

@@ -1,0 +1,7 @@
+"""Every model, imported here so Alembic and the app see the whole schema."""
+from app.models.bucket import Bucket, Item
+from app.models.casting import Actor, Movie, movie_actors
+from app.models.image import Image, ImageTag
+from app.models.user import RevokedToken, User
+
+__all__ = ["Actor", "Bucket", "Image", "ImageTag", "Item", "Movie", "RevokedToken", "User", "movie_actors"]

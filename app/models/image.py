@@ -1,0 +1,40 @@
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.base import TimestampMixin
+
+
+class ImageTag(db.Model):
+    __tablename__ = "image_tags"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(50), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class Image(TimestampMixin, db.Model):
+    __tablename__ = "images"
+    __table_args__ = (Index("ix_images_created_at", "created_at"), Index("ix_images_size_bytes", "size_bytes"))
+
+    title: Mapped[str] = mapped_column(String(200), nullable=False, default="", index=True)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    content_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(Integer, nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Content address: identical bytes share one stored file.
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True)
+    tag_rows = relationship(
+        ImageTag, order_by=ImageTag.position, cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
+    )
+
+    @property
+    def tags(self):
+        return [row.tag for row in self.tag_rows]
+
+    @tags.setter
+    def tags(self, tags):
+        self.tag_rows = [ImageTag(tag=tag, position=index) for index, tag in enumerate(tags)]

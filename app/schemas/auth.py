@@ -1,0 +1,87 @@
+from marshmallow import Schema, ValidationError, fields, validate
+
+from app.permissions import ROLES
+from app.schemas.common import Text, UTCDateTime, envelope, list_args
+
+PASSWORD_MIN_BYTES = 8
+PASSWORD_MAX_BYTES = 72  # bcrypt ignores (and bcrypt 5 refuses) anything longer
+
+
+def check_password_strength(password):
+    """Return what is wrong with a new password, or None."""
+    size = len(password.encode("utf-8"))
+    if size < PASSWORD_MIN_BYTES:
+        return f"Must be at least {PASSWORD_MIN_BYTES} bytes."
+    if size > PASSWORD_MAX_BYTES:
+        return f"Must be at most {PASSWORD_MAX_BYTES} bytes in UTF-8."
+    return None
+
+
+class NewPassword(Text):
+    def __init__(self, **kwargs):
+        super().__init__(trim=False, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        password = super()._deserialize(value, attr, data, **kwargs)
+        problem = check_password_strength(password)
+        if problem:
+            raise ValidationError(problem)
+        return password
+
+
+class RegisterSchema(Schema):
+    email = Text(required=True, min_length=3, max_length=254, validate=[validate.Email()])
+    password = NewPassword(required=True, metadata={"description": "8 to 72 bytes in UTF-8"})
+
+
+class LoginSchema(Schema):
+    email = Text(required=True, max_length=254)
+    password = Text(required=True, trim=False, max_length=1024)
+
+
+class RefreshSchema(Schema):
+    refresh_token = Text(required=True, max_length=4096)
+
+
+class LogoutSchema(Schema):
+    refresh_token = Text(max_length=4096)
+
+
+class PasswordChangeSchema(Schema):
+    current_password = Text(required=True, trim=False, max_length=1024)
+    new_password = NewPassword(required=True)
+
+
+class UserSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    email = fields.String(dump_only=True)
+    role = fields.String(dump_only=True)
+    permissions = fields.List(fields.String(), dump_only=True)
+    created_at = UTCDateTime(dump_only=True)
+
+
+class RoleChangeSchema(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+
+class TokenSchema(Schema):
+    success = fields.Boolean()
+    message = fields.String()
+    auth_token = fields.String()
+    refresh_token = fields.String()
+    expires_in = fields.Integer(metadata={"description": "Seconds until the access token expires"})
+    token_type = fields.String(metadata={"example": "Bearer"})
+
+
+class RegisterResponseSchema(TokenSchema):
+    user = fields.Nested(UserSchema)
+
+
+UserResponse = envelope("UserResponse", "user", UserSchema)
+UserListResponse = envelope("UserListResponse", "users", UserSchema, many=True)
+UserListArgs = list_args(
+    "UserListArgs",
+    ("id", "email", "role", "created_at"),
+    "id",
+    role=fields.String(validate=validate.OneOf(ROLES), metadata={"description": "Only users with this role"}),
+)

@@ -1,0 +1,73 @@
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.schemas.common import LooseDate, StrictInteger, Text, UTCDateTime, envelope, id_list, list_args
+
+MAX_CAST = 500
+
+
+class CastMemberSchema(Schema):
+    """The short form of either side of the cast: used by movies and actors alike."""
+
+    id = fields.Integer(dump_only=True)
+    name = fields.String(dump_only=True)
+
+
+class ActorSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    name = Text(required=True, min_length=1, max_length=120)
+    age = StrictInteger(required=True, validate=validate.Range(min=0, max=150))
+    gender = Text(required=True, min_length=1, max_length=30)
+    movie_count = fields.Integer(dump_only=True)
+    created_at = UTCDateTime(dump_only=True)
+    modified_at = UTCDateTime(dump_only=True)
+
+
+class MovieSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    title = Text(required=True, min_length=1, max_length=200)
+    release_date = LooseDate(required=True, metadata={"description": "YYYY-MM-DD (2020-8-12 is accepted too)"})
+    actor_ids = id_list(load_only=True, validate=validate.Length(max=MAX_CAST), metadata={"description": "Sets the cast"})
+    actors = fields.Nested(CastMemberSchema, many=True, dump_only=True)
+    created_at = UTCDateTime(dump_only=True)
+    modified_at = UTCDateTime(dump_only=True)
+
+
+class AgeRange:
+    @validates_schema
+    def min_not_above_max(self, data, **kwargs):
+        if "min_age" in data and "max_age" in data and data["min_age"] > data["max_age"]:
+            raise ValidationError("min_age must not be greater than max_age.", "min_age")
+
+
+class DateRange:
+    @validates_schema
+    def after_not_past_before(self, data, **kwargs):
+        after, before = data.get("released_after"), data.get("released_before")
+        if after and before and after > before:
+            raise ValidationError("released_after must not be later than released_before.", "released_after")
+
+
+ActorResponse = envelope("ActorResponse", "actor", ActorSchema)
+ActorListResponse = envelope("ActorListResponse", "actors", ActorSchema, many=True)
+MovieResponse = envelope("MovieResponse", "movie", MovieSchema)
+MovieListResponse = envelope("MovieListResponse", "movies", MovieSchema, many=True)
+
+_age = {"validate": validate.Range(min=0, max=150)}
+ActorListArgs = type(
+    "ActorListArgs",
+    (AgeRange, list_args("ActorListBase", ("id", "name", "age", "created_at"), "id")),
+    {
+        "gender": Text(max_length=30, metadata={"description": "Exact gender, case-insensitive"}),
+        "min_age": fields.Integer(**_age, metadata={"description": "Inclusive"}),
+        "max_age": fields.Integer(**_age, metadata={"description": "Inclusive"}),
+    },
+)
+MovieListArgs = type(
+    "MovieListArgs",
+    (DateRange, list_args("MovieListBase", ("id", "title", "release_date", "created_at"), "id")),
+    {
+        "released_after": LooseDate(metadata={"description": "Inclusive: release_date >= this date"}),
+        "released_before": LooseDate(metadata={"description": "Inclusive: release_date <= this date"}),
+        "actor_id": fields.Integer(validate=validate.Range(min=1), metadata={"description": "Movies with this actor"}),
+    },
+)

@@ -1,0 +1,131 @@
+"""Fields and schema builders shared by every resource.
+
+The same schemas validate requests, shape responses and feed the OpenAPI document.
+"""
+import re
+from datetime import date
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+MAX_ID = 2**31 - 1
+_LOOSE_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+
+
+class Text(fields.String):
+    """A string that is trimmed (unless told not to) and never carries NUL bytes.
+
+    `min_length`/`max_length` count characters after trimming, so "   " is blank.
+    """
+
+    def __init__(self, *, min_length=None, max_length=None, trim=True, **kwargs):
+        validators = list(kwargs.pop("validate", None) or [])
+        if min_length is not None or max_length is not None:
+            validators.insert(0, validate.Length(min=min_length, max=max_length))
+        super().__init__(validate=validators, **kwargs)
+        self.trim = trim
+        self.min_length = min_length
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("Must not contain NUL characters.")
+        if self.trim:
+            text = text.strip()
+        if self.min_length and not text:
+            raise ValidationError("Must not be blank.")
+        return text
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer: not a string, a float or a boolean."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON boolean: `true` or `false`, nothing that merely looks like one."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class UTCDateTime(fields.DateTime):
+    """ISO 8601 in UTC with a `Z`, to the second (values are stored as naive UTC)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LooseDate(fields.Date):
+    """Reads `YYYY-MM-DD` and the unpadded `2020-8-12`; always writes `YYYY-MM-DD`."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        match = _LOOSE_DATE.match(value) if isinstance(value, str) else None
+        if not match:
+            raise ValidationError("Not a valid date: use YYYY-MM-DD.")
+        try:
+            return date(*(int(part) for part in match.groups()))
+        except ValueError:
+            raise ValidationError("Not a valid date: no such day.") from None
+
+
+def id_list(**kwargs):
+    return fields.List(StrictInteger(validate=validate.Range(min=1, max=MAX_ID)), **kwargs)
+
+
+class PaginationSchema(Schema):
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+    pages = fields.Integer()
+    next = fields.String(allow_none=True, metadata={"description": "Link to the next page, or null"})
+    prev = fields.String(allow_none=True, metadata={"description": "Link to the previous page, or null"})
+
+
+class ErrorSchema(Schema):
+    success = fields.Boolean(metadata={"example": False})
+    error = fields.Integer(metadata={"description": "The HTTP status", "example": 404})
+    message = fields.String(metadata={"example": "Resource not found"})
+    errors = fields.Dict(metadata={"description": "Per-field validation messages (422, 400)"})
+
+
+class DeletedSchema(Schema):
+    success = fields.Boolean()
+    deleted = fields.Integer()
+
+
+class MessageSchema(Schema):
+    success = fields.Boolean()
+    message = fields.String()
+
+
+def envelope(name, key, schema, *, many=False):
+    """A response schema: `{"success": true, key: <schema>}`, plus pagination for lists."""
+    shape = {"success": fields.Boolean(), key: fields.Nested(schema, many=many)}
+    if many:
+        shape["pagination"] = fields.Nested(PaginationSchema)
+    return Schema.from_dict(shape, name=name)
+
+
+class ListArgs(Schema):
+    """Query parameters every collection takes (unknown parameters are ignored)."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_ID))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    q = Text(max_length=200, metadata={"description": "Case-insensitive substring search"})
+
+
+def list_args(name, sortable, default_sort, **filters):
+    """A ListArgs schema with `sort` whitelisted to `sortable` and resource filters."""
+    choices = [*sortable, *(f"-{field}" for field in sortable)]
+    sort = fields.String(
+        load_default=default_sort,
+        validate=validate.OneOf(choices),
+        metadata={"description": f"One of {', '.join(sortable)}; prefix with - for descending"},
+    )
+    return type(name, (ListArgs,), {"sort": sort, **filters})

@@ -1,0 +1,93 @@
+from marshmallow import Schema, ValidationError, fields
+
+from app.schemas.common import Text, UTCDateTime, envelope, list_args
+
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 50
+
+
+def parse_tags(value):
+    """Tags from "a, B,a" or ["a", "B"]: trimmed, lower-cased, de-duplicated, in order."""
+    if isinstance(value, str):
+        raw = value.split(",")
+    elif isinstance(value, list) and all(isinstance(tag, str) for tag in value):
+        raw = value
+    else:
+        raise ValidationError("Tags must be a comma-separated string or a list of strings.")
+    tags = list(dict.fromkeys(tag.strip().lower() for tag in raw if tag.strip()))
+    if len(tags) > MAX_TAGS:
+        raise ValidationError(f"At most {MAX_TAGS} tags.")
+    for tag in tags:
+        if len(tag) > MAX_TAG_LENGTH or "\x00" in tag:
+            raise ValidationError(f"Each tag is 1 to {MAX_TAG_LENGTH} characters, without NUL.")
+    return tags
+
+
+class Tags(fields.Field):
+    def _serialize(self, value, attr, obj, **kwargs):
+        return list(value or [])
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return parse_tags(value)
+
+
+class LinksSchema(Schema):
+    file = fields.String()
+    thumbnail = fields.String()
+
+
+class ImageSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    title = Text(max_length=200)
+    description = Text(max_length=2000, trim=False)
+    tags = Tags(metadata={"description": "Comma-separated string or list of strings", "type": "array"})
+    filename = fields.String(dump_only=True)
+    content_type = fields.String(dump_only=True)
+    size_bytes = fields.Integer(dump_only=True)
+    width = fields.Integer(dump_only=True)
+    height = fields.Integer(dump_only=True)
+    sha256 = fields.String(dump_only=True)
+    owner_id = fields.Integer(dump_only=True, allow_none=True)
+    created_at = UTCDateTime(dump_only=True)
+    modified_at = UTCDateTime(dump_only=True)
+    links = fields.Method("_links", dump_only=True, metadata={"type": "object"})
+
+    def _links(self, image):
+        return {"file": f"/v1/images/{image.id}/file", "thumbnail": f"/v1/images/{image.id}/thumbnail"}
+
+
+class UploadFormSchema(Schema):
+    """The text parts of an upload; the files come in the `images` part."""
+
+    title = Text(max_length=200)
+    description = Text(max_length=2000, trim=False)
+    tags = Tags()
+
+
+ImageResponse = envelope("ImageResponse", "image", ImageSchema)
+ImageUploadResponse = envelope("ImageUploadResponse", "images", ImageSchema(many=True))
+ImageListResponse = envelope("ImageListResponse", "images", ImageSchema, many=True)
+ImageListArgs = list_args(
+    "ImageListArgs",
+    ("id", "title", "size_bytes", "created_at"),
+    "id",
+    tag=Text(max_length=MAX_TAG_LENGTH, metadata={"description": "Only images with this tag"}),
+)
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["images"],
+                "properties": {
+                    "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "title": {"type": "string", "maxLength": 200},
+                    "description": {"type": "string", "maxLength": 2000},
+                    "tags": {"type": "string", "description": "Comma-separated"},
+                },
+            }
+        }
+    },
+}

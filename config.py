@@ -1,0 +1,121 @@
+"""Configuration, read from the environment each time an app is created.
+
+Every setting is documented in `.env.example` and the README.
+"""
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+DEV_SECRET_KEY = "dev-only-secret-key-change-me-in-production-please"
+# Secrets that must never protect a production deployment.
+KNOWN_WEAK_SECRETS = {DEV_SECRET_KEY, "secret", "changeme", "change-me", "dev", "development"}
+MIN_SECRET_BYTES = 32
+ENVIRONMENTS = ("development", "testing", "production")
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run the app safely."""
+
+
+def normalize_database_url(url):
+    """Pin PostgreSQL URLs to psycopg2, whatever form the host hands out.
+
+    SQLAlchemy 2.1 maps `postgresql://` to psycopg 3, and Heroku-style hosts
+    give `postgres://`, which SQLAlchemy no longer knows at all.
+    """
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+def _env_bool(name, default):
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_int(name, default):
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _env_str(name, default):
+    value = os.environ.get(name)
+    return default if value is None or value.strip() == "" else value.strip()
+
+
+def _default_database_url():
+    return f"sqlite:///{BASE_DIR / 'instance' / 'app.db'}"
+
+
+def build_config(env_name=None, **overrides):
+    """Return the settings dict for `env_name` (default: $APP_ENV or development)."""
+    env_name = env_name or _env_str("APP_ENV", "development")
+    if env_name not in ENVIRONMENTS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env_name!r}")
+    production = env_name == "production"
+    testing = env_name == "testing"
+
+    config = {
+        "APP_ENV": env_name,
+        "TESTING": testing,
+        "SECRET_KEY": _env_str("SECRET_KEY", None if production else DEV_SECRET_KEY),
+        "SQLALCHEMY_DATABASE_URI": _env_str("DATABASE_URL", _default_database_url()),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "ACCESS_TOKEN_MINUTES": _env_int("ACCESS_TOKEN_MINUTES", 15),
+        "REFRESH_TOKEN_DAYS": _env_int("REFRESH_TOKEN_DAYS", 30),
+        "BCRYPT_ROUNDS": _env_int("BCRYPT_ROUNDS", 4 if testing else 12),
+        "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
+        "RATELIMIT_STORAGE_URI": _env_str("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_LOGIN": _env_str("RATELIMIT_LOGIN", "10 per minute"),
+        "RATELIMIT_REGISTER": _env_str("RATELIMIT_REGISTER", "100 per minute"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": _env_str("RATELIMIT_KEY_PREFIX", "api"),
+        "CORS_ORIGINS": _env_str("CORS_ORIGINS", "" if production else "*"),
+        "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
+        "LOG_LEVEL": _env_str("LOG_LEVEL", "INFO"),
+        "MAX_JSON_BYTES": _env_int("MAX_JSON_BYTES", 1024 * 1024),
+        # Images
+        "IMAGE_STORAGE": _env_str("IMAGE_STORAGE", "local"),
+        "UPLOAD_DIR": _env_str("UPLOAD_DIR", str(BASE_DIR / "instance" / "uploads")),
+        "S3_ENDPOINT_URL": _env_str("S3_ENDPOINT_URL", None),
+        "S3_BUCKET": _env_str("S3_BUCKET", "images"),
+        "S3_REGION": _env_str("S3_REGION", "us-east-1"),
+        "MAX_UPLOAD_BYTES": _env_int("MAX_UPLOAD_BYTES", 50 * 1024 * 1024),
+        "MAX_IMAGE_BYTES": _env_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024),
+        "MAX_IMAGE_PIXELS": _env_int("MAX_IMAGE_PIXELS", 40_000_000),
+        "MAX_FILES_PER_UPLOAD": _env_int("MAX_FILES_PER_UPLOAD", 20),
+        "THUMBNAIL_SIZE": _env_int("THUMBNAIL_SIZE", 256),
+        # OpenAPI (flask-smorest)
+        "API_TITLE": "Buckets, Images & Casting API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    }
+    config.update(overrides)
+    config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
+    config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
+    if production:
+        check_production_secret(config["SECRET_KEY"])
+    return config
+
+
+def check_production_secret(secret):
+    if not secret:
+        raise ConfigError("SECRET_KEY is not set: production refuses to start without one.")
+    if secret in KNOWN_WEAK_SECRETS:
+        raise ConfigError("SECRET_KEY is a known default: set a random secret for production.")
+    if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"SECRET_KEY is too short: production needs at least {MIN_SECRET_BYTES} bytes "
+            "(try: python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+        )
