@@ -144,19 +144,24 @@ def rotate_refresh_token(token):
 
 def log_out(access_claims, refresh_token=None):
     """Revoke the access token and, if given, the same user's refresh token."""
+    refresh_claims = _refresh_claims_to_revoke(refresh_token, access_claims["sub"]) if refresh_token else None
     revoke(access_claims)
-    if refresh_token:
-        try:
-            claims = decode_token(refresh_token, REFRESH)
-        except APIError as error:
-            if error.message != MSG_EXPIRED:  # an expired token needs no revoking
-                raise
-            claims = None
-        if claims and claims["sub"] != access_claims["sub"]:
-            raise unauthorized(MSG_INVALID)
-        if claims and not db.session.scalar(select(RevokedToken.id).where(RevokedToken.jti == claims["jti"])):
-            revoke(claims)
+    if refresh_claims:
+        revoke(refresh_claims)
     db.session.commit()
+
+
+def _refresh_claims_to_revoke(token, subject):
+    try:
+        claims = decode_token(token, REFRESH)
+    except APIError as error:
+        if error.message == MSG_EXPIRED:  # dead already: nothing to revoke
+            return None
+        raise
+    if claims["sub"] != subject:
+        raise unauthorized(MSG_INVALID)
+    already = db.session.scalar(select(RevokedToken.id).where(RevokedToken.jti == claims["jti"]))
+    return None if already else claims
 
 
 def bearer_token():

@@ -98,13 +98,14 @@ def _is_database_unreachable(exc):
 
 
 def handle_exception(exc):
+    # Whatever failed, nothing half-done may be committed by a later request.
+    db.session.rollback()
     if isinstance(exc, APIError):
         return error_response(exc.status, exc.message, exc.errors, exc.headers)
     if isinstance(exc, HTTPException):
         return _from_http_exception(exc)
     if isinstance(exc, ValidationError):
         return error_response(422, None, _flatten_locations(exc.messages))
-    db.session.rollback()
     request_id = g.get("request_id", "-")
     if _is_database_unreachable(exc):
         log.error("database unreachable (request %s): %s", request_id, exc.__class__.__name__)

@@ -40,11 +40,11 @@ class LoginSchema(Schema):
 
 
 class RefreshSchema(Schema):
-    refresh_token = Text(required=True, max_length=4096)
+    refresh_token = Text(required=True, min_length=1, max_length=4096)
 
 
 class LogoutSchema(Schema):
-    refresh_token = Text(max_length=4096)
+    refresh_token = Text(min_length=1, max_length=4096)
 
 
 class PasswordChangeSchema(Schema):

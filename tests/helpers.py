@@ -1,0 +1,168 @@
+"""Shared fixtures: a migrated database, apps, accounts and small factories.
+
+Tests run against SQLite by default and against PostgreSQL when
+TEST_DATABASE_URL is set. The schema is built once per run by the
+migrations (never by create_all), and every table is emptied after each test.
+"""
+import atexit
+import io
+import os
+import shutil
+import tempfile
+import unittest
+from contextlib import contextmanager
+
+import flask_migrate
+from PIL import Image as PILImage
+from sqlalchemy import create_engine, event, text
+
+from app import create_app
+from app.extensions import db
+from app.models import User
+
+_TMP = tempfile.mkdtemp(prefix="api-tests-")
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
+
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_TMP}/test.db"
+IS_POSTGRES = DATABASE_URL.startswith("postgres")
+PASSWORD = "correct horse battery"
+
+BASE_CONFIG = {
+    "SQLALCHEMY_DATABASE_URI": DATABASE_URL,
+    "UPLOAD_DIR": os.path.join(_TMP, "uploads"),
+    "RATELIMIT_ENABLED": False,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "BCRYPT_ROUNDS": 4,
+    "LOG_LEVEL": "CRITICAL",
+}
+
+_state = {"migrated": False, "app": None}
+
+
+def _reset_schema():
+    from config import normalize_database_url
+
+    if IS_POSTGRES:
+        engine = create_engine(normalize_database_url(DATABASE_URL))
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+
+
+def make_app(**overrides):
+    """A testing app on the test database, migrated once per run."""
+    app = create_app("testing", **{**BASE_CONFIG, **overrides})
+    if not _state["migrated"]:
+        _reset_schema()
+        with app.app_context():
+            flask_migrate.upgrade()
+        _state["migrated"] = True
+    return app
+
+
+def shared_app():
+    if _state["app"] is None:
+        _state["app"] = make_app()
+    return _state["app"]
+
+
+def empty_tables():
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
+    db.session.commit()
+
+
+class APITestCase(unittest.TestCase):
+    """Each test gets a client on the shared app and leaves the tables empty."""
+
+    app_overrides = None
+
+    def setUp(self):
+        self.app = make_app(**self.app_overrides) if self.app_overrides else shared_app()
+        self.ctx = self.app.app_context()
+        self.ctx.push()
+        self.client = self.app.test_client()
+
+    def tearDown(self):
+        db.session.rollback()
+        empty_tables()
+        db.session.remove()
+        if self.app_overrides:
+            db.engine.dispose()
+        self.ctx.pop()
+
+    # -- accounts ------------------------------------------------------------
+
+    def register(self, email=None, password=PASSWORD):
+        email = email or f"user{next(_counter)}@example.com"
+        response = self.client.post("/v1/auth/register", json={"email": email, "password": password})
+        self.assertEqual(response.status_code, 201, response.json)
+        return response.json
+
+    def account(self, role="user", email=None):
+        """A registered account with `role`: returns (user_id, headers)."""
+        body = self.register(email)
+        user_id = body["user"]["id"]
+        if role != "user":
+            user = db.session.get(User, user_id)
+            user.role = role
+            db.session.commit()
+        return user_id, bearer(body["auth_token"])
+
+    def headers_for(self, role="user"):
+        return self.account(role)[1]
+
+    # -- assertions ----------------------------------------------------------
+
+    def assertError(self, response, status, message=None):
+        self.assertEqual(response.status_code, status, response.get_data(as_text=True)[:500])
+        self.assertEqual(response.mimetype, "application/json")
+        body = response.json
+        self.assertIs(body["success"], False)
+        self.assertEqual(body["error"], status)
+        self.assertIsInstance(body["message"], str)
+        if message is not None:
+            self.assertEqual(body["message"], message)
+        return body
+
+    def assertFieldError(self, response, field, status=422):
+        body = self.assertError(response, status)
+        self.assertIn(field, body.get("errors", {}), body)
+        return body
+
+
+def _count():
+    n = 0
+    while True:
+        n += 1
+        yield n
+
+
+_counter = _count()
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def count_queries():
+    """Count the SQL statements run inside the block."""
+    statements = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def image_bytes(fmt="PNG", size=(64, 48), color=(200, 30, 30), **save_args):
+    picture = PILImage.new("RGB", size, color)
+    out = io.BytesIO()
+    picture.save(out, format=fmt, **save_args)
+    return out.getvalue()

@@ -1,0 +1,51 @@
+"""Run the suite with nose2 under coverage: on SQLite, then on TEST_DATABASE_URL if set.
+
+Prints the totals last, as `N passed, M failed`.
+"""
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+FAIL_UNDER = 90
+
+
+def run_suite(label, database_url):
+    env = dict(os.environ, APP_ENV="testing", COVERAGE_FILE=os.path.join(ROOT, f".coverage.{label}"))
+    env.pop("DATABASE_URL", None)
+    if database_url:
+        env["TEST_DATABASE_URL"] = database_url
+    else:
+        env.pop("TEST_DATABASE_URL", None)
+    print(f"\n=== {label} ===", flush=True)
+    command = [os.path.join(BIN, "coverage"), "run", "--source=app,config", "-m", "nose2", "-s", ROOT, "-t", ROOT, "tests"]
+    process = subprocess.run(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(process.stderr)
+    ran = re.search(r"Ran (\d+) tests?", process.stderr)
+    total = int(ran.group(1)) if ran else 0
+    failed = sum(int(n) for n in re.findall(r"(?:failures|errors)=(\d+)", process.stderr))
+    if process.returncode != 0 and failed == 0:
+        failed = max(1, total)
+    return total - failed, failed
+
+
+def main():
+    results = [run_suite("sqlite", None)]
+    postgres = os.environ.get("TEST_DATABASE_URL")
+    if postgres:
+        results.append(run_suite("postgresql", postgres))
+    coverage = os.path.join(BIN, "coverage")
+    subprocess.run([coverage, "combine"], cwd=ROOT, check=False)
+    report = subprocess.run([coverage, "report", f"--fail-under={FAIL_UNDER}"], cwd=ROOT)
+    passed = sum(p for p, _ in results)
+    failed = sum(f for _, f in results)
+    if report.returncode != 0:
+        print(f"coverage is under {FAIL_UNDER}%")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or report.returncode != 0 or passed == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+import time
+from datetime import datetime, timedelta, timezone
+
+import jwt
+from sqlalchemy import select
+
+from app.auth import ACCESS, REFRESH, encode_token
+from app.extensions import db
+from app.models import RevokedToken, User
+from tests.helpers import PASSWORD, APITestCase, bearer
+
+SECRET_KEY_CLAIMS = ("sub", "iat", "exp", "jti", "type", "ver")
+
+
+class RegisterTests(APITestCase):
+    def test_register_answers_tokens_and_user(self):
+        response = self.client.post("/v1/auth/register", json={"email": "New@Example.COM", "password": PASSWORD})
+        self.assertEqual(response.status_code, 201)
+        body = response.json
+        self.assertEqual(body["message"], "Successfully registered")
+        self.assertTrue(body["success"])
+        self.assertEqual(body["user"]["email"], "new@example.com")
+        self.assertEqual(body["user"]["role"], "user")
+        self.assertEqual(body["user"]["permissions"], ["get:images"])
+        self.assertRegex(body["user"]["created_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertEqual(body["expires_in"], 15 * 60)
+        self.assertIn("Location", response.headers)
+        self.assertNotIn("password", str(body))
+        stored = db.session.scalars(select(User)).one()
+        self.assertEqual(stored.email, "new@example.com")
+        self.assertTrue(stored.password_hash.startswith("$2b$"))
+        self.assertNotEqual(stored.password_hash, PASSWORD)
+
+    def test_duplicate_email_is_409_whatever_the_case(self):
+        self.register("dup@example.com")
+        response = self.client.post("/v1/auth/register", json={"email": " DUP@example.com ", "password": PASSWORD})
+        self.assertError(response, 409, "Email already registered")
+        self.assertEqual(db.session.query(User).count(), 1)
+
+    def test_bad_registrations_are_422(self):
+        cases = [
+            ({}, "email"),
+            ({"email": "a@example.com"}, "password"),
+            ({"password": PASSWORD}, "email"),
+            ({"email": "not-an-email", "password": PASSWORD}, "email"),
+            ({"email": "", "password": PASSWORD}, "email"),
+            ({"email": "   ", "password": PASSWORD}, "email"),
+            ({"email": 12, "password": PASSWORD}, "email"),
+            ({"email": None, "password": PASSWORD}, "email"),
+            ({"email": ["a@example.com"], "password": PASSWORD}, "email"),
+            ({"email": "a" * 300 + "@example.com", "password": PASSWORD}, "email"),
+            ({"email": "a@example.com", "password": "short"}, "password"),
+            ({"email": "a@example.com", "password": "x" * 73}, "password"),
+            ({"email": "a@example.com", "password": "é" * 37}, "password"),  # 74 bytes
+            ({"email": "a@example.com", "password": 12345678}, "password"),
+            ({"email": "a@example.com", "password": "pass\x00word1"}, "password"),
+            ({"email": "a@example.com", "password": PASSWORD, "role": "admin"}, "role"),
+            ({"email": "a@example.com", "password": PASSWORD, "id": 1}, "id"),
+        ]
+        for body, field in cases:
+            with self.subTest(body=str(body)[:80]):
+                self.assertFieldError(self.client.post("/v1/auth/register", json=body), field)
+        self.assertEqual(db.session.query(User).count(), 0)
+
+    def test_password_of_72_bytes_is_accepted(self):
+        self.register("long@example.com", password="é" * 36)
+        response = self.client.post("/v1/auth/login", json={"email": "long@example.com", "password": "é" * 36})
+        self.assertEqual(response.status_code, 200)
+
+    def test_unicode_email_local_part_is_kept(self):
+        body = self.register("josé@example.com")
+        self.assertEqual(body["user"]["email"], "josé@example.com")
+
+    def test_body_must_be_a_json_object(self):
+        self.assertError(self.client.post("/v1/auth/register", data="{bad", content_type="application/json"), 400, "Request body is not valid JSON")
+        self.assertError(self.client.post("/v1/auth/register", json=["a"]), 400, "Request body must be a JSON object")
+        self.assertError(self.client.post("/v1/auth/register", json="text"), 400)
+        self.assertError(self.client.post("/v1/auth/register", data="email=a", content_type="application/x-www-form-urlencoded"), 415)
+        self.assertError(self.client.post("/v1/auth/register", data="x" * (2 * 1024 * 1024), content_type="application/json"), 413)
+
+
+class LoginTests(APITestCase):
+    def test_login_answers_bearer_tokens(self):
+        self.register("log@example.com")
+        response = self.client.post("/v1/auth/login", json={"email": "LOG@example.com", "password": PASSWORD})
+        self.assertEqual(response.status_code, 200)
+        body = response.json
+        self.assertEqual(body["message"], "Successfully logged in")
+        self.assertEqual(body["token_type"], "Bearer")
+        self.assertEqual(body["expires_in"], 900)
+        me = self.client.get("/v1/auth/me", headers=bearer(body["auth_token"]))
+        self.assertEqual(me.json["user"]["email"], "log@example.com")
+
+    def test_wrong_password_and_unknown_email_answer_alike(self):
+        self.register("who@example.com")
+        wrong = self.client.post("/v1/auth/login", json={"email": "who@example.com", "password": "wrong password"})
+        unknown = self.client.post("/v1/auth/login", json={"email": "nobody@example.com", "password": PASSWORD})
+        for response in (wrong, unknown):
+            self.assertError(response, 401, "Invalid email or password")
+            self.assertEqual(response.headers["WWW-Authenticate"], "Bearer")
+        self.assertEqual(wrong.json, unknown.json)
+
+    def test_overlong_password_is_just_wrong(self):
+        self.register("who@example.com")
+        response = self.client.post("/v1/auth/login", json={"email": "who@example.com", "password": PASSWORD + "x" * 100})
+        self.assertError(response, 401, "Invalid email or password")
+
+    def test_bad_login_bodies(self):
+        self.assertFieldError(self.client.post("/v1/auth/login", json={"email": "a@example.com"}), "password")
+        self.assertFieldError(self.client.post("/v1/auth/login", json={"password": "x"}), "email")
+        self.assertFieldError(self.client.post("/v1/auth/login", json={"email": 1, "password": "x"}), "email")
+        self.assertFieldError(self.client.post("/v1/auth/login", json={"email": "a@example.com", "password": "x", "remember": True}), "remember")
+        self.assertError(self.client.post("/v1/auth/login", data="nope", content_type="application/json"), 400)
+
+
+class TokenTests(APITestCase):
+    def setUp(self):
+        super().setUp()
+        body = self.register("tok@example.com")
+        self.user_id = body["user"]["id"]
+        self.access = body["auth_token"]
+        self.refresh_token = body["refresh_token"]
+
+    def _claims(self, **changes):
+        now = datetime.now(timezone.utc)
+        claims = {"sub": str(self.user_id), "iat": now, "exp": now + timedelta(minutes=5), "jti": "j" * 32, "type": ACCESS, "ver": 0}
+        claims.update(changes)
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def _token(self, key=None, algorithm="HS256", **changes):
+        return jwt.encode(self._claims(**changes), key or self.app.config["SECRET_KEY"], algorithm=algorithm)
+
+    def me(self, headers):
+        return self.client.get("/v1/auth/me", headers=headers)
+
+    def test_claims_are_all_present(self):
+        claims = jwt.decode(self.access, self.app.config["SECRET_KEY"], algorithms=["HS256"])
+        for claim in SECRET_KEY_CLAIMS:
+            self.assertIn(claim, claims)
+        self.assertEqual(claims["type"], "access")
+        self.assertEqual(jwt.get_unverified_header(self.access)["alg"], "HS256")
+
+    def test_header_messages(self):
+        self.assertError(self.me({}), 401, "Provide an authorization header")
+        self.assertError(self.me({"Authorization": ""}), 401, "Provide an authorization header")
+        self.assertError(self.me({"Authorization": self.access}), 401, "Malformed authorization header")
+        self.assertError(self.me({"Authorization": f"Token {self.access}"}), 401, "Malformed authorization header")
+        self.assertError(self.me({"Authorization": "Bearer"}), 401, "Malformed authorization header")
+        self.assertError(self.me({"Authorization": f"Bearer {self.access} extra"}), 401, "Malformed authorization header")
+        response = self.me({})
+        self.assertEqual(response.headers["WWW-Authenticate"], "Bearer")
+
+    def test_lowercase_bearer_is_accepted(self):
+        self.assertEqual(self.me({"Authorization": f"bearer {self.access}"}).status_code, 200)
+
+    def test_invalid_tokens(self):
+        invalid = "Invalid token. Please log in again."
+        now = datetime.now(timezone.utc)
+        cases = {
+            "garbage": "not.a.token",
+            "random": "abc",
+            "other key": self._token(key="another-secret-key-that-is-long-enough-to-use"),
+            "alg none": jwt.encode(self._claims(), None, algorithm="none"),
+            "HS512": self._token(algorithm="HS512"),
+            "no exp": self._token(exp=None) if False else jwt.encode({k: v for k, v in self._claims().items() if k != "exp"}, self.app.config["SECRET_KEY"], algorithm="HS256"),
+            "no jti": jwt.encode({k: v for k, v in self._claims().items() if k != "jti"}, self.app.config["SECRET_KEY"], algorithm="HS256"),
+            "no type": jwt.encode({k: v for k, v in self._claims().items() if k != "type"}, self.app.config["SECRET_KEY"], algorithm="HS256"),
+            "no sub": jwt.encode({k: v for k, v in self._claims().items() if k != "sub"}, self.app.config["SECRET_KEY"], algorithm="HS256"),
+            "no iat": jwt.encode({k: v for k, v in self._claims().items() if k != "iat"}, self.app.config["SECRET_KEY"], algorithm="HS256"),
+            "refresh as access": self.refresh_token,
+            "wrong type": self._token(type="id"),
+            "non-numeric sub": self._token(sub="abc"),
+            "unknown user": self._token(sub="999999"),
+            "tampered": self.access[:-4] + ("AAAA" if not self.access.endswith("AAAA") else "BBBB"),
+            "future iat": self._token(iat=now + timedelta(hours=1)),
+        }
+        for name, token in cases.items():
+            with self.subTest(name):
+                self.assertError(self.me(bearer(token)), 401, invalid)
+
+    def test_expired_token(self):
+        past = datetime.now(timezone.utc) - timedelta(hours=1)
+        token = self._token(iat=past, exp=past + timedelta(minutes=1))
+        self.assertError(self.me(bearer(token)), 401, "Signature expired. Please log in again.")
+
+    def test_short_lived_token_expires(self):
+        app_token_minutes = self.app.config["ACCESS_TOKEN_MINUTES"]
+        self.app.config["ACCESS_TOKEN_MINUTES"] = 0
+        try:
+            token = encode_token(db.session.get(User, self.user_id), ACCESS)
+        finally:
+            self.app.config["ACCESS_TOKEN_MINUTES"] = app_token_minutes
+        time.sleep(1.1)
+        self.assertError(self.me(bearer(token)), 401, "Signature expired. Please log in again.")
+
+    def test_deleted_users_token_is_invalid(self):
+        db.session.delete(db.session.get(User, self.user_id))
+        db.session.commit()
+        self.assertError(self.me(bearer(self.access)), 401, "Invalid token. Please log in again.")
+
+    def test_logout_revokes_access_and_refresh(self):
+        response = self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"refresh_token": self.refresh_token})
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.json, {"success": True, "message": "Successfully logged out"})
+        revoked = "Token has been revoked. Please log in again."
+        self.assertError(self.me(bearer(self.access)), 401, revoked)
+        self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token}), 401, revoked)
+        self.assertEqual(db.session.query(RevokedToken).count(), 2)
+        self.assertError(self.client.post("/v1/auth/logout", headers=bearer(self.access)), 401, revoked)
+
+    def test_logout_without_body_keeps_refresh_token(self):
+        response = self.client.post("/v1/auth/logout", headers=bearer(self.access))
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token}).status_code, 200)
+
+    def test_logout_refuses_a_foreign_or_bad_refresh_token(self):
+        other = self.register("other@example.com")
+        for token in (other["refresh_token"], "garbage", self.access):
+            with self.subTest(token=token[:10]):
+                response = self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"refresh_token": token})
+                self.assertError(response, 401, "Invalid token. Please log in again.")
+        self.assertEqual(self.me(bearer(self.access)).status_code, 200)
+        self.assertFieldError(self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"refresh_token": 5}), "refresh_token")
+        self.assertFieldError(self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"token": "x"}), "token")
+
+    def test_logout_needs_a_token(self):
+        self.assertError(self.client.post("/v1/auth/logout"), 401, "Provide an authorization header")
+
+    def test_refresh_rotates(self):
+        response = self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token})
+        self.assertEqual(response.status_code, 200)
+        body = response.json
+        self.assertNotEqual(body["refresh_token"], self.refresh_token)
+        self.assertEqual(self.me(bearer(body["auth_token"])).status_code, 200)
+        again = self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token})
+        self.assertError(again, 401, "Token has been revoked. Please log in again.")
+        self.assertEqual(self.client.post("/v1/auth/refresh", json={"refresh_token": body["refresh_token"]}).status_code, 200)
+
+    def test_refresh_refuses_access_tokens_and_junk(self):
+        self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": self.access}), 401, "Invalid token. Please log in again.")
+        self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": "x.y.z"}), 401, "Invalid token. Please log in again.")
+        self.assertFieldError(self.client.post("/v1/auth/refresh", json={}), "refresh_token")
+        self.assertFieldError(self.client.post("/v1/auth/refresh", json={"refresh_token": ""}), "refresh_token")
+        self.assertFieldError(self.client.post("/v1/auth/refresh", json={"refresh_token": ["a"]}), "refresh_token")
+
+    def test_refresh_token_of_deleted_user(self):
+        db.session.delete(db.session.get(User, self.user_id))
+        db.session.commit()
+        self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token}), 401, "Invalid token. Please log in again.")
+
+    def test_expired_refresh_token(self):
+        past = datetime.now(timezone.utc) - timedelta(days=40)
+        token = self._token(type=REFRESH, iat=past, exp=past + timedelta(days=30))
+        self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": token}), 401, "Signature expired. Please log in again.")
+        response = self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"refresh_token": token})
+        self.assertEqual(response.status_code, 200)
+
+    def test_password_change_kills_earlier_tokens(self):
+        response = self.client.put(
+            "/v1/auth/password", headers=bearer(self.access), json={"current_password": PASSWORD, "new_password": "a brand new secret"}
+        )
+        self.assertEqual(response.status_code, 200)
+        revoked = "Token has been revoked. Please log in again."
+        self.assertError(self.me(bearer(self.access)), 401, revoked)
+        self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token}), 401, revoked)
+        self.assertEqual(self.me(bearer(response.json["auth_token"])).status_code, 200)
+        old = self.client.post("/v1/auth/login", json={"email": "tok@example.com", "password": PASSWORD})
+        self.assertError(old, 401)
+        new = self.client.post("/v1/auth/login", json={"email": "tok@example.com", "password": "a brand new secret"})
+        self.assertEqual(new.status_code, 200)
+
+    def test_password_change_validation(self):
+        headers = bearer(self.access)
+        wrong = self.client.put("/v1/auth/password", headers=headers, json={"current_password": "nope nope", "new_password": "another secret"})
+        self.assertFieldError(wrong, "current_password")
+        self.assertFieldError(self.client.put("/v1/auth/password", headers=headers, json={"current_password": PASSWORD}), "new_password")
+        self.assertFieldError(self.client.put("/v1/auth/password", headers=headers, json={"current_password": PASSWORD, "new_password": "short"}), "new_password")
+        self.assertFieldError(self.client.put("/v1/auth/password", headers=headers, json={"current_password": PASSWORD, "new_password": "x" * 100}), "new_password")
+        self.assertError(self.client.post("/v1/auth/password", headers=headers, json={}), 405)
+        self.assertEqual(self.me(headers).status_code, 200)
+
+    def test_role_change_takes_effect_at_once(self):
+        headers = bearer(self.access)
+        self.assertError(self.client.get("/v1/actors", headers=headers), 403)
+        user = db.session.get(User, self.user_id)
+        user.role = "casting_assistant"
+        db.session.commit()
+        self.assertEqual(self.client.get("/v1/actors", headers=headers).status_code, 200)
+        me = self.me(headers).json["user"]
+        self.assertEqual(me["role"], "casting_assistant")
+        self.assertEqual(me["permissions"], ["get:actors", "get:images", "get:movies"])
