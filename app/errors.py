@@ -3,6 +3,7 @@ import logging
 
 from flask import g, jsonify
 from marshmallow import ValidationError
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -91,10 +92,21 @@ def _from_http_exception(exc):
     return error_response(status, message, errors, headers)
 
 
-def _is_database_unreachable(exc):
-    if isinstance(exc, DisconnectionError):
+def _database_answers():
+    try:
+        db.session.execute(text("SELECT 1"))
         return True
-    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError))
+    except Exception:
+        return False
+    finally:
+        db.session.rollback()
+
+
+def _is_database_unreachable(exc):
+    """A lost connection, told apart from bad SQL (both can be OperationalError) by asking again."""
+    if isinstance(exc, DisconnectionError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return True
+    return isinstance(exc, OperationalError) and not _database_answers()
 
 
 def handle_exception(exc):

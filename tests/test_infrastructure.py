@@ -1,0 +1,142 @@
+"""Real services: the database going away and coming back, Redis rate limits,
+concurrent registrations, and configuration safety."""
+import os
+import threading
+import unittest
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from app import create_app
+from app.models import User
+from app.extensions import db
+from config import ConfigError, build_config, normalize_database_url
+from tests.helpers import DATABASE_URL, IS_POSTGRES, PASSWORD, APITestCase, TcpProxy, bearer, make_app
+
+REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
+
+
+@unittest.skipUnless(IS_POSTGRES, "needs a database server that can become unreachable")
+class DatabaseOutageTests(unittest.TestCase):
+    def test_503_while_unreachable_then_recovers_without_restart(self):
+        parts = urlsplit(DATABASE_URL)
+        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        proxy.start()
+        netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+        app = make_app(SQLALCHEMY_DATABASE_URI=urlunsplit(parts._replace(netloc=netloc)))
+        client = app.test_client()
+        try:
+            self.assertEqual(client.get("/v1/health").status_code, 200)
+            token = client.post("/v1/auth/register", json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD}).json["auth_token"]
+            proxy.stop()
+            for response in (client.get("/v1/health"), client.get("/v1/buckets", headers=bearer(token))):
+                self.assertEqual(response.status_code, 503)
+                self.assertEqual(response.json["error"], 503)
+                self.assertIs(response.json["success"], False)
+            proxy.start()
+            self.assertEqual(client.get("/v1/health").json, {"success": True, "status": "ok", "database": "ok"})
+            self.assertEqual(client.get("/v1/buckets", headers=bearer(token)).status_code, 200)
+        finally:
+            proxy.start()
+            with app.app_context():
+                db.session.execute(db.delete(User))
+                db.session.commit()
+                db.engine.dispose()
+            proxy.stop()
+
+
+class RedisRateLimitTests(APITestCase):
+    prefix = f"ratelimit-test-{uuid.uuid4().hex}"
+    app_overrides = {
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_STORAGE_URI": REDIS_URL,
+        "RATELIMIT_KEY_PREFIX": prefix,
+        "RATELIMIT_LOGIN": "3 per minute",
+        "RATELIMIT_REGISTER": "2 per minute",
+    }
+
+    def tearDown(self):
+        store = redis.Redis.from_url(REDIS_URL)
+        for key in store.scan_iter(f"*{self.prefix}*"):
+            store.delete(key)
+        super().tearDown()
+
+    def test_login_is_limited_per_account_in_redis(self):
+        self.register("limited@example.com")
+        attempt = {"email": "limited@example.com", "password": "wrong password"}
+        statuses = [self.client.post("/v1/auth/login", json=attempt).status_code for _ in range(3)]
+        self.assertEqual(statuses, [401, 401, 401])
+        response = self.client.post("/v1/auth/login", json=attempt)
+        self.assertError(response, 429)
+        self.assertGreater(int(response.headers["Retry-After"]), 0)
+        keys = list(redis.Redis.from_url(REDIS_URL).scan_iter(f"*{self.prefix}*"))
+        self.assertTrue(keys, "the limiter should keep its counters in Redis")
+        other = self.client.post("/v1/auth/login", json={"email": "someone-else@example.com", "password": "x"})
+        self.assertEqual(other.status_code, 401)
+
+    def test_register_is_limited_per_address(self):
+        self.register()
+        self.register()
+        response = self.client.post("/v1/auth/register", json={"email": "third@example.com", "password": PASSWORD})
+        self.assertError(response, 429)
+        self.assertIn("Retry-After", response.headers)
+
+
+class ConcurrentRegistrationTests(APITestCase):
+    def test_twenty_parallel_registrations_of_one_email(self):
+        barrier = threading.Barrier(20)
+        statuses = []
+
+        def register():
+            client = self.app.test_client()
+            barrier.wait()
+            response = client.post("/v1/auth/register", json={"email": "race@example.com", "password": PASSWORD})
+            statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=register) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(sorted(statuses), [201] + [409] * 19)
+        self.assertEqual(db.session.query(User).filter_by(email="race@example.com").count(), 1)
+
+
+class ConfigTests(unittest.TestCase):
+    def test_database_url_forms(self):
+        for url in ("postgres://u:p@h:5432/d", "postgresql://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"):
+            self.assertEqual(normalize_database_url(url), "postgresql+psycopg2://u:p@h:5432/d")
+        self.assertEqual(normalize_database_url("sqlite:///x.db"), "sqlite:///x.db")
+
+    def test_production_refuses_weak_secrets(self):
+        for secret in (None, "", "secret", "short-but-not-default", "dev-only-secret-key-change-me-in-production-please"):
+            with self.subTest(secret=secret):
+                with self.assertRaises(ConfigError):
+                    build_config("production", SECRET_KEY=secret)
+
+    def test_production_refuses_to_start_without_secret_from_env(self):
+        saved = {k: os.environ.pop(k, None) for k in ("SECRET_KEY",)}
+        try:
+            with self.assertRaises(ConfigError) as caught:
+                create_app("production")
+            self.assertIn("SECRET_KEY", str(caught.exception))
+        finally:
+            for key, value in saved.items():
+                if value is not None:
+                    os.environ[key] = value
+
+    def test_production_accepts_a_long_random_secret(self):
+        config = build_config("production", SECRET_KEY="x" * 16 + uuid.uuid4().hex)
+        self.assertEqual(config["BCRYPT_ROUNDS"], 12)
+        self.assertEqual(config["CORS_ORIGINS"], "")
+
+    def test_bad_settings_are_reported(self):
+        with self.assertRaises(ConfigError):
+            build_config("staging")
+        os.environ["ACCESS_TOKEN_MINUTES"] = "soon"
+        try:
+            with self.assertRaises(ConfigError):
+                build_config("development")
+        finally:
+            del os.environ["ACCESS_TOKEN_MINUTES"]
