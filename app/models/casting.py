@@ -37,5 +37,8 @@ Index("ix_actors_created_at", Actor.created_at)
 Index("ix_movies_created_at", Movie.created_at)
 
 Actor.movie_count = column_property(
-    select(func.count(movie_actors.c.movie_id)).where(movie_actors.c.actor_id == Actor.id).scalar_subquery()
+    select(func.count(movie_actors.c.movie_id))
+    .where(movie_actors.c.actor_id == Actor.id)
+    .correlate_except(movie_actors)
+    .scalar_subquery()
 )

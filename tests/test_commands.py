@@ -1,0 +1,93 @@
+"""manage.py: create-user, purge-tokens, seed."""
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from app.commands import create_user, purge_tokens
+from app.extensions import db
+from app.models import Actor, Bucket, Image, Item, Movie, RevokedToken, User, movie_actors
+from app.models.base import utcnow
+from app.seed import seed
+from tests.helpers import PASSWORD, APITestCase
+
+
+class CreateUserTests(APITestCase):
+    def invoke(self, command, *args):
+        return self.app.test_cli_runner().invoke(command, list(args))
+
+    def test_creates_then_updates(self):
+        result = self.invoke(create_user, "Boss@Example.com", "--password", PASSWORD, "--role", "admin")
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertIn("Created boss@example.com", result.output)
+        user = db.session.scalars(select(User)).one()
+        self.assertEqual((user.email, user.role), ("boss@example.com", "admin"))
+        login = self.client.post("/v1/auth/login", json={"email": "boss@example.com", "password": PASSWORD})
+        self.assertEqual(login.status_code, 200)
+        result = self.invoke(create_user, "boss@example.com", "--password", "a different one", "--role", "admin")
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertIn("Updated", result.output)
+        self.assertEqual(self.client.post("/v1/auth/login", json={"email": "boss@example.com", "password": "a different one"}).status_code, 200)
+
+    def test_refuses_unknown_roles_and_weak_passwords(self):
+        for args, complaint in (
+            (["x@example.com", "--password", PASSWORD, "--role", "king"], "unknown role"),
+            (["x@example.com", "--password", "short"], "weak password"),
+            (["x@example.com", "--password", "y" * 80], "weak password"),
+            (["not-an-email", "--password", PASSWORD], "e-mail"),
+        ):
+            with self.subTest(args=args):
+                result = self.invoke(create_user, *args)
+                self.assertNotEqual(result.exit_code, 0)
+                self.assertIn(complaint, result.output)
+        self.assertEqual(db.session.scalar(select(func.count(User.id))), 0)
+
+    def test_will_not_demote_the_last_admin(self):
+        self.invoke(create_user, "boss@example.com", "--password", PASSWORD, "--role", "admin")
+        result = self.invoke(create_user, "boss@example.com", "--password", PASSWORD, "--role", "user")
+        self.assertNotEqual(result.exit_code, 0)
+        self.assertIn("last admin", result.output)
+
+
+class PurgeTokensTests(APITestCase):
+    def test_deletes_only_expired_rows(self):
+        user_id, _ = self.account()
+        now = utcnow()
+        db.session.add_all([
+            RevokedToken(jti="old1", user_id=user_id, expires_at=now - timedelta(minutes=1)),
+            RevokedToken(jti="old2", user_id=user_id, expires_at=now - timedelta(days=3)),
+            RevokedToken(jti="live", user_id=user_id, expires_at=now + timedelta(minutes=10)),
+        ])
+        db.session.commit()
+        result = self.app.test_cli_runner().invoke(purge_tokens)
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertIn("Purged 2", result.output)
+        self.assertEqual(db.session.scalars(select(RevokedToken.jti)).all(), ["live"])
+
+
+class SeedTests(APITestCase):
+    def test_small_seed_is_loginable_and_complete(self):
+        args = ["--users", "2", "--buckets", "3", "--items", "4", "--actors", "10", "--movies", "5", "--images", "2", "--random-seed", "7"]
+        result = self.app.test_cli_runner().invoke(seed, args)
+        self.assertEqual(result.exit_code, 0, result.output)
+        count = lambda model: db.session.scalar(select(func.count()).select_from(model))  # noqa: E731
+        self.assertEqual(count(Bucket), 6)
+        self.assertEqual(count(Item), 24)
+        self.assertEqual(count(Actor), 10)
+        self.assertEqual(count(Movie), 5)
+        self.assertEqual(count(Image), 2)
+        casts = db.session.execute(select(movie_actors.c.movie_id, func.count()).group_by(movie_actors.c.movie_id)).all()
+        self.assertEqual(len(casts), 5)
+        self.assertTrue(all(1 <= n <= 8 for _, n in casts))
+        self.assertIn("demo@example.com", result.output)
+        self.assertIn("casting-director@example.com", result.output)
+        login = self.client.post("/v1/auth/login", json={"email": "demo@example.com", "password": "password123"})
+        self.assertEqual(login.status_code, 200)
+        buckets = self.client.get("/v1/buckets", headers={"Authorization": f"Bearer {login.json['auth_token']}"}).json
+        self.assertEqual(buckets["pagination"]["total"], 3)
+        self.assertTrue(all(bucket["item_count"] == 4 for bucket in buckets["buckets"]))
+        director = self.client.post("/v1/auth/login", json={"email": "casting-director@example.com", "password": "password123"}).json
+        self.assertEqual(self.client.get("/v1/movies", headers={"Authorization": f"Bearer {director['auth_token']}"}).status_code, 200)
+
+    def test_seed_refuses_negative_counts(self):
+        result = self.app.test_cli_runner().invoke(seed, ["--buckets", "-1"])
+        self.assertNotEqual(result.exit_code, 0)
