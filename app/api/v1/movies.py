@@ -27,9 +27,11 @@ def _movie(movie_id):
 
 def _with_cast(data):
     """Swap `actor_ids` for the actors themselves (422 if any is unknown)."""
-    if "actor_ids" in data:
-        data = {**data, "actors": actors_by_ids(data.pop("actor_ids"))}
-    return data
+    if "actor_ids" not in data:
+        return data
+    fields = {key: value for key, value in data.items() if key != "actor_ids"}
+    fields["actors"] = actors_by_ids(data["actor_ids"])
+    return fields
 
 
 @blp.route("")

@@ -1,0 +1,213 @@
+"""/v1/actors and /v1/movies: the cast both ways and the permission matrix."""
+from datetime import date
+
+from sqlalchemy import insert, select
+
+from app.extensions import db
+from app.models import Actor, Movie, movie_actors
+from tests.helpers import APITestCase, count_queries
+
+ROLES = ("user", "casting_assistant", "casting_director", "executive_producer", "admin")
+ALLOWED = {
+    "get:actors": {"casting_assistant", "casting_director", "executive_producer", "admin"},
+    "get:movies": {"casting_assistant", "casting_director", "executive_producer", "admin"},
+    "post:actors": {"casting_director", "executive_producer", "admin"},
+    "patch:actors": {"casting_director", "executive_producer", "admin"},
+    "delete:actors": {"casting_director", "executive_producer", "admin"},
+    "patch:movies": {"casting_director", "executive_producer", "admin"},
+    "post:movies": {"executive_producer", "admin"},
+    "delete:movies": {"executive_producer", "admin"},
+}
+ACTOR = {"name": "Ada Lovelace", "age": 36, "gender": "female"}
+
+
+class CastingTestCase(APITestCase):
+    def setUp(self):
+        super().setUp()
+        _, self.admin = self.account("admin")
+
+    def new_actor(self, **fields):
+        response = self.client.post("/v1/actors", headers=self.admin, json={**ACTOR, **fields})
+        self.assertEqual(response.status_code, 201, response.json)
+        return response.json["actor"]
+
+    def new_movie(self, **fields):
+        body = {"title": "Analytical Engine", "release_date": "2021-03-04", **fields}
+        response = self.client.post("/v1/movies", headers=self.admin, json=body)
+        self.assertEqual(response.status_code, 201, response.json)
+        return response.json["movie"]
+
+
+class PermissionMatrixTests(CastingTestCase):
+    def requests(self):
+        """(permission, method, path, body) for every casting endpoint; fresh ids each call."""
+        actor = self.new_actor()["id"]
+        movie = self.new_movie(title=f"M{actor}")["id"]
+        return [
+            ("get:actors", "get", "/v1/actors", None),
+            ("get:actors", "get", f"/v1/actors/{actor}", None),
+            ("get:actors", "get", f"/v1/actors/{actor}/movies", None),
+            ("post:actors", "post", "/v1/actors", ACTOR),
+            ("patch:actors", "patch", f"/v1/actors/{actor}", {"age": 40}),
+            ("get:movies", "get", "/v1/movies", None),
+            ("get:movies", "get", f"/v1/movies/{movie}", None),
+            ("get:movies", "get", f"/v1/movies/{movie}/actors", None),
+            ("post:movies", "post", "/v1/movies", {"title": f"New {actor}", "release_date": "2020-01-01"}),
+            ("patch:movies", "patch", f"/v1/movies/{movie}", {"title": f"Renamed {actor}"}),
+            ("delete:movies", "delete", f"/v1/movies/{movie}", None),
+            ("delete:actors", "delete", f"/v1/actors/{actor}", None),
+        ]
+
+    def test_every_role_on_every_endpoint(self):
+        for role in (None,) + ROLES:
+            headers = self.headers_for(role) if role else {}
+            for permission, method, path, body in self.requests():
+                with self.subTest(role=role, method=method, path=path):
+                    response = getattr(self.client, method)(path, headers=headers, json=body)
+                    if role is None:
+                        self.assertError(response, 401, "Provide an authorization header")
+                    elif role in ALLOWED[permission]:
+                        self.assertEqual(response.status_code, 201 if method == "post" else 200, response.json)
+                        self.assertTrue(response.json["success"])
+                    else:
+                        self.assertError(response, 403)
+
+
+class ActorTests(CastingTestCase):
+    def test_crud(self):
+        actor = self.new_actor(name="  Grace Hopper ", age=0)
+        self.assertEqual(set(actor), {"id", "name", "age", "gender", "movie_count", "created_at", "modified_at"})
+        self.assertEqual((actor["name"], actor["age"], actor["movie_count"]), ("Grace Hopper", 0, 0))
+        url = f"/v1/actors/{actor['id']}"
+        self.assertEqual(self.client.get(url, headers=self.admin).json["actor"]["name"], "Grace Hopper")
+        patched = self.client.patch(url, headers=self.admin, json={"age": 150, "gender": "f"}).json["actor"]
+        self.assertEqual((patched["age"], patched["gender"], patched["name"]), (150, "f", "Grace Hopper"))
+        self.assertEqual(self.client.delete(url, headers=self.admin).json, {"success": True, "deleted": actor["id"]})
+        self.assertError(self.client.get(url, headers=self.admin), 404)
+        self.assertError(self.client.put(url, headers=self.admin, json=ACTOR), 405)
+
+    def test_bad_actors(self):
+        cases = [
+            ({"age": -1}, "age"), ({"age": 151}, "age"), ({"age": "30"}, "age"), ({"age": 30.5}, "age"),
+            ({"age": True}, "age"), ({"age": None}, "age"), ({"name": ""}, "name"),
+            ({"name": " "}, "name"), ({"name": "x" * 121}, "name"), ({"gender": ""}, "gender"),
+            ({"gender": "x" * 31}, "gender"), ({"id": 4}, "id"), ({"movie_count": 1}, "movie_count"), ({"nick": "x"}, "nick"),
+        ]
+        for fields, field in cases:
+            with self.subTest(fields=str(fields)[:40]):
+                self.assertFieldError(self.client.post("/v1/actors", headers=self.admin, json={**ACTOR, **fields}), field)
+        huge = '{"name": "A", "gender": "f", "age": 1000000000000000000000000000000}'
+        self.assertFieldError(self.client.post("/v1/actors", headers=self.admin, data=huge, content_type="application/json"), "age")
+        for missing in ACTOR:
+            body = {k: v for k, v in ACTOR.items() if k != missing}
+            self.assertFieldError(self.client.post("/v1/actors", headers=self.admin, json=body), missing)
+        actor_id = self.new_actor()["id"]
+        self.assertFieldError(self.client.patch(f"/v1/actors/{actor_id}", headers=self.admin, json={"age": -5}), "age")
+        self.assertError(self.client.patch(f"/v1/actors/{actor_id}", headers=self.admin, json={}), 422)
+        self.assertEqual(db.session.scalar(select(Actor.age).where(Actor.id == actor_id)), 36)
+        self.assertError(self.client.patch("/v1/actors/424242", headers=self.admin, json={"age": 3}), 404)
+
+    def test_filters(self):
+        self.new_actor(name="Young", age=20, gender="Female")
+        self.new_actor(name="Middle", age=45, gender="male")
+        self.new_actor(name="Old", age=80, gender="female")
+        names = lambda q: [a["name"] for a in self.client.get(f"/v1/actors{q}", headers=self.admin).json["actors"]]  # noqa: E731
+        self.assertEqual(names("?gender=female"), ["Young", "Old"])
+        self.assertEqual(names("?min_age=45"), ["Middle", "Old"])
+        self.assertEqual(names("?max_age=45&gender=male"), ["Middle"])
+        self.assertEqual(names("?min_age=21&max_age=79"), ["Middle"])
+        self.assertEqual(names("?q=OL&sort=-age"), ["Old"])
+        self.assertEqual(names("?sort=age"), ["Young", "Middle", "Old"])
+        for query in ("?min_age=50&max_age=40", "?min_age=x", "?max_age=-1", "?sort=gender"):
+            with self.subTest(query=query):
+                self.assertError(self.client.get(f"/v1/actors{query}", headers=self.admin), 400)
+
+
+class MovieTests(CastingTestCase):
+    def test_cast_both_ways(self):
+        a, b = self.new_actor(name="A")["id"], self.new_actor(name="B")["id"]
+        movie = self.new_movie(actor_ids=[b, a, b], release_date="2020-8-2")
+        self.assertEqual(movie["release_date"], "2020-08-02")
+        self.assertEqual(movie["actors"], [{"id": a, "name": "A"}, {"id": b, "name": "B"}])
+        self.assertNotIn("actor_ids", movie)
+        cast = self.client.get(f"/v1/movies/{movie['id']}/actors", headers=self.admin).json["actors"]
+        self.assertEqual([x["id"] for x in cast], [a, b])
+        films = self.client.get(f"/v1/actors/{a}/movies", headers=self.admin).json["movies"]
+        self.assertEqual([m["id"] for m in films], [movie["id"]])
+        self.assertEqual(self.client.get(f"/v1/actors/{a}", headers=self.admin).json["actor"]["movie_count"], 1)
+        patched = self.client.patch(f"/v1/movies/{movie['id']}", headers=self.admin, json={"actor_ids": [b]}).json["movie"]
+        self.assertEqual(patched["actors"], [{"id": b, "name": "B"}])
+        self.client.delete(f"/v1/actors/{b}", headers=self.admin)
+        self.assertEqual(self.client.get(f"/v1/movies/{movie['id']}", headers=self.admin).json["movie"]["actors"], [])
+        self.client.patch(f"/v1/movies/{movie['id']}", headers=self.admin, json={"actor_ids": [a]})
+        self.client.delete(f"/v1/movies/{movie['id']}", headers=self.admin)
+        self.assertEqual(db.session.execute(select(movie_actors)).all(), [])
+        self.assertIsNotNone(db.session.get(Actor, a))
+
+    def test_unknown_actor_ids_change_nothing(self):
+        a = self.new_actor()["id"]
+        response = self.client.post("/v1/movies", headers=self.admin, json={"title": "T", "release_date": "2020-01-01", "actor_ids": [a, 998, 999]})
+        body = self.assertFieldError(response, "actor_ids")
+        self.assertIn("998, 999", body["errors"]["actor_ids"][0])
+        self.assertEqual(db.session.scalars(select(Movie)).all(), [])
+        movie = self.new_movie(actor_ids=[a])
+        response = self.client.patch(f"/v1/movies/{movie['id']}", headers=self.admin, json={"actor_ids": [999], "title": "Changed"})
+        self.assertFieldError(response, "actor_ids")
+        current = self.client.get(f"/v1/movies/{movie['id']}", headers=self.admin).json["movie"]
+        self.assertEqual((current["title"], [x["id"] for x in current["actors"]]), (movie["title"], [a]))
+
+    def test_bad_movies(self):
+        base = {"title": "T", "release_date": "2020-01-01"}
+        cases = [
+            ({"release_date": "2021-02-30"}, "release_date"), ({"release_date": "2021-13-01"}, "release_date"),
+            ({"release_date": "01/02/2020"}, "release_date"), ({"release_date": "2020-01-01T00:00:00"}, "release_date"),
+            ({"release_date": 20200101}, "release_date"), ({"release_date": ""}, "release_date"),
+            ({"title": ""}, "title"), ({"title": "x" * 201}, "title"), ({"title": 3}, "title"),
+            ({"actor_ids": "1"}, "actor_ids"), ({"actor_ids": [1.5]}, "actor_ids"), ({"actor_ids": ["1"]}, "actor_ids"),
+            ({"actor_ids": [-1]}, "actor_ids"), ({"actor_ids": [2**40]}, "actor_ids"), ({"actor_ids": [True]}, "actor_ids"),
+            ({"actors": []}, "actors"), ({"id": 1}, "id"),
+        ]
+        for fields, field in cases:
+            with self.subTest(fields=str(fields)[:50]):
+                self.assertFieldError(self.client.post("/v1/movies", headers=self.admin, json={**base, **fields}), field)
+        self.assertFieldError(self.client.post("/v1/movies", headers=self.admin, json={"title": "T"}), "release_date")
+        self.assertEqual(db.session.scalars(select(Movie)).all(), [])
+
+    def test_duplicate_movie_is_409(self):
+        self.new_movie(title="Heat", release_date="1995-12-15")
+        response = self.client.post("/v1/movies", headers=self.admin, json={"title": "HEAT", "release_date": "1995-12-15"})
+        self.assertError(response, 409)
+        other = self.new_movie(title="Heat", release_date="2020-01-01")
+        self.assertError(self.client.patch(f"/v1/movies/{other['id']}", headers=self.admin, json={"release_date": "1995-12-15"}), 409)
+
+    def test_filters_and_sorting(self):
+        a = self.new_actor()["id"]
+        self.new_movie(title="Old", release_date="1990-01-01")
+        self.new_movie(title="Mid", release_date="2005-06-15", actor_ids=[a])
+        self.new_movie(title="New", release_date="2020-01-01")
+        titles = lambda q: [m["title"] for m in self.client.get(f"/v1/movies{q}", headers=self.admin).json["movies"]]  # noqa: E731
+        self.assertEqual(titles("?released_after=2005-06-15"), ["Mid", "New"])
+        self.assertEqual(titles("?released_before=2005-6-15"), ["Old", "Mid"])
+        self.assertEqual(titles("?released_after=2000-01-01&released_before=2010-01-01"), ["Mid"])
+        self.assertEqual(titles(f"?actor_id={a}"), ["Mid"])
+        self.assertEqual(titles("?sort=-release_date"), ["New", "Mid", "Old"])
+        self.assertEqual(titles("?q=i&sort=title"), ["Mid"])
+        for query in ("?released_after=2020-02-30", "?released_after=2021-01-01&released_before=2020-01-01", "?actor_id=x", "?sort=cast"):
+            with self.subTest(query=query):
+                self.assertError(self.client.get(f"/v1/movies{query}", headers=self.admin), 400)
+
+    def test_a_page_of_100_movies_with_casts_costs_constant_queries(self):
+        actor_ids = db.session.scalars(insert(Actor).returning(Actor.id), [{"name": f"a{n}", "age": 30, "gender": "x"} for n in range(10)]).all()
+        movie_ids = db.session.scalars(
+            insert(Movie).returning(Movie.id), [{"title": f"m{n}", "release_date": date(2000, 1, n % 28 + 1)} for n in range(120)]
+        ).all()
+        db.session.execute(insert(movie_actors), [{"movie_id": m, "actor_id": a} for m in movie_ids for a in actor_ids[:4]])
+        db.session.commit()
+        with count_queries() as small:
+            self.client.get("/v1/movies?per_page=2", headers=self.admin)
+        with count_queries() as large:
+            body = self.client.get("/v1/movies?per_page=100", headers=self.admin).json
+        self.assertEqual(len(body["movies"]), 100)
+        self.assertTrue(all(len(m["actors"]) == 4 for m in body["movies"]))
+        self.assertEqual(len(small), len(large))
+        self.assertLessEqual(len(large), 4, large)
