@@ -104,10 +104,10 @@ class MessageSchema(Schema):
     message = fields.String()
 
 
-def envelope(name, key, schema, *, many=False):
+def envelope(name, key, schema, *, many=False, paginated=None):
     """A response schema: `{"success": true, key: <schema>}`, plus pagination for lists."""
     shape = {"success": fields.Boolean(), key: fields.Nested(schema, many=many)}
-    if many:
+    if many if paginated is None else paginated:
         shape["pagination"] = fields.Nested(PaginationSchema)
     return Schema.from_dict(shape, name=name)
 

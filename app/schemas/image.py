@@ -65,7 +65,7 @@ class UploadFormSchema(Schema):
 
 
 ImageResponse = envelope("ImageResponse", "image", ImageSchema)
-ImageUploadResponse = envelope("ImageUploadResponse", "images", ImageSchema(many=True))
+ImageUploadResponse = envelope("ImageUploadResponse", "images", ImageSchema, many=True, paginated=False)
 ImageListResponse = envelope("ImageListResponse", "images", ImageSchema, many=True)
 ImageListArgs = list_args(
     "ImageListArgs",
