@@ -3,6 +3,7 @@
 Rows go in batches through SQLAlchemy's executemany (insertmanyvalues), never
 one ORM object at a time; text comes from a small pool that Faker fills once.
 """
+import csv
 import io
 import random
 from datetime import date, timedelta
@@ -16,6 +17,7 @@ from sqlalchemy import insert, select
 from app.auth import hash_password
 from app.extensions import db
 from app.models import Actor, Bucket, Item, Movie, User, movie_actors
+from app.models.base import utcnow
 from app.permissions import ROLES
 from app.services import images as image_service
 
@@ -30,16 +32,39 @@ def _batches(rows, size=BATCH):
         yield rows[start:start + size]
 
 
+def _copy(table, batch):
+    """PostgreSQL's COPY: the fastest bulk load there is, with the data as a CSV stream.
+
+    Every field is quoted, so an empty string stays an empty string, not NULL.
+    """
+    columns = list(batch[0])
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_ALL).writerows([row[column] for column in columns] for row in batch)
+    buffer.seek(0)
+    cursor = db.session.connection().connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
+    finally:
+        cursor.close()
+
+
 def _insert(model, rows, label, returning=False):
-    """Insert rows in batches with a progress bar; the new ids if asked for."""
+    """Insert rows in batches with a progress bar; the new ids if asked for.
+
+    Rows without ids to return go through COPY on PostgreSQL; everything else
+    through executemany (insertmanyvalues).
+    """
     ids = []
+    table = getattr(model, "__table__", model)
+    use_copy = not returning and db.engine.dialect.name == "postgresql"
     with click.progressbar(length=len(rows), label=label, show_pos=True) as bar:
         for batch in _batches(rows):
-            stmt = insert(model)
-            if returning:
-                ids += db.session.scalars(stmt.returning(model.id, sort_by_parameter_order=True), batch).all()
+            if use_copy:
+                _copy(table, batch)
+            elif returning:
+                ids += db.session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), batch).all()
             else:
-                db.session.execute(stmt, batch)
+                db.session.execute(insert(model), batch)
             bar.update(len(batch))
     db.session.commit()
     return ids
@@ -72,8 +97,10 @@ def seed_buckets(fake, rng, owners, buckets, items):
         {"owner_id": owner.id, "name": f"{rng.choice(words)[:90]} #{n}"} for owner in owners for n in range(1, buckets + 1)
     ]
     bucket_ids = _insert(Bucket, bucket_rows, "buckets", returning=True)
+    now = utcnow()
     item_rows = [
-        {"bucket_id": bucket_id, "name": rng.choice(sentences)[:200], "description": rng.choice(sentences), "done": rng.random() < 0.3}
+        {"bucket_id": bucket_id, "name": rng.choice(sentences)[:200], "description": rng.choice(sentences),
+         "done": rng.random() < 0.3, "created_at": now, "modified_at": now}
         for bucket_id in bucket_ids
         for _ in range(items)
     ]
