@@ -123,6 +123,20 @@ class ActorTests(CastingTestCase):
                 self.assertError(self.client.get(f"/v1/actors{query}", headers=self.admin), 400)
 
 
+    def test_a_page_of_actors_with_movie_counts_costs_constant_queries(self):
+        actor_ids = db.session.scalars(insert(Actor).returning(Actor.id), [{"name": f"a{n}", "age": 30, "gender": "x"} for n in range(120)]).all()
+        movie_id = db.session.scalars(insert(Movie).returning(Movie.id), [{"title": "m", "release_date": date(2000, 1, 1)}]).one()
+        db.session.execute(insert(movie_actors), [{"movie_id": movie_id, "actor_id": a} for a in actor_ids[::2]])
+        db.session.commit()
+        with count_queries() as small:
+            self.client.get("/v1/actors?per_page=2", headers=self.admin)
+        with count_queries() as large:
+            body = self.client.get("/v1/actors?per_page=100", headers=self.admin).json
+        self.assertEqual([a["movie_count"] for a in body["actors"][:4]], [1, 0, 1, 0])
+        self.assertEqual(len(small), len(large))
+        self.assertLessEqual(len(large), 3, large)
+
+
 class MovieTests(CastingTestCase):
     def test_cast_both_ways(self):
         a, b = self.new_actor(name="A")["id"], self.new_actor(name="B")["id"]

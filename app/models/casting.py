@@ -36,9 +36,12 @@ Index("ix_actors_lower_gender", func.lower(Actor.gender))
 Index("ix_actors_created_at", Actor.created_at)
 Index("ix_movies_created_at", Movie.created_at)
 
+# Deferred: a movie's cast needs only id and name, so loading casts skips the count;
+# actor queries ask for it (services.casting.actors_query).
 Actor.movie_count = column_property(
     select(func.count(movie_actors.c.movie_id))
     .where(movie_actors.c.actor_id == Actor.id)
     .correlate_except(movie_actors)
-    .scalar_subquery()
+    .scalar_subquery(),
+    deferred=True,
 )

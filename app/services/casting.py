@@ -1,6 +1,6 @@
 """The cast: resolving actor ids, and the queries both sides of it share."""
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import selectinload, undefer
 
 from app.errors import invalid
 from app.extensions import db
@@ -20,6 +20,11 @@ def actors_by_ids(actor_ids):
     return actors
 
 
+def actors_query():
+    """Actors with their movie_count, in the same query."""
+    return select(Actor).options(undefer(Actor.movie_count))
+
+
 def movies_query():
     return select(Movie).options(selectinload(Movie.actors))
 
@@ -27,7 +32,7 @@ def movies_query():
 
 
 def actors_of_movie(movie_id):
-    return select(Actor).where(Actor.id.in_(select(movie_actors.c.actor_id).where(movie_actors.c.movie_id == movie_id)))
+    return actors_query().where(Actor.id.in_(select(movie_actors.c.actor_id).where(movie_actors.c.movie_id == movie_id)))
 
 
 MOVIE_SORTABLE = {"id": Movie.id, "title": Movie.title, "release_date": Movie.release_date, "created_at": Movie.created_at}

@@ -1,6 +1,5 @@
 """/v1/actors: the casting catalogue's people."""
 from flask.views import MethodView
-from sqlalchemy import select
 
 from app.auth import requires_permission
 from app.extensions import db
@@ -8,7 +7,7 @@ from app.http import Blueprint
 from app.models import Actor
 from app.schemas.casting import ActorListArgs, ActorListResponse, ActorResponse, ActorSchema, MovieListArgs, MovieListResponse
 from app.schemas.common import DeletedSchema
-from app.services.casting import actor_page, movie_page, movies_query
+from app.services.casting import actor_page, actors_query, movie_page, movies_query
 from app.services.crud import apply_changes, created, delete_and_confirm, first_or_404, found, require_changes
 
 blp = Blueprint("actors", __name__, url_prefix="/v1/actors", description="Actors (casting catalogue)")
@@ -16,7 +15,7 @@ blp = Blueprint("actors", __name__, url_prefix="/v1/actors", description="Actors
 
 
 def _actor(actor_id):
-    return first_or_404(select(Actor).where(Actor.id == actor_id))
+    return first_or_404(actors_query().where(Actor.id == actor_id))
 
 
 @blp.route("")
@@ -26,7 +25,7 @@ class Actors(MethodView):
     @blp.response(200, ActorListResponse)
     def get(self, args):
         """List actors (q searches the name; filter by gender, min_age, max_age)."""
-        return actor_page(select(Actor), args)
+        return actor_page(actors_query(), args)
 
     @requires_permission("post:actors")
     @blp.arguments(ActorSchema)
