@@ -75,6 +75,11 @@ class RedisRateLimitTests(APITestCase):
         other = self.client.post("/v1/auth/login", json={"email": "someone-else@example.com", "password": "x"})
         self.assertEqual(other.status_code, 401)
 
+    def test_successful_logins_do_not_count(self):
+        self.register("busy@example.com")
+        for _ in range(6):
+            self.assertEqual(self.client.post("/v1/auth/login", json={"email": "busy@example.com", "password": PASSWORD}).status_code, 200)
+
     def test_register_is_limited_per_address(self):
         self.register()
         self.register()

@@ -24,7 +24,7 @@ MeResponse = UserResponse
 
 
 def _login_limit_key():
-    """Per address and account: brute force on one account is slowed down,
+    """Per address and account: guessing one account's password is slowed down,
     while many people behind one address can still log in."""
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
@@ -47,7 +47,11 @@ def register(data):
 
 
 @blp.route("/login", methods=["POST"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], key_func=_login_limit_key)
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_LOGIN"],
+    key_func=_login_limit_key,
+    deduct_when=lambda response: response.status_code == 401,  # only failed attempts count
+)
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")

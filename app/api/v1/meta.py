@@ -9,7 +9,9 @@ from app.http import Blueprint
 blp = Blueprint("service", __name__, description="Index and health")
 
 COLLECTIONS = {
-    "auth": "/v1/auth",
+    "register": "/v1/auth/register",
+    "login": "/v1/auth/login",
+    "me": "/v1/auth/me",
     "users": "/v1/users",
     "buckets": "/v1/buckets",
     "actors": "/v1/actors",
