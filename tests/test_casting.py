@@ -206,7 +206,7 @@ class MovieTests(CastingTestCase):
         self.assertEqual(titles(f"?actor_id={a}"), ["Mid"])
         self.assertEqual(titles("?sort=-release_date"), ["New", "Mid", "Old"])
         self.assertEqual(titles("?q=i&sort=title"), ["Mid"])
-        for query in ("?released_after=2020-02-30", "?released_after=2021-01-01&released_before=2020-01-01", "?actor_id=x", "?sort=cast"):
+        for query in ("?released_after=2020-02-30", "?released_after=2021-01-01&released_before=2020-01-01", "?actor_id=x", "?actor_id=99999999999", "?sort=cast"):
             with self.subTest(query=query):
                 self.assertError(self.client.get(f"/v1/movies{query}", headers=self.admin), 400)
 

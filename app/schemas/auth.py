@@ -30,7 +30,7 @@ class NewPassword(Text):
 
 
 class RegisterSchema(Schema):
-    email = Text(required=True, min_length=3, max_length=254, validate=[validate.Email()])
+    email = Text(required=True, min_length=3, max_length=254, validate=[validate.Email()], metadata={"format": "email"})
     password = NewPassword(required=True, metadata={"description": "8 to 72 bytes in UTF-8"})
 
 

@@ -1,6 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.schemas.common import LooseDate, StrictInteger, Text, UTCDateTime, envelope, id_list, list_args
+from app.schemas.common import MAX_ID, LooseDate, StrictInteger, Text, UTCDateTime, envelope, id_list, list_args
 
 MAX_CAST = 500
 
@@ -68,6 +68,6 @@ MovieListArgs = type(
     {
         "released_after": LooseDate(metadata={"description": "Inclusive: release_date >= this date"}),
         "released_before": LooseDate(metadata={"description": "Inclusive: release_date <= this date"}),
-        "actor_id": fields.Integer(validate=validate.Range(min=1), metadata={"description": "Movies with this actor"}),
+        "actor_id": fields.Integer(validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "Movies with this actor"}),
     },
 )
