@@ -3,8 +3,8 @@ import logging
 import re
 import uuid
 
-import orjson
 import flask_smorest
+import orjson
 from flask import current_app, g, request
 from flask.json.provider import JSONProvider
 from webargs.flaskparser import FlaskParser

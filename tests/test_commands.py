@@ -5,7 +5,16 @@ from sqlalchemy import func, select
 
 from app.commands import create_user, purge_tokens
 from app.extensions import db
-from app.models import Actor, Bucket, Image, Item, Movie, RevokedToken, User, movie_actors
+from app.models import (
+    Actor,
+    Bucket,
+    Image,
+    Item,
+    Movie,
+    RevokedToken,
+    User,
+    movie_actors,
+)
 from app.models.base import utcnow
 from app.seed import seed
 from tests.helpers import PASSWORD, APITestCase

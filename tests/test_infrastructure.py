@@ -9,10 +9,18 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from app import create_app
-from app.models import User
 from app.extensions import db
+from app.models import User
 from config import ConfigError, build_config, normalize_database_url
-from tests.helpers import DATABASE_URL, IS_POSTGRES, PASSWORD, APITestCase, TcpProxy, bearer, make_app
+from tests.helpers import (
+    DATABASE_URL,
+    IS_POSTGRES,
+    PASSWORD,
+    APITestCase,
+    TcpProxy,
+    bearer,
+    make_app,
+)
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
 

@@ -82,4 +82,4 @@ class ItemTests(APITestCase):
             with self.subTest(intruder=method):
                 self.assertError(getattr(self.client, method)(own, headers=intruder, json={"name": "x"}), 404)
         self.assertEqual(db.session.get(Item, item_id).name, "Paint")
-        self.assertError(self.client.get(f"/v1/buckets/999999/items", headers=self.h), 404)
+        self.assertError(self.client.get("/v1/buckets/999999/items", headers=self.h), 404)

@@ -1,8 +1,8 @@
 """Where every URL is served: one module per resource under app/api/v1/."""
 from app.api import docs
+from app.api.v1 import actors, auth, buckets, images, items, meta, movies, users
 from app.http import IdConverter
 from app.schemas.common import MAX_ID
-from app.api.v1 import actors, auth, buckets, images, items, meta, movies, users
 
 
 def register_routes(app, api):

@@ -1,6 +1,16 @@
 from datetime import date
 
-from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, func, select
+from sqlalchemy import (
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    func,
+    select,
+)
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from app.extensions import db

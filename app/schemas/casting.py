@@ -1,6 +1,15 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.schemas.common import MAX_ID, LooseDate, StrictInteger, Text, UTCDateTime, envelope, id_list, list_args
+from app.schemas.common import (
+    MAX_ID,
+    LooseDate,
+    StrictInteger,
+    Text,
+    UTCDateTime,
+    envelope,
+    id_list,
+    list_args,
+)
 
 MAX_CAST = 500
 

@@ -5,10 +5,24 @@ from app.auth import requires_permission
 from app.extensions import db
 from app.http import Blueprint
 from app.models import Actor
-from app.schemas.casting import ActorListArgs, ActorListResponse, ActorResponse, ActorSchema, MovieListArgs, MovieListResponse
+from app.schemas.casting import (
+    ActorListArgs,
+    ActorListResponse,
+    ActorResponse,
+    ActorSchema,
+    MovieListArgs,
+    MovieListResponse,
+)
 from app.schemas.common import DeletedSchema
 from app.services.casting import actor_page, actors_query, movie_page, movies_query
-from app.services.crud import apply_changes, created, delete_and_confirm, first_or_404, found, require_changes
+from app.services.crud import (
+    apply_changes,
+    created,
+    delete_and_confirm,
+    first_or_404,
+    found,
+    require_changes,
+)
 
 blp = Blueprint("actors", __name__, url_prefix="/v1/actors", description="Actors (casting catalogue)")
 

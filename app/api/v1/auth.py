@@ -1,7 +1,13 @@
 """/v1/auth: register, login, logout, refresh, me, password."""
 from flask import current_app, g, request
 
-from app.auth import auth_required, current_user, issue_tokens, log_out, rotate_refresh_token
+from app.auth import (
+    auth_required,
+    current_user,
+    issue_tokens,
+    log_out,
+    rotate_refresh_token,
+)
 from app.extensions import limiter
 from app.http import Blueprint
 from app.net import client_address

@@ -6,8 +6,14 @@ from app.auth import auth_required, current_user
 from app.http import Blueprint
 from app.models import Bucket
 from app.pagination import paginate
-from app.schemas.bucket import BucketListArgs, BucketListResponse, BucketResponse, BucketSchema
+from app.schemas.bucket import (
+    BucketListArgs,
+    BucketListResponse,
+    BucketResponse,
+    BucketSchema,
+)
 from app.schemas.common import DeletedSchema
+from app.services.buckets import owned_bucket
 from app.services.crud import (
     apply_changes,
     commit_or_conflict,
@@ -17,7 +23,6 @@ from app.services.crud import (
     insert_or_conflict,
     require_changes,
 )
-from app.services.buckets import owned_bucket
 
 blp = Blueprint("buckets", __name__, url_prefix="/v1/buckets", description="Each user's own buckets")
 

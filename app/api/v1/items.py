@@ -7,10 +7,22 @@ from app.extensions import db
 from app.http import Blueprint
 from app.models import Item
 from app.pagination import paginate
-from app.schemas.bucket import ItemListArgs, ItemListResponse, ItemPatchSchema, ItemResponse, ItemSchema
+from app.schemas.bucket import (
+    ItemListArgs,
+    ItemListResponse,
+    ItemPatchSchema,
+    ItemResponse,
+    ItemSchema,
+)
 from app.schemas.common import DeletedSchema
 from app.services.buckets import owned_bucket, owned_item
-from app.services.crud import apply_changes, created, delete_and_confirm, found, require_changes
+from app.services.crud import (
+    apply_changes,
+    created,
+    delete_and_confirm,
+    found,
+    require_changes,
+)
 
 blp = Blueprint("items", __name__, url_prefix="/v1/buckets/<id:bucket_id>/items", description="Items in a bucket")
 

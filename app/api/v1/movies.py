@@ -4,9 +4,23 @@ from flask.views import MethodView
 from app.auth import requires_permission
 from app.http import Blueprint
 from app.models import Movie
-from app.schemas.casting import ActorListArgs, ActorListResponse, MovieListArgs, MovieListResponse, MovieResponse, MovieSchema
+from app.schemas.casting import (
+    ActorListArgs,
+    ActorListResponse,
+    MovieListArgs,
+    MovieListResponse,
+    MovieResponse,
+    MovieSchema,
+)
 from app.schemas.common import DeletedSchema
-from app.services.casting import DUPLICATE_MOVIE, actor_page, actors_by_ids, actors_of_movie, movie_page, movies_query
+from app.services.casting import (
+    DUPLICATE_MOVIE,
+    actor_page,
+    actors_by_ids,
+    actors_of_movie,
+    movie_page,
+    movies_query,
+)
 from app.services.crud import (
     apply_changes,
     commit_or_conflict,

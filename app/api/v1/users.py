@@ -6,7 +6,12 @@ from app.auth import requires_permission
 from app.http import Blueprint
 from app.models import User
 from app.pagination import paginate
-from app.schemas.auth import RoleChangeSchema, UserListArgs, UserListResponse, UserResponse
+from app.schemas.auth import (
+    RoleChangeSchema,
+    UserListArgs,
+    UserListResponse,
+    UserResponse,
+)
 from app.schemas.common import DeletedSchema
 from app.services import accounts
 from app.services.crud import first_or_404, found
