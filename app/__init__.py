@@ -6,7 +6,13 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import errors, http
+from app.api import register_routes
+from app.extensions import api, cors, db, limiter, migrate, schema_name
+from app.storage import init_storage
 from config import build_config
+
+MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 
 
 def create_app(config=None, **overrides):
@@ -15,12 +21,7 @@ def create_app(config=None, **overrides):
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(build_config(config, **overrides))
     app.url_map.strict_slashes = False
-
-    from app import errors, http
-    from app.extensions import api, cors, db, limiter, migrate, schema_name
-
     app.url_map.converters["id"] = http.IdConverter
-
     app.json = http.OrjsonProvider(app)
     http.configure_logging(app.config["LOG_LEVEL"])
     if app.config["TRUSTED_PROXIES"]:
@@ -28,7 +29,7 @@ def create_app(config=None, **overrides):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"), compare_type=True, render_as_batch=True)
+    migrate.init_app(app, db, directory=MIGRATIONS, compare_type=True, render_as_batch=True)
     limiter.init_app(app)
     origins = [o.strip() for o in app.config["CORS_ORIGINS"].split(",") if o.strip()]
     cors.init_app(
@@ -43,12 +44,6 @@ def create_app(config=None, **overrides):
     app.before_request(http.assign_request_id)
     app.after_request(http.add_request_id)
     errors.init_app(app)
-
-    from app.api import register_routes
-
     register_routes(app, api)
-
-    from app.storage import init_storage
-
     init_storage(app)
     return app
