@@ -93,6 +93,16 @@ class ImageSuite:
         response = self.upload(("pic.bin", image_bytes("WEBP"), "application/octet-stream"))
         self.assertEqual(response.json["images"][0]["content_type"], "image/webp")
 
+    def test_unusual_pixel_modes(self):
+        for mode, fmt in (("I;16", "PNG"), ("1", "PNG"), ("LA", "PNG"), ("P", "GIF"), ("CMYK", "JPEG"), ("RGBA", "WEBP")):
+            with self.subTest(mode=mode):
+                out = io.BytesIO()
+                PILImage.new(mode, (50, 40)).save(out, format=fmt)
+                response = self.upload((f"{mode}.{fmt.lower()}", out.getvalue(), "application/octet-stream"))
+                self.assertEqual(response.status_code, 201, response.json)
+                thumb = self.client.get(response.json["images"][0]["links"]["thumbnail"], headers=self.admin)
+                self.assertEqual(PILImage.open(io.BytesIO(thumb.data)).size, (32, 26))
+
     def test_refused_files(self):
         cases = {
             "text named png": (("notes.png", b"hello, I am text", "image/png"), 415),

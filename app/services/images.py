@@ -127,8 +127,13 @@ def process_upload(filename, data):
     """Validate one file and prepare what will be stored, or raise 413/415."""
     image = _open(filename, data)
     content_type = CONTENT_TYPES[image.format]
-    if _carries_metadata(image):
-        data, image = _strip_metadata(image)
+    try:
+        if _carries_metadata(image):
+            data, image = _strip_metadata(image)
+        thumbnail = _thumbnail(image, content_type)
+    except Exception:  # an exotic mode or encoding Pillow decodes but cannot write back
+        log.warning("could not re-encode %s", filename, exc_info=True)
+        raise _refuse(415, filename, "it could not be processed (unsupported image mode or encoding)") from None
     return ProcessedImage(
         filename=filename,
         data=data,
@@ -136,7 +141,7 @@ def process_upload(filename, data):
         content_type=content_type,
         width=image.width,
         height=image.height,
-        thumbnail=_thumbnail(image, content_type),
+        thumbnail=thumbnail,
     )
 
 
