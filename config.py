@@ -76,7 +76,7 @@ def build_config(env_name=None, **overrides):
         "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
         "RATELIMIT_STORAGE_URI": _env_str("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_LOGIN": _env_str("RATELIMIT_LOGIN", "10 per minute"),
-        "RATELIMIT_REGISTER": _env_str("RATELIMIT_REGISTER", "100 per minute"),
+        "RATELIMIT_REGISTER": _env_str("RATELIMIT_REGISTER", "300 per minute"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": _env_str("RATELIMIT_KEY_PREFIX", "api"),
         "CORS_ORIGINS": _env_str("CORS_ORIGINS", "" if production else "*"),
