@@ -49,8 +49,12 @@ def found(key, obj):
     return {"success": True, key: obj}
 
 
+def deleted(obj_id):
+    return {"success": True, "deleted": obj_id}
+
+
 def delete_and_confirm(obj):
     obj_id = obj.id
     db.session.delete(obj)
     db.session.commit()
-    return {"success": True, "deleted": obj_id}
+    return deleted(obj_id)

@@ -22,7 +22,7 @@ from app.schemas.image import (
     UploadFormSchema,
 )
 from app.services import images as image_service
-from app.services.crud import apply_changes, first_or_404, found, require_changes
+from app.services.crud import apply_changes, deleted, first_or_404, found, require_changes
 from app.storage import StoredFileMissing, storage
 
 blp = Blueprint("images", __name__, url_prefix="/v1/images", description="The shared image repository")
@@ -110,10 +110,8 @@ class ImageDetail(MethodView):
     @blp.response(200, DeletedSchema)
     def delete(self, image_id):
         """Delete an image; its bytes go when no other image shares them."""
-        image = _image(image_id)
-        image_id = image.id
-        image_service.delete_image(image)
-        return {"success": True, "deleted": image_id}
+        image_service.delete_image(_image(image_id))
+        return deleted(image_id)
 
 
 def _send_stored(key, content_type, etag, filename=None):

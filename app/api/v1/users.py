@@ -14,7 +14,7 @@ from app.schemas.auth import (
 )
 from app.schemas.common import DeletedSchema
 from app.services import accounts
-from app.services.crud import first_or_404, found
+from app.services.crud import deleted, first_or_404, found
 
 blp = Blueprint("users", __name__, url_prefix="/v1/users", description="Account administration")
 
@@ -63,4 +63,4 @@ class UserDetail(MethodView):
         """Delete an account with its buckets; its tokens stop working."""
         user = _user(user_id)
         accounts.delete_user(user)
-        return {"success": True, "deleted": user_id}
+        return deleted(user_id)
