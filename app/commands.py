@@ -1,6 +1,7 @@
 """manage.py commands: create-user, purge-tokens, seed (plus Flask's db and routes)."""
 import click
 from flask.cli import with_appcontext
+from marshmallow import ValidationError
 from sqlalchemy import delete, select
 
 from app.errors import APIError
@@ -8,7 +9,7 @@ from app.extensions import db
 from app.models import RevokedToken, User
 from app.models.base import utcnow
 from app.permissions import ROLES
-from app.schemas.auth import check_password_strength
+from app.schemas.auth import RegisterSchema
 from app.services import accounts
 
 
@@ -21,22 +22,29 @@ def create_user(email, password, role):
     """Create an account, or update the password and role of an existing one."""
     if role not in ROLES:
         raise click.BadParameter(f"unknown role {role!r}; choose one of {', '.join(ROLES)}", param_hint="--role")
-    problem = check_password_strength(password)
-    if problem:
-        raise click.BadParameter(f"weak password: {problem}", param_hint="--password")
-    if "@" not in email or len(email) > 254:
-        raise click.BadParameter("not a valid e-mail address", param_hint="EMAIL")
+    _check_credentials(email, password)
     user = db.session.scalars(select(User).where(User.email == accounts.normalize_email(email))).first()
     if user is None:
         user = accounts.register(email, password, role)
         click.echo(f"Created {user.email} (id {user.id}) with role {user.role}")
         return
-    accounts.change_password(user, password)
     try:
-        accounts.change_role(user, role)
+        accounts.change_role(user, role)  # first: a refused demotion must leave the password alone too
     except APIError as error:
         raise click.ClickException(error.message) from None
+    accounts.change_password(user, password)
     click.echo(f"Updated {user.email} (id {user.id}) with role {user.role}")
+
+
+def _check_credentials(email, password):
+    """The same rules as POST /v1/auth/register, with the CLI's words for them."""
+    try:
+        RegisterSchema().load({"email": email, "password": password})
+    except ValidationError as error:
+        if "password" in error.messages:
+            message = " ".join(error.messages["password"])
+            raise click.BadParameter(f"weak password: {message}", param_hint="--password") from None
+        raise click.BadParameter("not a valid e-mail address", param_hint="EMAIL") from None
 
 
 @click.command("purge-tokens")

@@ -52,9 +52,11 @@ class CreateUserTests(APITestCase):
 
     def test_will_not_demote_the_last_admin(self):
         self.invoke(create_user, "boss@example.com", "--password", PASSWORD, "--role", "admin")
-        result = self.invoke(create_user, "boss@example.com", "--password", PASSWORD, "--role", "user")
+        result = self.invoke(create_user, "boss@example.com", "--password", "a new password", "--role", "user")
         self.assertNotEqual(result.exit_code, 0)
         self.assertIn("last admin", result.output)
+        login = self.client.post("/v1/auth/login", json={"email": "boss@example.com", "password": PASSWORD})
+        self.assertEqual(login.status_code, 200, "a refused update must change nothing")
 
 
 class PurgeTokensTests(APITestCase):
