@@ -1,5 +1,6 @@
 """The collection helper every list endpoint uses: search, sort, page, links."""
 import math
+from functools import cached_property
 from urllib.parse import urlencode
 
 from flask import request
@@ -37,15 +38,14 @@ class Page:
         params += [(k, v) for k, v in request.args.items(multi=True) if k not in ("page", "per_page")]
         return f"{request.path}?{urlencode(params)}"
 
-    @property
+    @cached_property
     def links(self):
-        links = {
+        return {
             "next": self._url(self.page + 1) if self.page < self.pages else None,
             "prev": self._url(min(self.page - 1, max(self.pages, 1))) if self.page > 1 else None,
             "first": self._url(1),
             "last": self._url(max(self.pages, 1)),
         }
-        return links
 
     def metadata(self):
         links = self.links
