@@ -11,6 +11,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.routing import BaseConverter, ValidationError
 
 from app.errors import APIError
+from app.schemas.common import MAX_ID
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -101,7 +102,7 @@ class IdConverter(BaseConverter):
 
     def to_python(self, value):
         number = int(value)
-        if not 1 <= number <= 2**31 - 1:
+        if not 1 <= number <= MAX_ID:
             raise ValidationError()
         return number
 

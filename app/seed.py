@@ -1,7 +1,8 @@
 """`manage.py seed`: realistic dummy data, inserted in bulk.
 
-Rows go in batches through SQLAlchemy's executemany (insertmanyvalues), never
-one ORM object at a time; text comes from a small pool that Faker fills once.
+Rows go in batches, never one ORM object at a time: through COPY on PostgreSQL,
+through executemany (insertmanyvalues) where ids are needed back or on SQLite.
+Text comes from a small pool that Faker fills once.
 """
 import csv
 import io

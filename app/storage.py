@@ -6,6 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from flask import current_app
 
 CHUNK = 64 * 1024
@@ -55,9 +58,6 @@ class LocalStorage:
 
 class S3Storage:
     def __init__(self, bucket, endpoint_url=None, region=None):
-        import boto3
-        from botocore.config import Config
-
         self.bucket = bucket
         self._bucket_ready = False
         self.client = boto3.client(
@@ -68,8 +68,6 @@ class S3Storage:
         )
 
     def _ensure_bucket(self):
-        from botocore.exceptions import ClientError
-
         if self._bucket_ready:
             return
         try:
@@ -83,8 +81,6 @@ class S3Storage:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 
     def exists(self, key):
-        from botocore.exceptions import ClientError
-
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError:
@@ -92,8 +88,6 @@ class S3Storage:
         return True
 
     def stream(self, key):
-        from botocore.exceptions import ClientError
-
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except ClientError as error:

@@ -8,7 +8,9 @@ import atexit
 import io
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import unittest
 from contextlib import contextmanager
 
@@ -173,8 +175,6 @@ class TcpProxy:
     database server out of the app's reach without touching the server."""
 
     def __init__(self, target_host, target_port):
-        import socket
-
         self.target = (target_host, target_port)
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
@@ -184,9 +184,6 @@ class TcpProxy:
         self._sockets = []
 
     def start(self):
-        import socket
-        import threading
-
         if self._listener:
             return
         listener = socket.socket()
@@ -197,9 +194,6 @@ class TcpProxy:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def _accept(self, listener):
-        import socket
-        import threading
-
         while True:
             try:
                 client, _ = listener.accept()
@@ -225,8 +219,6 @@ class TcpProxy:
                     pass
 
     def stop(self):
-        import socket
-
         if self._listener:
             try:
                 self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()

@@ -105,9 +105,12 @@ class MessageSchema(Schema):
 
 
 def envelope(name, key, schema, *, many=False, paginated=None):
-    """A response schema: `{"success": true, key: <schema>}`, plus pagination for lists."""
+    """A response schema: `{"success": true, key: <schema>}`, plus pagination for lists
+    (unless `paginated=False`, as for the list an upload answers)."""
     shape = {"success": fields.Boolean(), key: fields.Nested(schema, many=many)}
-    if many if paginated is None else paginated:
+    if paginated is None:
+        paginated = many
+    if paginated:
         shape["pagination"] = fields.Nested(PaginationSchema)
     return Schema.from_dict(shape, name=name)
 

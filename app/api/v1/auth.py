@@ -26,9 +26,6 @@ from app.services import accounts
 
 blp = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Accounts and tokens")
 
-MeResponse = UserResponse
-
-
 def _login_limit_key():
     """Per address and account: guessing one account's password is slowed down,
     while many people behind one address can still log in."""
@@ -90,7 +87,7 @@ def refresh(data):
 
 @blp.route("/me", methods=["GET"])
 @auth_required
-@blp.response(200, MeResponse)
+@blp.response(200, UserResponse)
 def me():
     """Your account, role and permissions."""
     return {"success": True, "user": current_user()}

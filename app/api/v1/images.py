@@ -22,7 +22,13 @@ from app.schemas.image import (
     UploadFormSchema,
 )
 from app.services import images as image_service
-from app.services.crud import apply_changes, deleted, first_or_404, found, require_changes
+from app.services.crud import (
+    apply_changes,
+    deleted,
+    first_or_404,
+    found,
+    require_changes,
+)
 from app.storage import StoredFileMissing, storage
 
 blp = Blueprint("images", __name__, url_prefix="/v1/images", description="The shared image repository")
