@@ -2,6 +2,7 @@
 
 Every setting is documented in `.env.example` and the README.
 """
+
 import os
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def normalize_database_url(url):
     """
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
 
 

@@ -1,4 +1,5 @@
 """The command line: `python manage.py --help`."""
+
 from flask.cli import FlaskGroup
 
 from app import create_app

@@ -1,4 +1,5 @@
 """The application factory."""
+
 from pathlib import Path
 
 from apispec.ext.marshmallow import MarshmallowPlugin

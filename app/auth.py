@@ -1,4 +1,5 @@
 """Passwords, JWTs and the decorators that guard endpoints."""
+
 import uuid
 from datetime import datetime, timedelta, timezone
 from functools import wraps
@@ -28,6 +29,7 @@ BEARER_SECURITY = [{"bearerAuth": []}]
 
 # -- passwords ---------------------------------------------------------------
 
+
 def hash_password(password):
     rounds = current_app.config["BCRYPT_ROUNDS"]
     return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds)).decode("ascii")
@@ -53,6 +55,7 @@ def verify_password(password, password_hash):
 
 
 # -- tokens ------------------------------------------------------------------
+
 
 def _now():
     return datetime.now(timezone.utc)
@@ -182,6 +185,7 @@ def authenticate():
 
 
 # -- decorators --------------------------------------------------------------
+
 
 def _document(wrapper, description, statuses):
     doc = dict(getattr(wrapper, "_apidoc", {}))

@@ -1,4 +1,5 @@
 """manage.py commands: create-user, purge-tokens, seed (plus Flask's db and routes)."""
+
 import click
 from flask.cli import with_appcontext
 from marshmallow import ValidationError

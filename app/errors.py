@@ -1,4 +1,5 @@
 """The one error handler: every exception leaves the API in the same envelope."""
+
 import logging
 
 from flask import g, jsonify

@@ -1,4 +1,5 @@
 """Extension objects, created once here and bound to an app in the factory."""
+
 import sqlite3
 
 import flask_smorest
@@ -61,9 +62,7 @@ def _configure_sqlite(dbapi_connection, _record):
     """
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
-    dbapi_connection.create_function(
-        "lower", 1, lambda s: s.lower() if isinstance(s, str) else s, deterministic=True
-    )
+    dbapi_connection.create_function("lower", 1, lambda s: s.lower() if isinstance(s, str) else s, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

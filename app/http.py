@@ -1,4 +1,5 @@
 """Request plumbing shared by every endpoint: request ids, logs, JSON bodies."""
+
 import logging
 import re
 import uuid

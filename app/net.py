@@ -1,4 +1,5 @@
 """Who is calling: the client address used for rate limits and logs."""
+
 from flask import request
 
 

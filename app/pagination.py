@@ -1,4 +1,5 @@
 """The collection helper every list endpoint uses: search, sort, page, links."""
+
 import math
 from functools import cached_property
 from urllib.parse import urlencode

@@ -1,4 +1,5 @@
 """The role -> permissions table of the contract, in one place."""
+
 ASSISTANT = frozenset({"get:actors", "get:movies", "get:images"})
 DIRECTOR = ASSISTANT | {"post:actors", "patch:actors", "delete:actors", "patch:movies"}
 PRODUCER = DIRECTOR | {"post:movies", "delete:movies"}

@@ -4,6 +4,7 @@ Rows go in batches, never one ORM object at a time: through COPY on PostgreSQL,
 through executemany (insertmanyvalues) where ids are needed back or on SQLite.
 Text comes from a small pool that Faker fills once.
 """
+
 import csv
 import io
 import random
@@ -30,7 +31,7 @@ IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
 
 def _batches(rows, size=BATCH):
     for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+        yield rows[start : start + size]
 
 
 def _copy(table, batch):
@@ -87,7 +88,9 @@ def seed_accounts(email, password, users):
     password_hash = hash_password(password)
     seeded = [_account(email.lower(), password_hash, "user")]
     seeded += [_account(f"user{n}@example.com", password_hash, "user") for n in range(2, users + 1)]
-    role_accounts = [_account(f"{role.replace('_', '-')}@example.com", password_hash, role) for role in ROLES if role != "user"]
+    role_accounts = [
+        _account(f"{role.replace('_', '-')}@example.com", password_hash, role) for role in ROLES if role != "user"
+    ]
     return seeded, role_accounts
 
 
@@ -95,13 +98,21 @@ def seed_buckets(fake, rng, owners, buckets, items):
     words = [fake.catch_phrase() for _ in range(POOL)]
     sentences = [fake.sentence(nb_words=10) for _ in range(POOL)]
     bucket_rows = [
-        {"owner_id": owner.id, "name": f"{rng.choice(words)[:90]} #{n}"} for owner in owners for n in range(1, buckets + 1)
+        {"owner_id": owner.id, "name": f"{rng.choice(words)[:90]} #{n}"}
+        for owner in owners
+        for n in range(1, buckets + 1)
     ]
     bucket_ids = _insert(Bucket, bucket_rows, "buckets", returning=True)
     now = utcnow()
     item_rows = [
-        {"bucket_id": bucket_id, "name": rng.choice(sentences)[:200], "description": rng.choice(sentences),
-         "done": rng.random() < 0.3, "created_at": now, "modified_at": now}
+        {
+            "bucket_id": bucket_id,
+            "name": rng.choice(sentences)[:200],
+            "description": rng.choice(sentences),
+            "done": rng.random() < 0.3,
+            "created_at": now,
+            "modified_at": now,
+        }
         for bucket_id in bucket_ids
         for _ in range(items)
     ]
@@ -109,7 +120,9 @@ def seed_buckets(fake, rng, owners, buckets, items):
 
 
 def seed_casting(fake, rng, actors, movies):
-    actor_rows = [{"name": fake.name(), "age": rng.randint(8, 90), "gender": rng.choice(GENDERS)} for _ in range(actors)]
+    actor_rows = [
+        {"name": fake.name(), "age": rng.randint(8, 90), "gender": rng.choice(GENDERS)} for _ in range(actors)
+    ]
     actor_ids = _insert(Actor, actor_rows, "actors", returning=True)
     start = date(1950, 1, 1)
     movie_rows = [
@@ -159,7 +172,14 @@ def seed_images(fake, rng, owner, count):
 @with_appcontext
 def seed(users, buckets, items, actors, movies, images, random_seed, email, password):
     """Fill the database with realistic dummy data."""
-    for name, value in (("--users", users), ("--buckets", buckets), ("--items", items), ("--actors", actors), ("--movies", movies), ("--images", images)):
+    for name, value in (
+        ("--users", users),
+        ("--buckets", buckets),
+        ("--items", items),
+        ("--actors", actors),
+        ("--movies", movies),
+        ("--images", images),
+    ):
         if value < 0:
             raise click.BadParameter("must not be negative", param_hint=name)
     rng = random.Random(random_seed)

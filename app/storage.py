@@ -2,6 +2,7 @@
 
 Keys are content addresses (sha256), so writing the same bytes twice is harmless.
 """
+
 import os
 import tempfile
 from pathlib import Path

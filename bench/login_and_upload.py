@@ -3,6 +3,7 @@ one login at bcrypt cost 12, and one upload request of ten 2-megapixel JPEGs.
 
 Usage: DATABASE_URL=... python bench/login_and_upload.py   (default: a temporary SQLite file)
 """
+
 import io
 import os
 import random
@@ -34,8 +35,15 @@ def photo(seed, size=(1920, 1080)):
 def main():
     workdir = tempfile.mkdtemp(prefix="bench-")
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/bench.db"
-    app = create_app("production", SECRET_KEY="b" * 48, SQLALCHEMY_DATABASE_URI=url, UPLOAD_DIR=f"{workdir}/uploads",
-                     RATELIMIT_ENABLED=False, BCRYPT_ROUNDS=12, LOG_LEVEL="WARNING")
+    app = create_app(
+        "production",
+        SECRET_KEY="b" * 48,
+        SQLALCHEMY_DATABASE_URI=url,
+        UPLOAD_DIR=f"{workdir}/uploads",
+        RATELIMIT_ENABLED=False,
+        BCRYPT_ROUNDS=12,
+        LOG_LEVEL="WARNING",
+    )
     client = app.test_client()
     with app.app_context():
         flask_migrate.upgrade()
@@ -57,7 +65,9 @@ def main():
     files = [photo(n) for n in range(10)]
     data = {"images": [(io.BytesIO(content), f"photo{n}.jpg", "image/jpeg") for n, content in enumerate(files)]}
     start = time.perf_counter()
-    response = client.post("/v1/images", data=data, content_type="multipart/form-data", headers={"Authorization": f"Bearer {token}"})
+    response = client.post(
+        "/v1/images", data=data, content_type="multipart/form-data", headers={"Authorization": f"Bearer {token}"}
+    )
     elapsed = time.perf_counter() - start
     assert response.status_code == 201, response.json
     megabytes = sum(map(len, files)) / 1e6

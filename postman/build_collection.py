@@ -3,6 +3,7 @@
 Run `python postman/build_collection.py` after changing an endpoint; CI runs the
 result with newman against a live server.
 """
+
 import json
 from pathlib import Path
 
@@ -13,7 +14,9 @@ NUMERIC_VARIABLES = ("actorId",)
 JSON_ENVELOPE = "pm.test('envelope', () => pm.expect(pm.response.json().success).to.eql({success}));"
 
 
-def request(name, method, path, *, token="token", body=None, status=200, save=None, checks=(), form=None, raw_check=False):
+def request(
+    name, method, path, *, token="token", body=None, status=200, save=None, checks=(), form=None, raw_check=False
+):
     tests = [OK.format(status=status)]
     if not raw_check and status not in (204, 304):
         tests.append(JSON_ENVELOPE.format(success="true" if status < 400 else "false"))
@@ -23,12 +26,25 @@ def request(name, method, path, *, token="token", body=None, status=200, save=No
     item = {
         "name": name,
         "event": [{"listen": "test", "script": {"type": "text/javascript", "exec": tests}}],
-        "request": {"method": method, "header": [], "url": {"raw": "{{baseUrl}}" + path, "host": ["{{baseUrl}}"], "path": [p for p in path.split("?")[0].split("/") if p]}},
+        "request": {
+            "method": method,
+            "header": [],
+            "url": {
+                "raw": "{{baseUrl}}" + path,
+                "host": ["{{baseUrl}}"],
+                "path": [p for p in path.split("?")[0].split("/") if p],
+            },
+        },
     }
     if "?" in path:
-        item["request"]["url"]["query"] = [{"key": k, "value": v} for k, v in (pair.split("=") for pair in path.split("?")[1].split("&"))]
+        item["request"]["url"]["query"] = [
+            {"key": k, "value": v} for k, v in (pair.split("=") for pair in path.split("?")[1].split("&"))
+        ]
     if token:
-        item["request"]["auth"] = {"type": "bearer", "bearer": [{"key": "token", "value": "{{" + token + "}}", "type": "string"}]}
+        item["request"]["auth"] = {
+            "type": "bearer",
+            "bearer": [{"key": "token", "value": "{{" + token + "}}", "type": "string"}],
+        }
     else:
         item["request"]["auth"] = {"type": "noauth"}
     if body is not None:
@@ -54,76 +70,238 @@ def build():
             "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
             "description": "Every endpoint of /v1, in order. Set baseUrl, adminEmail and adminPassword in the environment.",
         },
-        "event": [{"listen": "prerequest", "script": {"type": "text/javascript", "exec": [
-            "if (!pm.collectionVariables.get('userEmail')) {",
-            "  pm.collectionVariables.set('userEmail', `postman-${Date.now()}-${Math.floor(Math.random()*1e6)}@example.com`);",
-            "}",
-        ]}}],
+        "event": [
+            {
+                "listen": "prerequest",
+                "script": {
+                    "type": "text/javascript",
+                    "exec": [
+                        "if (!pm.collectionVariables.get('userEmail')) {",
+                        "  pm.collectionVariables.set('userEmail', `postman-${Date.now()}-${Math.floor(Math.random()*1e6)}@example.com`);",
+                        "}",
+                    ],
+                },
+            }
+        ],
         "variable": [{"key": "userEmail", "value": ""}],
         "item": [
-            folder("Service",
-                request("Index", "GET", "/", token=None, checks=["pm.test('links docs', () => pm.expect(pm.response.json().links.docs).to.eql('/docs'));"]),
+            folder(
+                "Service",
+                request(
+                    "Index",
+                    "GET",
+                    "/",
+                    token=None,
+                    checks=["pm.test('links docs', () => pm.expect(pm.response.json().links.docs).to.eql('/docs'));"],
+                ),
                 request("API v1 index", "GET", "/v1", token=None),
-                request("Health", "GET", "/v1/health", token=None, checks=["pm.test('db ok', () => pm.expect(pm.response.json().database).to.eql('ok'));"]),
-                request("OpenAPI document", "GET", "/v1/openapi.json", token=None, raw_check=True,
-                        checks=["pm.test('openapi 3', () => pm.expect(pm.response.json().openapi).to.match(/^3\\./));"]),
+                request(
+                    "Health",
+                    "GET",
+                    "/v1/health",
+                    token=None,
+                    checks=["pm.test('db ok', () => pm.expect(pm.response.json().database).to.eql('ok'));"],
+                ),
+                request(
+                    "OpenAPI document",
+                    "GET",
+                    "/v1/openapi.json",
+                    token=None,
+                    raw_check=True,
+                    checks=["pm.test('openapi 3', () => pm.expect(pm.response.json().openapi).to.match(/^3\\./));"],
+                ),
             ),
-            folder("Auth",
-                request("Register", "POST", "/v1/auth/register", token=None, status=201, body={"email": me, "password": "postman password"},
-                        save={"token": "pm.response.json().auth_token", "refreshToken": "pm.response.json().refresh_token", "userId": "pm.response.json().user.id"},
-                        checks=["pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Successfully registered'));"]),
-                request("Register again is 409", "POST", "/v1/auth/register", token=None, status=409, body={"email": me, "password": "postman password"}),
-                request("Login", "POST", "/v1/auth/login", token=None, body={"email": me, "password": "postman password"},
-                        save={"token": "pm.response.json().auth_token", "refreshToken": "pm.response.json().refresh_token"},
-                        checks=["pm.test('bearer', () => pm.expect(pm.response.json().token_type).to.eql('Bearer'));"]),
-                request("Login with a wrong password is 401", "POST", "/v1/auth/login", token=None, status=401, body={"email": me, "password": "wrong password"},
-                        checks=["pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Invalid email or password'));"]),
-                request("Me", "GET", "/v1/auth/me", checks=["pm.test('role user', () => pm.expect(pm.response.json().user.role).to.eql('user'));"]),
-                request("Refresh (rotates)", "POST", "/v1/auth/refresh", token=None, body={"refresh_token": "{{refreshToken}}"},
-                        save={"token": "pm.response.json().auth_token", "oldRefreshToken": "pm.collectionVariables.get('refreshToken')", "refreshToken": "pm.response.json().refresh_token"}),
-                request("Reusing a refresh token is 401", "POST", "/v1/auth/refresh", token=None, status=401, body={"refresh_token": "{{oldRefreshToken}}"}),
-                request("Change password", "PUT", "/v1/auth/password", body={"current_password": "postman password", "new_password": "postman password 2"},
-                        save={"token": "pm.response.json().auth_token", "refreshToken": "pm.response.json().refresh_token"}),
-                request("No token is 401", "GET", "/v1/auth/me", token=None, status=401,
-                        checks=["pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Provide an authorization header'));"]),
+            folder(
+                "Auth",
+                request(
+                    "Register",
+                    "POST",
+                    "/v1/auth/register",
+                    token=None,
+                    status=201,
+                    body={"email": me, "password": "postman password"},
+                    save={
+                        "token": "pm.response.json().auth_token",
+                        "refreshToken": "pm.response.json().refresh_token",
+                        "userId": "pm.response.json().user.id",
+                    },
+                    checks=[
+                        "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Successfully registered'));"
+                    ],
+                ),
+                request(
+                    "Register again is 409",
+                    "POST",
+                    "/v1/auth/register",
+                    token=None,
+                    status=409,
+                    body={"email": me, "password": "postman password"},
+                ),
+                request(
+                    "Login",
+                    "POST",
+                    "/v1/auth/login",
+                    token=None,
+                    body={"email": me, "password": "postman password"},
+                    save={"token": "pm.response.json().auth_token", "refreshToken": "pm.response.json().refresh_token"},
+                    checks=["pm.test('bearer', () => pm.expect(pm.response.json().token_type).to.eql('Bearer'));"],
+                ),
+                request(
+                    "Login with a wrong password is 401",
+                    "POST",
+                    "/v1/auth/login",
+                    token=None,
+                    status=401,
+                    body={"email": me, "password": "wrong password"},
+                    checks=[
+                        "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Invalid email or password'));"
+                    ],
+                ),
+                request(
+                    "Me",
+                    "GET",
+                    "/v1/auth/me",
+                    checks=["pm.test('role user', () => pm.expect(pm.response.json().user.role).to.eql('user'));"],
+                ),
+                request(
+                    "Refresh (rotates)",
+                    "POST",
+                    "/v1/auth/refresh",
+                    token=None,
+                    body={"refresh_token": "{{refreshToken}}"},
+                    save={
+                        "token": "pm.response.json().auth_token",
+                        "oldRefreshToken": "pm.collectionVariables.get('refreshToken')",
+                        "refreshToken": "pm.response.json().refresh_token",
+                    },
+                ),
+                request(
+                    "Reusing a refresh token is 401",
+                    "POST",
+                    "/v1/auth/refresh",
+                    token=None,
+                    status=401,
+                    body={"refresh_token": "{{oldRefreshToken}}"},
+                ),
+                request(
+                    "Change password",
+                    "PUT",
+                    "/v1/auth/password",
+                    body={"current_password": "postman password", "new_password": "postman password 2"},
+                    save={"token": "pm.response.json().auth_token", "refreshToken": "pm.response.json().refresh_token"},
+                ),
+                request(
+                    "No token is 401",
+                    "GET",
+                    "/v1/auth/me",
+                    token=None,
+                    status=401,
+                    checks=[
+                        "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Provide an authorization header'));"
+                    ],
+                ),
             ),
-            folder("Buckets and items",
-                request("Create bucket", "POST", "/v1/buckets", status=201, body={"name": "Postman trip"}, save={"bucketId": "pm.response.json().bucket.id"},
-                        checks=["pm.test('Location', () => pm.expect(pm.response.headers.get('Location')).to.include('/v1/buckets/'));"]),
+            folder(
+                "Buckets and items",
+                request(
+                    "Create bucket",
+                    "POST",
+                    "/v1/buckets",
+                    status=201,
+                    body={"name": "Postman trip"},
+                    save={"bucketId": "pm.response.json().bucket.id"},
+                    checks=[
+                        "pm.test('Location', () => pm.expect(pm.response.headers.get('Location')).to.include('/v1/buckets/'));"
+                    ],
+                ),
                 request("Duplicate bucket is 409", "POST", "/v1/buckets", status=409, body={"name": "postman TRIP"}),
                 request("Invalid bucket is 422", "POST", "/v1/buckets", status=422, body={"name": "   "}),
-                request("List buckets", "GET", "/v1/buckets?page=1&per_page=20&sort=-created_at",
-                        checks=["pm.test('pagination', () => pm.expect(pm.response.json().pagination.total).to.be.at.least(1));"]),
+                request(
+                    "List buckets",
+                    "GET",
+                    "/v1/buckets?page=1&per_page=20&sort=-created_at",
+                    checks=[
+                        "pm.test('pagination', () => pm.expect(pm.response.json().pagination.total).to.be.at.least(1));"
+                    ],
+                ),
                 request("Get bucket", "GET", "/v1/buckets/{{bucketId}}"),
                 request("Replace bucket", "PUT", "/v1/buckets/{{bucketId}}", body={"name": "Postman journey"}),
                 request("Rename bucket", "PATCH", "/v1/buckets/{{bucketId}}", body={"name": "Postman voyage"}),
-                request("Add item", "POST", "/v1/buckets/{{bucketId}}/items", status=201, body={"name": "Pack", "description": "socks", "done": False},
-                        save={"itemId": "pm.response.json().item.id"}),
+                request(
+                    "Add item",
+                    "POST",
+                    "/v1/buckets/{{bucketId}}/items",
+                    status=201,
+                    body={"name": "Pack", "description": "socks", "done": False},
+                    save={"itemId": "pm.response.json().item.id"},
+                ),
                 request("List items", "GET", "/v1/buckets/{{bucketId}}/items?done=false"),
                 request("Get item", "GET", "/v1/buckets/{{bucketId}}/items/{{itemId}}"),
                 request("Replace item", "PUT", "/v1/buckets/{{bucketId}}/items/{{itemId}}", body={"name": "Pack bags"}),
-                request("Tick item", "PATCH", "/v1/buckets/{{bucketId}}/items/{{itemId}}", body={"done": True},
-                        checks=["pm.test('done', () => pm.expect(pm.response.json().item.done).to.eql(true));"]),
+                request(
+                    "Tick item",
+                    "PATCH",
+                    "/v1/buckets/{{bucketId}}/items/{{itemId}}",
+                    body={"done": True},
+                    checks=["pm.test('done', () => pm.expect(pm.response.json().item.done).to.eql(true));"],
+                ),
                 request("Delete item", "DELETE", "/v1/buckets/{{bucketId}}/items/{{itemId}}"),
-                request("Delete bucket", "DELETE", "/v1/buckets/{{bucketId}}",
-                        checks=["pm.test('deleted id', () => pm.expect(pm.response.json().deleted).to.eql(pm.collectionVariables.get('bucketId')));"]),
+                request(
+                    "Delete bucket",
+                    "DELETE",
+                    "/v1/buckets/{{bucketId}}",
+                    checks=[
+                        "pm.test('deleted id', () => pm.expect(pm.response.json().deleted).to.eql(pm.collectionVariables.get('bucketId')));"
+                    ],
+                ),
                 request("Deleted bucket is 404", "GET", "/v1/buckets/{{bucketId}}", status=404),
             ),
-            folder("Casting (as admin)",
-                request("Admin login", "POST", "/v1/auth/login", token=None, body={"email": "{{adminEmail}}", "password": "{{adminPassword}}"},
-                        save={"adminToken": "pm.response.json().auth_token"}),
+            folder(
+                "Casting (as admin)",
+                request(
+                    "Admin login",
+                    "POST",
+                    "/v1/auth/login",
+                    token=None,
+                    body={"email": "{{adminEmail}}", "password": "{{adminPassword}}"},
+                    save={"adminToken": "pm.response.json().auth_token"},
+                ),
                 request("Plain users cannot list actors", "GET", "/v1/actors", status=403),
-                request("Create actor", "POST", "/v1/actors", token="adminToken", status=201, body={"name": "Postman Actor", "age": 41, "gender": "female"},
-                        save={"actorId": "pm.response.json().actor.id"}),
+                request(
+                    "Create actor",
+                    "POST",
+                    "/v1/actors",
+                    token="adminToken",
+                    status=201,
+                    body={"name": "Postman Actor", "age": 41, "gender": "female"},
+                    save={"actorId": "pm.response.json().actor.id"},
+                ),
                 request("List actors", "GET", "/v1/actors?gender=female&min_age=18", token="adminToken"),
                 request("Get actor", "GET", "/v1/actors/{{actorId}}", token="adminToken"),
                 request("Update actor", "PATCH", "/v1/actors/{{actorId}}", token="adminToken", body={"age": 42}),
-                request("Create movie", "POST", "/v1/movies", token="adminToken", status=201,
-                        body={"title": "Postman Movie {{$timestamp}}", "release_date": "2020-8-12", "actor_ids": ["{{actorId}}"]},
-                        save={"movieId": "pm.response.json().movie.id"},
-                        checks=["pm.test('cast', () => pm.expect(pm.response.json().movie.actors.length).to.eql(1));",
-                                "pm.test('date', () => pm.expect(pm.response.json().movie.release_date).to.eql('2020-08-12'));"]),
-                request("List movies", "GET", "/v1/movies?released_after=2020-01-01&actor_id={{actorId}}", token="adminToken"),
+                request(
+                    "Create movie",
+                    "POST",
+                    "/v1/movies",
+                    token="adminToken",
+                    status=201,
+                    body={
+                        "title": "Postman Movie {{$timestamp}}",
+                        "release_date": "2020-8-12",
+                        "actor_ids": ["{{actorId}}"],
+                    },
+                    save={"movieId": "pm.response.json().movie.id"},
+                    checks=[
+                        "pm.test('cast', () => pm.expect(pm.response.json().movie.actors.length).to.eql(1));",
+                        "pm.test('date', () => pm.expect(pm.response.json().movie.release_date).to.eql('2020-08-12'));",
+                    ],
+                ),
+                request(
+                    "List movies",
+                    "GET",
+                    "/v1/movies?released_after=2020-01-01&actor_id={{actorId}}",
+                    token="adminToken",
+                ),
                 request("Get movie", "GET", "/v1/movies/{{movieId}}", token="adminToken"),
                 request("Update movie", "PATCH", "/v1/movies/{{movieId}}", token="adminToken", body={"actor_ids": []}),
                 request("Movie cast", "GET", "/v1/movies/{{movieId}}/actors", token="adminToken"),
@@ -131,38 +309,93 @@ def build():
                 request("Delete movie", "DELETE", "/v1/movies/{{movieId}}", token="adminToken"),
                 request("Delete actor", "DELETE", "/v1/actors/{{actorId}}", token="adminToken"),
             ),
-            folder("Images",
-                request("Upload image", "POST", "/v1/images", token="adminToken", status=201,
-                        form=[{"key": "images", "type": "file", "src": "fixtures/sample.png"}, {"key": "title", "type": "text", "value": "Postman sample"},
-                              {"key": "tags", "type": "text", "value": "postman, sample"}],
-                        save={"imageId": "pm.response.json().images[0].id"},
-                        checks=["pm.test('png', () => pm.expect(pm.response.json().images[0].content_type).to.eql('image/png'));"]),
+            folder(
+                "Images",
+                request(
+                    "Upload image",
+                    "POST",
+                    "/v1/images",
+                    token="adminToken",
+                    status=201,
+                    form=[
+                        {"key": "images", "type": "file", "src": "fixtures/sample.png"},
+                        {"key": "title", "type": "text", "value": "Postman sample"},
+                        {"key": "tags", "type": "text", "value": "postman, sample"},
+                    ],
+                    save={"imageId": "pm.response.json().images[0].id"},
+                    checks=[
+                        "pm.test('png', () => pm.expect(pm.response.json().images[0].content_type).to.eql('image/png'));"
+                    ],
+                ),
                 request("List images", "GET", "/v1/images?tag=postman"),
                 request("Get image", "GET", "/v1/images/{{imageId}}"),
-                request("Download image", "GET", "/v1/images/{{imageId}}/file", raw_check=True,
-                        checks=["pm.test('content type', () => pm.expect(pm.response.headers.get('Content-Type')).to.eql('image/png'));",
-                                "pm.collectionVariables.set('imageEtag', pm.response.headers.get('ETag'));"]),
+                request(
+                    "Download image",
+                    "GET",
+                    "/v1/images/{{imageId}}/file",
+                    raw_check=True,
+                    checks=[
+                        "pm.test('content type', () => pm.expect(pm.response.headers.get('Content-Type')).to.eql('image/png'));",
+                        "pm.collectionVariables.set('imageEtag', pm.response.headers.get('ETag'));",
+                    ],
+                ),
                 request("Download thumbnail", "GET", "/v1/images/{{imageId}}/thumbnail", raw_check=True),
-                request("Users cannot upload", "POST", "/v1/images", status=403, form=[{"key": "images", "type": "file", "src": "fixtures/sample.png"}]),
-                request("Update image", "PATCH", "/v1/images/{{imageId}}", token="adminToken", body={"title": "Renamed", "tags": ["postman"]}),
+                request(
+                    "Users cannot upload",
+                    "POST",
+                    "/v1/images",
+                    status=403,
+                    form=[{"key": "images", "type": "file", "src": "fixtures/sample.png"}],
+                ),
+                request(
+                    "Update image",
+                    "PATCH",
+                    "/v1/images/{{imageId}}",
+                    token="adminToken",
+                    body={"title": "Renamed", "tags": ["postman"]},
+                ),
                 request("Delete image", "DELETE", "/v1/images/{{imageId}}", token="adminToken"),
             ),
-            folder("Users (as admin)",
+            folder(
+                "Users (as admin)",
                 request("List users", "GET", "/v1/users?q=postman", token="adminToken"),
                 request("Get user", "GET", "/v1/users/{{userId}}", token="adminToken"),
-                request("Promote user", "PATCH", "/v1/users/{{userId}}", token="adminToken", body={"role": "casting_assistant"},
-                        checks=["pm.test('role', () => pm.expect(pm.response.json().user.role).to.eql('casting_assistant'));"]),
+                request(
+                    "Promote user",
+                    "PATCH",
+                    "/v1/users/{{userId}}",
+                    token="adminToken",
+                    body={"role": "casting_assistant"},
+                    checks=[
+                        "pm.test('role', () => pm.expect(pm.response.json().user.role).to.eql('casting_assistant'));"
+                    ],
+                ),
                 request("Promotion works at once", "GET", "/v1/actors"),
             ),
-            folder("Errors",
+            folder(
+                "Errors",
                 request("Unknown route is 404", "GET", "/v1/nothing-here", token=None, status=404),
-                request("Wrong method is 405", "DELETE", "/v1/health", token=None, status=405,
-                        checks=["pm.test('Allow', () => pm.expect(pm.response.headers.get('Allow')).to.include('GET'));"]),
+                request(
+                    "Wrong method is 405",
+                    "DELETE",
+                    "/v1/health",
+                    token=None,
+                    status=405,
+                    checks=["pm.test('Allow', () => pm.expect(pm.response.headers.get('Allow')).to.include('GET'));"],
+                ),
             ),
-            folder("Logout",
+            folder(
+                "Logout",
                 request("Logout", "POST", "/v1/auth/logout", body={"refresh_token": "{{refreshToken}}"}),
-                request("Revoked token is 401", "GET", "/v1/auth/me", status=401,
-                        checks=["pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Token has been revoked. Please log in again.'));"]),
+                request(
+                    "Revoked token is 401",
+                    "GET",
+                    "/v1/auth/me",
+                    status=401,
+                    checks=[
+                        "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Token has been revoked. Please log in again.'));"
+                    ],
+                ),
                 request("Delete user", "DELETE", "/v1/users/{{userId}}", token="adminToken"),
             ),
         ],

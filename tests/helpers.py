@@ -4,6 +4,7 @@ Tests run against SQLite by default and against PostgreSQL when
 TEST_DATABASE_URL is set. The schema is built once per run by the
 migrations (never by create_all), and every table is emptied after each test.
 """
+
 import atexit
 import io
 import os

@@ -2,6 +2,7 @@
 
 Prints the totals last, as `N passed, M failed`.
 """
+
 import os
 import re
 import subprocess
@@ -20,7 +21,18 @@ def run_suite(label, database_url):
     else:
         env.pop("TEST_DATABASE_URL", None)
     print(f"\n=== {label} ===", flush=True)
-    command = [os.path.join(BIN, "coverage"), "run", "--source=app,config", "-m", "nose2", "-s", ROOT, "-t", ROOT, "tests"]
+    command = [
+        os.path.join(BIN, "coverage"),
+        "run",
+        "--source=app,config",
+        "-m",
+        "nose2",
+        "-s",
+        ROOT,
+        "-t",
+        ROOT,
+        "tests",
+    ]
     process = subprocess.run(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     sys.stderr.write(process.stderr)
     ran = re.search(r"Ran (\d+) tests?", process.stderr)
@@ -40,7 +52,7 @@ def main():
     coverage = os.path.join(BIN, "coverage")
     subprocess.run([coverage, "combine"], cwd=ROOT, check=False)
     report = subprocess.run([coverage, "report", f"--fail-under={FAIL_UNDER}"], cwd=ROOT)
-    passed, failed, skipped = (sum(counts) for counts in zip(*results))
+    passed, failed, skipped = (sum(counts) for counts in zip(*results, strict=True))
     if report.returncode != 0:
         print(f"coverage is under {FAIL_UNDER}%")
     print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))

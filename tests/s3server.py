@@ -2,6 +2,7 @@
 
 Started on free ports in a temporary directory, stopped by its pid.
 """
+
 import os
 import shutil
 import signal
@@ -49,9 +50,20 @@ class SeaweedS3:
         master, volume, filer, s3 = base, base + 1, base + 2, base + 3
         self.endpoint = f"http://127.0.0.1:{s3}"
         command = [
-            WEED, "server", f"-dir={self.directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-            "-s3", f"-s3.port={s3}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=10", "-master.volumeSizeLimitMB=64",
+            WEED,
+            "server",
+            f"-dir={self.directory}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={master}",
+            f"-volume.port={volume}",
+            f"-filer.port={filer}",
+            "-s3",
+            f"-s3.port={s3}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-volume.max=10",
+            "-master.volumeSizeLimitMB=64",
         ]
         log = open(os.path.join(self.directory, "weed.log"), "wb")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -72,11 +72,19 @@ class RegisterTests(APITestCase):
         self.assertEqual(body["user"]["email"], "josé@example.com")
 
     def test_body_must_be_a_json_object(self):
-        self.assertError(self.client.post("/v1/auth/register", data="{bad", content_type="application/json"), 400, "Request body is not valid JSON")
+        self.assertError(
+            self.client.post("/v1/auth/register", data="{bad", content_type="application/json"),
+            400,
+            "Request body is not valid JSON",
+        )
         self.assertError(self.client.post("/v1/auth/register", json=["a"]), 400, "Request body must be a JSON object")
         self.assertError(self.client.post("/v1/auth/register", json="text"), 400)
-        self.assertError(self.client.post("/v1/auth/register", data="email=a", content_type="application/x-www-form-urlencoded"), 415)
-        self.assertError(self.client.post("/v1/auth/register", data="x" * (2 * 1024 * 1024), content_type="application/json"), 413)
+        self.assertError(
+            self.client.post("/v1/auth/register", data="email=a", content_type="application/x-www-form-urlencoded"), 415
+        )
+        self.assertError(
+            self.client.post("/v1/auth/register", data="x" * (2 * 1024 * 1024), content_type="application/json"), 413
+        )
 
 
 class LoginTests(APITestCase):
@@ -102,14 +110,19 @@ class LoginTests(APITestCase):
 
     def test_overlong_password_is_just_wrong(self):
         self.register("who@example.com")
-        response = self.client.post("/v1/auth/login", json={"email": "who@example.com", "password": PASSWORD + "x" * 100})
+        response = self.client.post(
+            "/v1/auth/login", json={"email": "who@example.com", "password": PASSWORD + "x" * 100}
+        )
         self.assertError(response, 401, "Invalid email or password")
 
     def test_bad_login_bodies(self):
         self.assertFieldError(self.client.post("/v1/auth/login", json={"email": "a@example.com"}), "password")
         self.assertFieldError(self.client.post("/v1/auth/login", json={"password": "x"}), "email")
         self.assertFieldError(self.client.post("/v1/auth/login", json={"email": 1, "password": "x"}), "email")
-        self.assertFieldError(self.client.post("/v1/auth/login", json={"email": "a@example.com", "password": "x", "remember": True}), "remember")
+        self.assertFieldError(
+            self.client.post("/v1/auth/login", json={"email": "a@example.com", "password": "x", "remember": True}),
+            "remember",
+        )
         self.assertError(self.client.post("/v1/auth/login", data="nope", content_type="application/json"), 400)
 
 
@@ -123,7 +136,14 @@ class TokenTests(APITestCase):
 
     def _claims(self, **changes):
         now = datetime.now(timezone.utc)
-        claims = {"sub": str(self.user_id), "iat": now, "exp": now + timedelta(minutes=5), "jti": "j" * 32, "type": ACCESS, "ver": 0}
+        claims = {
+            "sub": str(self.user_id),
+            "iat": now,
+            "exp": now + timedelta(minutes=5),
+            "jti": "j" * 32,
+            "type": ACCESS,
+            "ver": 0,
+        }
         claims.update(changes)
         return {k: v for k, v in claims.items() if v is not None}
 
@@ -146,7 +166,9 @@ class TokenTests(APITestCase):
         self.assertError(self.me({"Authorization": self.access}), 401, "Malformed authorization header")
         self.assertError(self.me({"Authorization": f"Token {self.access}"}), 401, "Malformed authorization header")
         self.assertError(self.me({"Authorization": "Bearer"}), 401, "Malformed authorization header")
-        self.assertError(self.me({"Authorization": f"Bearer {self.access} extra"}), 401, "Malformed authorization header")
+        self.assertError(
+            self.me({"Authorization": f"Bearer {self.access} extra"}), 401, "Malformed authorization header"
+        )
         response = self.me({})
         self.assertEqual(response.headers["WWW-Authenticate"], "Bearer")
 
@@ -200,7 +222,9 @@ class TokenTests(APITestCase):
         self.assertError(self.me(bearer(self.access)), 401, "Invalid token. Please log in again.")
 
     def test_logout_revokes_access_and_refresh(self):
-        response = self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"refresh_token": self.refresh_token})
+        response = self.client.post(
+            "/v1/auth/logout", headers=bearer(self.access), json={"refresh_token": self.refresh_token}
+        )
         self.assertEqual(response.status_code, 200)
         self.assertEqual(response.json, {"success": True, "message": "Successfully logged out"})
         revoked = "Token has been revoked. Please log in again."
@@ -212,17 +236,25 @@ class TokenTests(APITestCase):
     def test_logout_without_body_keeps_refresh_token(self):
         response = self.client.post("/v1/auth/logout", headers=bearer(self.access))
         self.assertEqual(response.status_code, 200)
-        self.assertEqual(self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token}).status_code, 200)
+        self.assertEqual(
+            self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token}).status_code, 200
+        )
 
     def test_logout_refuses_a_foreign_or_bad_refresh_token(self):
         other = self.register("other@example.com")
         for token in (other["refresh_token"], "garbage", self.access):
             with self.subTest(token=token[:10]):
-                response = self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"refresh_token": token})
+                response = self.client.post(
+                    "/v1/auth/logout", headers=bearer(self.access), json={"refresh_token": token}
+                )
                 self.assertError(response, 401, "Invalid token. Please log in again.")
         self.assertEqual(self.me(bearer(self.access)).status_code, 200)
-        self.assertFieldError(self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"refresh_token": 5}), "refresh_token")
-        self.assertFieldError(self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"token": "x"}), "token")
+        self.assertFieldError(
+            self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"refresh_token": 5}), "refresh_token"
+        )
+        self.assertFieldError(
+            self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"token": "x"}), "token"
+        )
 
     def test_logout_needs_a_token(self):
         self.assertError(self.client.post("/v1/auth/logout"), 401, "Provide an authorization header")
@@ -235,11 +267,21 @@ class TokenTests(APITestCase):
         self.assertEqual(self.me(bearer(body["auth_token"])).status_code, 200)
         again = self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token})
         self.assertError(again, 401, "Token has been revoked. Please log in again.")
-        self.assertEqual(self.client.post("/v1/auth/refresh", json={"refresh_token": body["refresh_token"]}).status_code, 200)
+        self.assertEqual(
+            self.client.post("/v1/auth/refresh", json={"refresh_token": body["refresh_token"]}).status_code, 200
+        )
 
     def test_refresh_refuses_access_tokens_and_junk(self):
-        self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": self.access}), 401, "Invalid token. Please log in again.")
-        self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": "x.y.z"}), 401, "Invalid token. Please log in again.")
+        self.assertError(
+            self.client.post("/v1/auth/refresh", json={"refresh_token": self.access}),
+            401,
+            "Invalid token. Please log in again.",
+        )
+        self.assertError(
+            self.client.post("/v1/auth/refresh", json={"refresh_token": "x.y.z"}),
+            401,
+            "Invalid token. Please log in again.",
+        )
         self.assertFieldError(self.client.post("/v1/auth/refresh", json={}), "refresh_token")
         self.assertFieldError(self.client.post("/v1/auth/refresh", json={"refresh_token": ""}), "refresh_token")
         self.assertFieldError(self.client.post("/v1/auth/refresh", json={"refresh_token": ["a"]}), "refresh_token")
@@ -247,18 +289,28 @@ class TokenTests(APITestCase):
     def test_refresh_token_of_deleted_user(self):
         db.session.delete(db.session.get(User, self.user_id))
         db.session.commit()
-        self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token}), 401, "Invalid token. Please log in again.")
+        self.assertError(
+            self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token}),
+            401,
+            "Invalid token. Please log in again.",
+        )
 
     def test_expired_refresh_token(self):
         past = datetime.now(timezone.utc) - timedelta(days=40)
         token = self._token(type=REFRESH, iat=past, exp=past + timedelta(days=30))
-        self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": token}), 401, "Signature expired. Please log in again.")
+        self.assertError(
+            self.client.post("/v1/auth/refresh", json={"refresh_token": token}),
+            401,
+            "Signature expired. Please log in again.",
+        )
         response = self.client.post("/v1/auth/logout", headers=bearer(self.access), json={"refresh_token": token})
         self.assertEqual(response.status_code, 200)
 
     def test_password_change_kills_earlier_tokens(self):
         response = self.client.put(
-            "/v1/auth/password", headers=bearer(self.access), json={"current_password": PASSWORD, "new_password": "a brand new secret"}
+            "/v1/auth/password",
+            headers=bearer(self.access),
+            json={"current_password": PASSWORD, "new_password": "a brand new secret"},
         )
         self.assertEqual(response.status_code, 200)
         revoked = "Token has been revoked. Please log in again."
@@ -272,11 +324,27 @@ class TokenTests(APITestCase):
 
     def test_password_change_validation(self):
         headers = bearer(self.access)
-        wrong = self.client.put("/v1/auth/password", headers=headers, json={"current_password": "nope nope", "new_password": "another secret"})
+        wrong = self.client.put(
+            "/v1/auth/password",
+            headers=headers,
+            json={"current_password": "nope nope", "new_password": "another secret"},
+        )
         self.assertFieldError(wrong, "current_password")
-        self.assertFieldError(self.client.put("/v1/auth/password", headers=headers, json={"current_password": PASSWORD}), "new_password")
-        self.assertFieldError(self.client.put("/v1/auth/password", headers=headers, json={"current_password": PASSWORD, "new_password": "short"}), "new_password")
-        self.assertFieldError(self.client.put("/v1/auth/password", headers=headers, json={"current_password": PASSWORD, "new_password": "x" * 100}), "new_password")
+        self.assertFieldError(
+            self.client.put("/v1/auth/password", headers=headers, json={"current_password": PASSWORD}), "new_password"
+        )
+        self.assertFieldError(
+            self.client.put(
+                "/v1/auth/password", headers=headers, json={"current_password": PASSWORD, "new_password": "short"}
+            ),
+            "new_password",
+        )
+        self.assertFieldError(
+            self.client.put(
+                "/v1/auth/password", headers=headers, json={"current_password": PASSWORD, "new_password": "x" * 100}
+            ),
+            "new_password",
+        )
         self.assertError(self.client.post("/v1/auth/password", headers=headers, json={}), 405)
         self.assertEqual(self.me(headers).status_code, 200)
 

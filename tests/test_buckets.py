@@ -1,4 +1,5 @@
 """/v1/buckets: owner-scoped CRUD and the collection helper."""
+
 from sqlalchemy import insert, select
 
 from app.extensions import db
@@ -43,18 +44,31 @@ class BucketCrudTests(APITestCase):
 
     def test_bad_bodies(self):
         cases = [
-            ({}, "name"), ({"name": ""}, "name"), ({"name": "   "}, "name"), ({"name": "\t\n"}, "name"),
-            ({"name": None}, "name"), ({"name": 5}, "name"), ({"name": True}, "name"), ({"name": ["a"]}, "name"),
-            ({"name": {"a": 1}}, "name"), ({"name": "x" * 101}, "name"), ({"name": "x" * 100000}, "name"),
-            ({"name": "a\x00b"}, "name"), ({"name": "ok", "extra": 1}, "extra"), ({"name": "ok", "id": 9}, "id"),
-            ({"name": "ok", "owner_id": 2}, "owner_id"), ({"name": "ok", "item_count": 3}, "item_count"),
+            ({}, "name"),
+            ({"name": ""}, "name"),
+            ({"name": "   "}, "name"),
+            ({"name": "\t\n"}, "name"),
+            ({"name": None}, "name"),
+            ({"name": 5}, "name"),
+            ({"name": True}, "name"),
+            ({"name": ["a"]}, "name"),
+            ({"name": {"a": 1}}, "name"),
+            ({"name": "x" * 101}, "name"),
+            ({"name": "x" * 100000}, "name"),
+            ({"name": "a\x00b"}, "name"),
+            ({"name": "ok", "extra": 1}, "extra"),
+            ({"name": "ok", "id": 9}, "id"),
+            ({"name": "ok", "owner_id": 2}, "owner_id"),
+            ({"name": "ok", "item_count": 3}, "item_count"),
             ({"name": "ok", "created_at": "2020-01-01T00:00:00Z"}, "created_at"),
         ]
         for body, field in cases:
             with self.subTest(body=str(body)[:60]):
                 self.assertFieldError(self.client.post("/v1/buckets", headers=self.h, json=body), field)
         self.assertError(self.client.post("/v1/buckets", headers=self.h, json=[{"name": "x"}]), 400)
-        self.assertError(self.client.post("/v1/buckets", headers=self.h, data="{", content_type="application/json"), 400)
+        self.assertError(
+            self.client.post("/v1/buckets", headers=self.h, data="{", content_type="application/json"), 400
+        )
         self.assertError(self.client.post("/v1/buckets", headers=self.h, data="name=x", content_type="text/plain"), 415)
         self.assertEqual(db.session.scalars(select(Bucket)).all(), [])
 
@@ -93,7 +107,11 @@ class BucketCrudTests(APITestCase):
     def test_needs_a_token(self):
         self.assertError(self.client.get("/v1/buckets"), 401, "Provide an authorization header")
         self.assertError(self.client.post("/v1/buckets", json={"name": "x"}), 401)
-        self.assertError(self.client.get("/v1/buckets/1", headers={"Authorization": "Bearer junk"}), 401, "Invalid token. Please log in again.")
+        self.assertError(
+            self.client.get("/v1/buckets/1", headers={"Authorization": "Bearer junk"}),
+            401,
+            "Invalid token. Please log in again.",
+        )
 
 
 class CollectionTests(APITestCase):
@@ -111,18 +129,26 @@ class CollectionTests(APITestCase):
     def test_empty_collection(self):
         body = self.get().json
         self.assertEqual(body["buckets"], [])
-        self.assertEqual(body["pagination"], {"page": 1, "per_page": 20, "total": 0, "pages": 0, "next": None, "prev": None})
+        self.assertEqual(
+            body["pagination"], {"page": 1, "per_page": 20, "total": 0, "pages": 0, "next": None, "prev": None}
+        )
 
     def test_pages_and_links(self):
         self.seed([f"b{n:03d}" for n in range(45)])
         response = self.get("?page=2&per_page=20&sort=name")
         body = response.json
         self.assertEqual([b["name"] for b in body["buckets"]][:2], ["b020", "b021"])
-        self.assertEqual(body["pagination"], {
-            "page": 2, "per_page": 20, "total": 45, "pages": 3,
-            "next": "/v1/buckets?page=3&per_page=20&sort=name",
-            "prev": "/v1/buckets?page=1&per_page=20&sort=name",
-        })
+        self.assertEqual(
+            body["pagination"],
+            {
+                "page": 2,
+                "per_page": 20,
+                "total": 45,
+                "pages": 3,
+                "next": "/v1/buckets?page=3&per_page=20&sort=name",
+                "prev": "/v1/buckets?page=1&per_page=20&sort=name",
+            },
+        )
         link = response.headers["Link"]
         self.assertIn('</v1/buckets?page=3&per_page=20&sort=name>; rel="next"', link)
         self.assertIn('</v1/buckets?page=1&per_page=20&sort=name>; rel="prev"', link)
@@ -142,8 +168,21 @@ class CollectionTests(APITestCase):
         self.assertEqual(past["pagination"]["prev"], "/v1/buckets?page=1&per_page=20")
 
     def test_bad_paging_is_400(self):
-        for query in ("?page=0", "?page=-1", "?page=abc", "?page=1.5", "?per_page=0", "?per_page=101", "?per_page=x",
-                      "?page=99999999999999999999", "?sort=owner_id", "?sort=-", "?sort=name;drop", "?q=" + "x" * 201, "?q=a%00b"):
+        for query in (
+            "?page=0",
+            "?page=-1",
+            "?page=abc",
+            "?page=1.5",
+            "?per_page=0",
+            "?per_page=101",
+            "?per_page=x",
+            "?page=99999999999999999999",
+            "?sort=owner_id",
+            "?sort=-",
+            "?sort=name;drop",
+            "?q=" + "x" * 201,
+            "?q=a%00b",
+        ):
             with self.subTest(query=query):
                 body = self.assertError(self.get(query), 400)
                 self.assertTrue(body["errors"])
@@ -153,8 +192,10 @@ class CollectionTests(APITestCase):
 
     def test_search_is_literal_and_case_insensitive(self):
         self.seed(["100% done", "100 percent", "snake_case", "snakeXcase", "Crème brûlée", "CRÈME fraîche"])
+
         def names(q):
             return sorted(b["name"] for b in self.get(f"?q={q}").json["buckets"])
+
         self.assertEqual(names("%25"), ["100% done"])
         self.assertEqual(names("_"), ["snake_case"])
         self.assertEqual(names("crème"), ["CRÈME fraîche", "Crème brûlée"])

@@ -1,4 +1,5 @@
 """/v1/actors and /v1/movies: the cast both ways and the permission matrix."""
+
 from datetime import date
 
 from sqlalchemy import insert, select
@@ -88,16 +89,30 @@ class ActorTests(CastingTestCase):
 
     def test_bad_actors(self):
         cases = [
-            ({"age": -1}, "age"), ({"age": 151}, "age"), ({"age": "30"}, "age"), ({"age": 30.5}, "age"),
-            ({"age": True}, "age"), ({"age": None}, "age"), ({"name": ""}, "name"),
-            ({"name": " "}, "name"), ({"name": "x" * 121}, "name"), ({"gender": ""}, "gender"),
-            ({"gender": "x" * 31}, "gender"), ({"id": 4}, "id"), ({"movie_count": 1}, "movie_count"), ({"nick": "x"}, "nick"),
+            ({"age": -1}, "age"),
+            ({"age": 151}, "age"),
+            ({"age": "30"}, "age"),
+            ({"age": 30.5}, "age"),
+            ({"age": True}, "age"),
+            ({"age": None}, "age"),
+            ({"name": ""}, "name"),
+            ({"name": " "}, "name"),
+            ({"name": "x" * 121}, "name"),
+            ({"gender": ""}, "gender"),
+            ({"gender": "x" * 31}, "gender"),
+            ({"id": 4}, "id"),
+            ({"movie_count": 1}, "movie_count"),
+            ({"nick": "x"}, "nick"),
         ]
         for fields, field in cases:
             with self.subTest(fields=str(fields)[:40]):
-                self.assertFieldError(self.client.post("/v1/actors", headers=self.admin, json={**ACTOR, **fields}), field)
+                self.assertFieldError(
+                    self.client.post("/v1/actors", headers=self.admin, json={**ACTOR, **fields}), field
+                )
         huge = '{"name": "A", "gender": "f", "age": 1000000000000000000000000000000}'
-        self.assertFieldError(self.client.post("/v1/actors", headers=self.admin, data=huge, content_type="application/json"), "age")
+        self.assertFieldError(
+            self.client.post("/v1/actors", headers=self.admin, data=huge, content_type="application/json"), "age"
+        )
         for missing in ACTOR:
             body = {k: v for k, v in ACTOR.items() if k != missing}
             self.assertFieldError(self.client.post("/v1/actors", headers=self.admin, json=body), missing)
@@ -122,10 +137,13 @@ class ActorTests(CastingTestCase):
             with self.subTest(query=query):
                 self.assertError(self.client.get(f"/v1/actors{query}", headers=self.admin), 400)
 
-
     def test_a_page_of_actors_with_movie_counts_costs_constant_queries(self):
-        actor_ids = db.session.scalars(insert(Actor).returning(Actor.id), [{"name": f"a{n}", "age": 30, "gender": "x"} for n in range(120)]).all()
-        movie_id = db.session.scalars(insert(Movie).returning(Movie.id), [{"title": "m", "release_date": date(2000, 1, 1)}]).one()
+        actor_ids = db.session.scalars(
+            insert(Actor).returning(Actor.id), [{"name": f"a{n}", "age": 30, "gender": "x"} for n in range(120)]
+        ).all()
+        movie_id = db.session.scalars(
+            insert(Movie).returning(Movie.id), [{"title": "m", "release_date": date(2000, 1, 1)}]
+        ).one()
         db.session.execute(insert(movie_actors), [{"movie_id": movie_id, "actor_id": a} for a in actor_ids[::2]])
         db.session.commit()
         with count_queries() as small:
@@ -149,7 +167,9 @@ class MovieTests(CastingTestCase):
         films = self.client.get(f"/v1/actors/{a}/movies", headers=self.admin).json["movies"]
         self.assertEqual([m["id"] for m in films], [movie["id"]])
         self.assertEqual(self.client.get(f"/v1/actors/{a}", headers=self.admin).json["actor"]["movie_count"], 1)
-        patched = self.client.patch(f"/v1/movies/{movie['id']}", headers=self.admin, json={"actor_ids": [b]}).json["movie"]
+        patched = self.client.patch(f"/v1/movies/{movie['id']}", headers=self.admin, json={"actor_ids": [b]}).json[
+            "movie"
+        ]
         self.assertEqual(patched["actors"], [{"id": b, "name": "B"}])
         self.client.delete(f"/v1/actors/{b}", headers=self.admin)
         self.assertEqual(self.client.get(f"/v1/movies/{movie['id']}", headers=self.admin).json["movie"]["actors"], [])
@@ -160,12 +180,18 @@ class MovieTests(CastingTestCase):
 
     def test_unknown_actor_ids_change_nothing(self):
         a = self.new_actor()["id"]
-        response = self.client.post("/v1/movies", headers=self.admin, json={"title": "T", "release_date": "2020-01-01", "actor_ids": [a, 998, 999]})
+        response = self.client.post(
+            "/v1/movies",
+            headers=self.admin,
+            json={"title": "T", "release_date": "2020-01-01", "actor_ids": [a, 998, 999]},
+        )
         body = self.assertFieldError(response, "actor_ids")
         self.assertIn("998, 999", body["errors"]["actor_ids"][0])
         self.assertEqual(db.session.scalars(select(Movie)).all(), [])
         movie = self.new_movie(actor_ids=[a])
-        response = self.client.patch(f"/v1/movies/{movie['id']}", headers=self.admin, json={"actor_ids": [999], "title": "Changed"})
+        response = self.client.patch(
+            f"/v1/movies/{movie['id']}", headers=self.admin, json={"actor_ids": [999], "title": "Changed"}
+        )
         self.assertFieldError(response, "actor_ids")
         current = self.client.get(f"/v1/movies/{movie['id']}", headers=self.admin).json["movie"]
         self.assertEqual((current["title"], [x["id"] for x in current["actors"]]), (movie["title"], [a]))
@@ -173,26 +199,42 @@ class MovieTests(CastingTestCase):
     def test_bad_movies(self):
         base = {"title": "T", "release_date": "2020-01-01"}
         cases = [
-            ({"release_date": "2021-02-30"}, "release_date"), ({"release_date": "2021-13-01"}, "release_date"),
-            ({"release_date": "01/02/2020"}, "release_date"), ({"release_date": "2020-01-01T00:00:00"}, "release_date"),
-            ({"release_date": 20200101}, "release_date"), ({"release_date": ""}, "release_date"),
-            ({"title": ""}, "title"), ({"title": "x" * 201}, "title"), ({"title": 3}, "title"),
-            ({"actor_ids": "1"}, "actor_ids"), ({"actor_ids": [1.5]}, "actor_ids"), ({"actor_ids": ["1"]}, "actor_ids"),
-            ({"actor_ids": [-1]}, "actor_ids"), ({"actor_ids": [2**40]}, "actor_ids"), ({"actor_ids": [True]}, "actor_ids"),
-            ({"actors": []}, "actors"), ({"id": 1}, "id"),
+            ({"release_date": "2021-02-30"}, "release_date"),
+            ({"release_date": "2021-13-01"}, "release_date"),
+            ({"release_date": "01/02/2020"}, "release_date"),
+            ({"release_date": "2020-01-01T00:00:00"}, "release_date"),
+            ({"release_date": 20200101}, "release_date"),
+            ({"release_date": ""}, "release_date"),
+            ({"title": ""}, "title"),
+            ({"title": "x" * 201}, "title"),
+            ({"title": 3}, "title"),
+            ({"actor_ids": "1"}, "actor_ids"),
+            ({"actor_ids": [1.5]}, "actor_ids"),
+            ({"actor_ids": ["1"]}, "actor_ids"),
+            ({"actor_ids": [-1]}, "actor_ids"),
+            ({"actor_ids": [2**40]}, "actor_ids"),
+            ({"actor_ids": [True]}, "actor_ids"),
+            ({"actors": []}, "actors"),
+            ({"id": 1}, "id"),
         ]
         for fields, field in cases:
             with self.subTest(fields=str(fields)[:50]):
-                self.assertFieldError(self.client.post("/v1/movies", headers=self.admin, json={**base, **fields}), field)
+                self.assertFieldError(
+                    self.client.post("/v1/movies", headers=self.admin, json={**base, **fields}), field
+                )
         self.assertFieldError(self.client.post("/v1/movies", headers=self.admin, json={"title": "T"}), "release_date")
         self.assertEqual(db.session.scalars(select(Movie)).all(), [])
 
     def test_duplicate_movie_is_409(self):
         self.new_movie(title="Heat", release_date="1995-12-15")
-        response = self.client.post("/v1/movies", headers=self.admin, json={"title": "HEAT", "release_date": "1995-12-15"})
+        response = self.client.post(
+            "/v1/movies", headers=self.admin, json={"title": "HEAT", "release_date": "1995-12-15"}
+        )
         self.assertError(response, 409)
         other = self.new_movie(title="Heat", release_date="2020-01-01")
-        self.assertError(self.client.patch(f"/v1/movies/{other['id']}", headers=self.admin, json={"release_date": "1995-12-15"}), 409)
+        self.assertError(
+            self.client.patch(f"/v1/movies/{other['id']}", headers=self.admin, json={"release_date": "1995-12-15"}), 409
+        )
 
     def test_filters_and_sorting(self):
         a = self.new_actor()["id"]
@@ -206,16 +248,27 @@ class MovieTests(CastingTestCase):
         self.assertEqual(titles(f"?actor_id={a}"), ["Mid"])
         self.assertEqual(titles("?sort=-release_date"), ["New", "Mid", "Old"])
         self.assertEqual(titles("?q=i&sort=title"), ["Mid"])
-        for query in ("?released_after=2020-02-30", "?released_after=2021-01-01&released_before=2020-01-01", "?actor_id=x", "?actor_id=99999999999", "?sort=cast"):
+        for query in (
+            "?released_after=2020-02-30",
+            "?released_after=2021-01-01&released_before=2020-01-01",
+            "?actor_id=x",
+            "?actor_id=99999999999",
+            "?sort=cast",
+        ):
             with self.subTest(query=query):
                 self.assertError(self.client.get(f"/v1/movies{query}", headers=self.admin), 400)
 
     def test_a_page_of_100_movies_with_casts_costs_constant_queries(self):
-        actor_ids = db.session.scalars(insert(Actor).returning(Actor.id), [{"name": f"a{n}", "age": 30, "gender": "x"} for n in range(10)]).all()
-        movie_ids = db.session.scalars(
-            insert(Movie).returning(Movie.id), [{"title": f"m{n}", "release_date": date(2000, 1, n % 28 + 1)} for n in range(120)]
+        actor_ids = db.session.scalars(
+            insert(Actor).returning(Actor.id), [{"name": f"a{n}", "age": 30, "gender": "x"} for n in range(10)]
         ).all()
-        db.session.execute(insert(movie_actors), [{"movie_id": m, "actor_id": a} for m in movie_ids for a in actor_ids[:4]])
+        movie_ids = db.session.scalars(
+            insert(Movie).returning(Movie.id),
+            [{"title": f"m{n}", "release_date": date(2000, 1, n % 28 + 1)} for n in range(120)],
+        ).all()
+        db.session.execute(
+            insert(movie_actors), [{"movie_id": m, "actor_id": a} for m in movie_ids for a in actor_ids[:4]]
+        )
         db.session.commit()
         with count_queries() as small:
             self.client.get("/v1/movies?per_page=2", headers=self.admin)

@@ -1,4 +1,5 @@
 """manage.py: create-user, purge-tokens, seed."""
+
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -35,7 +36,12 @@ class CreateUserTests(APITestCase):
         result = self.invoke(create_user, "boss@example.com", "--password", "a different one", "--role", "admin")
         self.assertEqual(result.exit_code, 0, result.output)
         self.assertIn("Updated", result.output)
-        self.assertEqual(self.client.post("/v1/auth/login", json={"email": "boss@example.com", "password": "a different one"}).status_code, 200)
+        self.assertEqual(
+            self.client.post(
+                "/v1/auth/login", json={"email": "boss@example.com", "password": "a different one"}
+            ).status_code,
+            200,
+        )
 
     def test_refuses_unknown_roles_and_weak_passwords(self):
         for args, complaint in (
@@ -63,11 +69,13 @@ class PurgeTokensTests(APITestCase):
     def test_deletes_only_expired_rows(self):
         user_id, _ = self.account()
         now = utcnow()
-        db.session.add_all([
-            RevokedToken(jti="old1", user_id=user_id, expires_at=now - timedelta(minutes=1)),
-            RevokedToken(jti="old2", user_id=user_id, expires_at=now - timedelta(days=3)),
-            RevokedToken(jti="live", user_id=user_id, expires_at=now + timedelta(minutes=10)),
-        ])
+        db.session.add_all(
+            [
+                RevokedToken(jti="old1", user_id=user_id, expires_at=now - timedelta(minutes=1)),
+                RevokedToken(jti="old2", user_id=user_id, expires_at=now - timedelta(days=3)),
+                RevokedToken(jti="live", user_id=user_id, expires_at=now + timedelta(minutes=10)),
+            ]
+        )
         db.session.commit()
         result = self.app.test_cli_runner().invoke(purge_tokens)
         self.assertEqual(result.exit_code, 0, result.output)
@@ -77,7 +85,22 @@ class PurgeTokensTests(APITestCase):
 
 class SeedTests(APITestCase):
     def test_small_seed_is_loginable_and_complete(self):
-        args = ["--users", "2", "--buckets", "3", "--items", "4", "--actors", "10", "--movies", "5", "--images", "2", "--random-seed", "7"]
+        args = [
+            "--users",
+            "2",
+            "--buckets",
+            "3",
+            "--items",
+            "4",
+            "--actors",
+            "10",
+            "--movies",
+            "5",
+            "--images",
+            "2",
+            "--random-seed",
+            "7",
+        ]
         result = self.app.test_cli_runner().invoke(seed, args)
         self.assertEqual(result.exit_code, 0, result.output)
         count = lambda model: db.session.scalar(select(func.count()).select_from(model))  # noqa: E731
@@ -86,7 +109,9 @@ class SeedTests(APITestCase):
         self.assertEqual(count(Actor), 10)
         self.assertEqual(count(Movie), 5)
         self.assertEqual(count(Image), 2)
-        casts = db.session.execute(select(movie_actors.c.movie_id, func.count()).group_by(movie_actors.c.movie_id)).all()
+        casts = db.session.execute(
+            select(movie_actors.c.movie_id, func.count()).group_by(movie_actors.c.movie_id)
+        ).all()
         self.assertEqual(len(casts), 5)
         self.assertTrue(all(1 <= n <= 8 for _, n in casts))
         self.assertIn("demo@example.com", result.output)
@@ -96,8 +121,13 @@ class SeedTests(APITestCase):
         buckets = self.client.get("/v1/buckets", headers={"Authorization": f"Bearer {login.json['auth_token']}"}).json
         self.assertEqual(buckets["pagination"]["total"], 3)
         self.assertTrue(all(bucket["item_count"] == 4 for bucket in buckets["buckets"]))
-        director = self.client.post("/v1/auth/login", json={"email": "casting-director@example.com", "password": "password123"}).json
-        self.assertEqual(self.client.get("/v1/movies", headers={"Authorization": f"Bearer {director['auth_token']}"}).status_code, 200)
+        director = self.client.post(
+            "/v1/auth/login", json={"email": "casting-director@example.com", "password": "password123"}
+        ).json
+        self.assertEqual(
+            self.client.get("/v1/movies", headers={"Authorization": f"Bearer {director['auth_token']}"}).status_code,
+            200,
+        )
 
     def test_seed_refuses_negative_counts(self):
         result = self.app.test_cli_runner().invoke(seed, ["--buckets", "-1"])

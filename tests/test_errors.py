@@ -1,4 +1,5 @@
 """The wire rules: one envelope for every failure, request ids, CORS."""
+
 from sqlalchemy import text
 
 from app.extensions import db
@@ -7,7 +8,14 @@ from tests.helpers import APITestCase
 
 class EnvelopeTests(APITestCase):
     def test_unknown_route_is_404_envelope(self):
-        for path in ("/nope", "/v1/nope", "/v1/buckets/abc", "/v1/buckets/-1", "/v1/buckets/0", "/v1/buckets/99999999999"):
+        for path in (
+            "/nope",
+            "/v1/nope",
+            "/v1/buckets/abc",
+            "/v1/buckets/-1",
+            "/v1/buckets/0",
+            "/v1/buckets/99999999999",
+        ):
             with self.subTest(path):
                 self.assertError(self.client.get(path), 404, "Resource not found")
 
@@ -31,13 +39,19 @@ class EnvelopeTests(APITestCase):
     def test_cors_preflight(self):
         response = self.client.options(
             "/v1/buckets",
-            headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "Authorization, Content-Type"},
+            headers={
+                "Origin": "https://app.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "Authorization, Content-Type",
+            },
         )
         self.assertEqual(response.status_code, 200)
         self.assertIn(response.headers["Access-Control-Allow-Origin"], ("*", "https://app.example.com"))
         self.assertIn("POST", response.headers["Access-Control-Allow-Methods"])
         self.assertIn("authorization", response.headers["Access-Control-Allow-Headers"].lower())
-        exposed = self.client.get("/v1/health", headers={"Origin": "https://app.example.com"}).headers["Access-Control-Expose-Headers"]
+        exposed = self.client.get("/v1/health", headers={"Origin": "https://app.example.com"}).headers[
+            "Access-Control-Expose-Headers"
+        ]
         for header in ("Link", "Location", "X-Request-ID", "Retry-After"):
             self.assertIn(header, exposed)
 

@@ -1,4 +1,5 @@
 """/v1/images: validated uploads, metadata stripping, dedup, downloads; on local disk and on S3."""
+
 import io
 import os
 import struct
@@ -28,10 +29,17 @@ def noise_png(width=400, height=300):
 
 def bomb_png(width=30000, height=30000):
     """A tiny PNG whose header claims a huge canvas."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+        + chunk(b"IEND", b"")
+    )
 
 
 def jpeg_with_exif():
@@ -52,7 +60,9 @@ class ImageSuite:
 
     def upload(self, *files, headers=None, **fields):
         data = {"images": [(io.BytesIO(content), name, kind) for name, content, kind in files], **fields}
-        return self.client.post("/v1/images", headers=headers or self.admin, data=data, content_type="multipart/form-data")
+        return self.client.post(
+            "/v1/images", headers=headers or self.admin, data=data, content_type="multipart/form-data"
+        )
 
     def png(self, name="a.png", **kwargs):
         return (name, image_bytes("PNG", **kwargs), "image/png")
@@ -72,13 +82,29 @@ class ImageSuite:
         self.assertEqual([i["filename"] for i in images], ["one.png", "two.gif"])
         self.assertEqual(response.headers["Location"], f"/v1/images/{images[0]['id']}")
         one = images[0]
-        expected = {"id", "title", "description", "tags", "filename", "content_type", "size_bytes", "width", "height",
-                    "sha256", "owner_id", "created_at", "modified_at", "links"}
+        expected = {
+            "id",
+            "title",
+            "description",
+            "tags",
+            "filename",
+            "content_type",
+            "size_bytes",
+            "width",
+            "height",
+            "sha256",
+            "owner_id",
+            "created_at",
+            "modified_at",
+            "links",
+        }
         self.assertEqual(set(one), expected)
         self.assertEqual((one["title"], one["description"], one["tags"]), ("Holiday", "At sea", ["sea", "sun"]))
         self.assertEqual((one["content_type"], one["width"], one["height"]), ("image/png", 64, 48))
         self.assertEqual(images[1]["content_type"], "image/gif")
-        self.assertEqual(one["links"], {"file": f"/v1/images/{one['id']}/file", "thumbnail": f"/v1/images/{one['id']}/thumbnail"})
+        self.assertEqual(
+            one["links"], {"file": f"/v1/images/{one['id']}/file", "thumbnail": f"/v1/images/{one['id']}/thumbnail"}
+        )
         import hashlib
 
         self.assertEqual(one["sha256"], hashlib.sha256(first[1]).hexdigest())
@@ -94,7 +120,14 @@ class ImageSuite:
         self.assertEqual(response.json["images"][0]["content_type"], "image/webp")
 
     def test_unusual_pixel_modes(self):
-        for mode, fmt in (("I;16", "PNG"), ("1", "PNG"), ("LA", "PNG"), ("P", "GIF"), ("CMYK", "JPEG"), ("RGBA", "WEBP")):
+        for mode, fmt in (
+            ("I;16", "PNG"),
+            ("1", "PNG"),
+            ("LA", "PNG"),
+            ("P", "GIF"),
+            ("CMYK", "JPEG"),
+            ("RGBA", "WEBP"),
+        ):
             with self.subTest(mode=mode):
                 out = io.BytesIO()
                 PILImage.new(mode, (50, 40)).save(out, format=fmt)
@@ -127,12 +160,18 @@ class ImageSuite:
 
     def test_request_shape_errors(self):
         self.assertError(self.client.post("/v1/images", headers=self.admin, json={"images": []}), 415)
-        self.assertFieldError(self.client.post("/v1/images", headers=self.admin, data={"title": "x"}, content_type="multipart/form-data"), "images")
+        self.assertFieldError(
+            self.client.post("/v1/images", headers=self.admin, data={"title": "x"}, content_type="multipart/form-data"),
+            "images",
+        )
         self.assertFieldError(self.upload(self.png(), colour="red"), "colour")
         self.assertFieldError(self.upload(self.png(), title="x" * 201), "title")
         self.assertFieldError(self.upload(self.png(), tags=",".join(f"t{n}" for n in range(30))), "tags")
         wrong_field = {"picture": (io.BytesIO(image_bytes()), "a.png", "image/png")}
-        self.assertFieldError(self.client.post("/v1/images", headers=self.admin, data=wrong_field, content_type="multipart/form-data"), "picture")
+        self.assertFieldError(
+            self.client.post("/v1/images", headers=self.admin, data=wrong_field, content_type="multipart/form-data"),
+            "picture",
+        )
         self.assertError(self.upload(*[self.png(f"{n}.png", color=(n, 0, 0)) for n in range(5)]), 413)
         self.assertError(self.upload(("huge.png", b"x" * 2_100_000, "image/png")), 413)
         self.assertNothingStored()
@@ -163,12 +202,19 @@ class ImageSuite:
         response = self.client.get(image["links"]["file"], headers=self.admin)
         self.assertEqual(response.headers["ETag"], f'"{image["sha256"]}"')
         self.assertIn("max-age", response.headers["Cache-Control"])
-        again = self.client.get(image["links"]["file"], headers={**self.admin, "If-None-Match": response.headers["ETag"]})
+        again = self.client.get(
+            image["links"]["file"], headers={**self.admin, "If-None-Match": response.headers["ETag"]}
+        )
         self.assertEqual((again.status_code, again.data), (304, b""))
         stale = self.client.get(image["links"]["file"], headers={**self.admin, "If-None-Match": '"other"'})
         self.assertEqual(stale.status_code, 200)
         thumb = self.client.get(image["links"]["thumbnail"], headers=self.admin)
-        self.assertEqual(self.client.get(image["links"]["thumbnail"], headers={**self.admin, "If-None-Match": thumb.headers["ETag"]}).status_code, 304)
+        self.assertEqual(
+            self.client.get(
+                image["links"]["thumbnail"], headers={**self.admin, "If-None-Match": thumb.headers["ETag"]}
+            ).status_code,
+            304,
+        )
 
     def test_identical_bytes_stored_once_and_deleted_last(self):
         content = self.png()
@@ -178,7 +224,10 @@ class ImageSuite:
         self.assertEqual(first["sha256"], second["sha256"])
         self.assertEqual((first["title"], second["title"]), ("first", "second"))
         sha = first["sha256"]
-        self.assertEqual(self.client.delete(f"/v1/images/{first['id']}", headers=self.admin).json, {"success": True, "deleted": first["id"]})
+        self.assertEqual(
+            self.client.delete(f"/v1/images/{first['id']}", headers=self.admin).json,
+            {"success": True, "deleted": first["id"]},
+        )
         self.assertTrue(storage().exists(sha))
         self.assertEqual(self.client.get(second["links"]["file"], headers=self.admin).status_code, 200)
         self.client.delete(f"/v1/images/{second['id']}", headers=self.admin)
@@ -201,7 +250,9 @@ class ImageSuite:
 
     def test_list_search_tags_sort(self):
         self.upload(self.png(color=(1, 1, 1)), title="Red barn", tags="farm,red")
-        self.upload(self.png(color=(2, 2, 2), size=(300, 300)), title="Blue sea", description="a calm 100% sea", tags="sea")
+        self.upload(
+            self.png(color=(2, 2, 2), size=(300, 300)), title="Blue sea", description="a calm 100% sea", tags="sea"
+        )
         titles = lambda q: [i["title"] for i in self.client.get(f"/v1/images{q}", headers=self.admin).json["images"]]  # noqa: E731
         self.assertEqual(titles("?tag=FARM"), ["Red barn"])
         self.assertEqual(titles("?q=calm"), ["Blue sea"])
@@ -214,11 +265,19 @@ class ImageSuite:
     def test_patch_metadata(self):
         image = self.upload(self.png(), tags="a").json["images"][0]
         url = f"/v1/images/{image['id']}"
-        patched = self.client.patch(url, headers=self.admin, json={"title": "New", "tags": ["X", "y", "x"]}).json["image"]
+        patched = self.client.patch(url, headers=self.admin, json={"title": "New", "tags": ["X", "y", "x"]}).json[
+            "image"
+        ]
         self.assertEqual((patched["title"], patched["tags"]), ("New", ["x", "y"]))
         patched = self.client.patch(url, headers=self.admin, json={"tags": "b, c"}).json["image"]
         self.assertEqual(patched["tags"], ["b", "c"])
-        for body, field in (({"sha256": "x"}, "sha256"), ({"tags": 5}, "tags"), ({"tags": [1]}, "tags"), ({"title": "x" * 201}, "title"), ({"width": 3}, "width")):
+        for body, field in (
+            ({"sha256": "x"}, "sha256"),
+            ({"tags": 5}, "tags"),
+            ({"tags": [1]}, "tags"),
+            ({"title": "x" * 201}, "title"),
+            ({"width": 3}, "width"),
+        ):
             with self.subTest(body=body):
                 self.assertFieldError(self.client.patch(url, headers=self.admin, json=body), field)
         self.assertError(self.client.patch(url, headers=self.admin, json={}), 422)
@@ -255,7 +314,12 @@ class S3ImageTests(ImageSuite, APITestCase):
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "test-access-key")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test-secret-key")
         cls.server = SeaweedS3().start()
-        cls.app_overrides = {**LIMITS, "IMAGE_STORAGE": "s3", "S3_ENDPOINT_URL": cls.server.endpoint, "S3_BUCKET": f"img-{uuid.uuid4().hex[:12]}"}
+        cls.app_overrides = {
+            **LIMITS,
+            "IMAGE_STORAGE": "s3",
+            "S3_ENDPOINT_URL": cls.server.endpoint,
+            "S3_BUCKET": f"img-{uuid.uuid4().hex[:12]}",
+        }
 
     @classmethod
     def tearDownClass(cls):
@@ -268,5 +332,3 @@ class S3ImageTests(ImageSuite, APITestCase):
         client = boto3.client("s3", endpoint_url=self.server.endpoint, region_name="us-east-1")
         body = client.get_object(Bucket=self.app.config["S3_BUCKET"], Key=image["sha256"])["Body"].read()
         self.assertEqual(body, self.client.get(image["links"]["file"], headers=self.admin).data)
-
-

@@ -1,5 +1,6 @@
 """Real services: the database going away and coming back, Redis rate limits,
 concurrent registrations, and configuration safety."""
+
 import os
 import threading
 import unittest
@@ -36,7 +37,9 @@ class DatabaseOutageTests(unittest.TestCase):
         client = app.test_client()
         try:
             self.assertEqual(client.get("/v1/health").status_code, 200)
-            token = client.post("/v1/auth/register", json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD}).json["auth_token"]
+            token = client.post(
+                "/v1/auth/register", json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD}
+            ).json["auth_token"]
             proxy.stop()
             for response in (client.get("/v1/health"), client.get("/v1/buckets", headers=bearer(token))):
                 self.assertEqual(response.status_code, 503)
@@ -86,7 +89,12 @@ class RedisRateLimitTests(APITestCase):
     def test_successful_logins_do_not_count(self):
         self.register("busy@example.com")
         for _ in range(6):
-            self.assertEqual(self.client.post("/v1/auth/login", json={"email": "busy@example.com", "password": PASSWORD}).status_code, 200)
+            self.assertEqual(
+                self.client.post(
+                    "/v1/auth/login", json={"email": "busy@example.com", "password": PASSWORD}
+                ).status_code,
+                200,
+            )
 
     def test_register_is_limited_per_address(self):
         self.register()
@@ -123,7 +131,13 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(normalize_database_url("sqlite:///x.db"), "sqlite:///x.db")
 
     def test_production_refuses_weak_secrets(self):
-        for secret in (None, "", "secret", "short-but-not-default", "dev-only-secret-key-change-me-in-production-please"):
+        for secret in (
+            None,
+            "",
+            "secret",
+            "short-but-not-default",
+            "dev-only-secret-key-change-me-in-production-please",
+        ):
             with self.subTest(secret=secret):
                 with self.assertRaises(ConfigError):
                     build_config("production", SECRET_KEY=secret)

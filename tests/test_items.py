@@ -1,4 +1,5 @@
 """/v1/buckets/<id>/items: items reached only through their own bucket."""
+
 from sqlalchemy import select
 
 from app.extensions import db
@@ -33,10 +34,17 @@ class ItemTests(APITestCase):
 
     def test_bad_items(self):
         cases = [
-            ({"name": ""}, "name"), ({"name": "  "}, "name"), ({"name": "x" * 201}, "name"),
-            ({"description": "x" * 2001}, "description"), ({"done": "true"}, "done"), ({"done": 1}, "done"),
-            ({"done": None}, "done"), ({"description": 5}, "description"), ({"bucket_id": 2}, "bucket_id"),
-            ({"colour": "red"}, "colour"), ({"name": "a\x00"}, "name"),
+            ({"name": ""}, "name"),
+            ({"name": "  "}, "name"),
+            ({"name": "x" * 201}, "name"),
+            ({"description": "x" * 2001}, "description"),
+            ({"done": "true"}, "done"),
+            ({"done": 1}, "done"),
+            ({"done": None}, "done"),
+            ({"description": 5}, "description"),
+            ({"bucket_id": 2}, "bucket_id"),
+            ({"colour": "red"}, "colour"),
+            ({"name": "a\x00"}, "name"),
         ]
         for fields, field in cases:
             with self.subTest(fields=str(fields)[:50]):

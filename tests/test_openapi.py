@@ -1,4 +1,5 @@
 """The OpenAPI document is generated from the app, so it covers exactly what is served."""
+
 import re
 
 from tests.helpers import APITestCase
@@ -21,7 +22,12 @@ class OpenAPITests(APITestCase):
         return pairs
 
     def documented(self):
-        return {(path, method) for path, operations in self.spec["paths"].items() for method in operations if method != "parameters"}
+        return {
+            (path, method)
+            for path, operations in self.spec["paths"].items()
+            for method in operations
+            if method != "parameters"
+        }
 
     def test_every_served_route_is_documented_and_nothing_else(self):
         self.assertEqual(self.served(), self.documented())
@@ -33,8 +39,15 @@ class OpenAPITests(APITestCase):
         self.assertEqual(set(envelope), {"success", "error", "message", "errors"})
 
     def test_guarded_operations_declare_security_and_errors(self):
-        open_operations = {("/", "get"), ("/v1", "get"), ("/v1/health", "get"), ("/v1/openapi.json", "get"),
-                           ("/v1/auth/register", "post"), ("/v1/auth/login", "post"), ("/v1/auth/refresh", "post")}
+        open_operations = {
+            ("/", "get"),
+            ("/v1", "get"),
+            ("/v1/health", "get"),
+            ("/v1/openapi.json", "get"),
+            ("/v1/auth/register", "post"),
+            ("/v1/auth/login", "post"),
+            ("/v1/auth/refresh", "post"),
+        }
         for path, method in self.documented() - open_operations:
             operation = self.spec["paths"][path][method]
             with self.subTest(path=path, method=method):

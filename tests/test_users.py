@@ -1,4 +1,5 @@
 """/v1/users: administration behind manage:users."""
+
 from sqlalchemy import select
 
 from app.extensions import db
@@ -17,7 +18,9 @@ class UserAdminTests(APITestCase):
             with self.subTest(role=role):
                 self.assertError(self.client.get("/v1/users", headers=headers), 403)
                 self.assertError(self.client.get(f"/v1/users/{self.admin_id}", headers=headers), 403)
-                self.assertError(self.client.patch(f"/v1/users/{self.admin_id}", headers=headers, json={"role": "user"}), 403)
+                self.assertError(
+                    self.client.patch(f"/v1/users/{self.admin_id}", headers=headers, json={"role": "user"}), 403
+                )
                 self.assertError(self.client.delete(f"/v1/users/{self.admin_id}", headers=headers), 403)
         self.assertError(self.client.get("/v1/users"), 401)
 
@@ -26,13 +29,17 @@ class UserAdminTests(APITestCase):
         self.account("user", "dave@example.com")
         body = self.client.get("/v1/users", headers=self.admin).json
         self.assertEqual(body["pagination"]["total"], 3)
-        self.assertEqual({u["email"] for u in body["users"]}, {"root@example.com", "carol@example.com", "dave@example.com"})
+        self.assertEqual(
+            {u["email"] for u in body["users"]}, {"root@example.com", "carol@example.com", "dave@example.com"}
+        )
         body = self.client.get("/v1/users?q=CAROL", headers=self.admin).json
         self.assertEqual([u["email"] for u in body["users"]], ["carol@example.com"])
         body = self.client.get("/v1/users?role=admin", headers=self.admin).json
         self.assertEqual([u["email"] for u in body["users"]], ["root@example.com"])
         body = self.client.get("/v1/users?sort=-email", headers=self.admin).json
-        self.assertEqual([u["email"] for u in body["users"]], ["root@example.com", "dave@example.com", "carol@example.com"])
+        self.assertEqual(
+            [u["email"] for u in body["users"]], ["root@example.com", "dave@example.com", "carol@example.com"]
+        )
         self.assertError(self.client.get("/v1/users?role=king", headers=self.admin), 400)
         self.assertError(self.client.get("/v1/users?sort=password_hash", headers=self.admin), 400)
         self.assertNotIn("password_hash", str(body))
@@ -57,14 +64,22 @@ class UserAdminTests(APITestCase):
 
     def test_bad_role_changes(self):
         user_id, _ = self.account()
-        for body, field in (({"role": "king"}, "role"), ({}, "role"), ({"role": None}, "role"), ({"role": 1}, "role"), ({"role": "admin", "email": "x@y.z"}, "email")):
+        for body, field in (
+            ({"role": "king"}, "role"),
+            ({}, "role"),
+            ({"role": None}, "role"),
+            ({"role": 1}, "role"),
+            ({"role": "admin", "email": "x@y.z"}, "email"),
+        ):
             with self.subTest(body=body):
                 self.assertFieldError(self.client.patch(f"/v1/users/{user_id}", headers=self.admin, json=body), field)
         self.assertError(self.client.patch(f"/v1/users/{user_id}", headers=self.admin, json=["admin"]), 400)
         self.assertError(self.client.put(f"/v1/users/{user_id}", headers=self.admin, json={"role": "admin"}), 405)
 
     def test_last_admin_cannot_be_demoted_or_deleted(self):
-        self.assertError(self.client.patch(f"/v1/users/{self.admin_id}", headers=self.admin, json={"role": "user"}), 409)
+        self.assertError(
+            self.client.patch(f"/v1/users/{self.admin_id}", headers=self.admin, json={"role": "user"}), 409
+        )
         self.assertError(self.client.delete(f"/v1/users/{self.admin_id}", headers=self.admin), 409)
         second_id, second = self.account("admin")
         response = self.client.patch(f"/v1/users/{self.admin_id}", headers=second, json={"role": "user"})

@@ -1,4 +1,5 @@
 """Where every URL is served: one module per resource under app/api/v1/."""
+
 from app.api import docs
 from app.api.v1 import actors, auth, buckets, images, items, meta, movies, users
 from app.http import IdConverter
@@ -12,5 +13,11 @@ def register_routes(app, api):
     app.register_blueprint(docs.blp)
     api.spec.path(
         rule=next(app.url_map.iter_rules("api-docs.openapi_json")),
-        operations={"get": {"summary": "This OpenAPI document", "tags": ["service"], "responses": {"200": {"description": "OK"}}}},
+        operations={
+            "get": {
+                "summary": "This OpenAPI document",
+                "tags": ["service"],
+                "responses": {"200": {"description": "OK"}},
+            }
+        },
     )

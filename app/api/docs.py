@@ -1,4 +1,5 @@
 """GET /docs: Swagger UI from the swagger-ui-bundle package, served by the app itself (works offline)."""
+
 from flask import Blueprint, current_app, render_template, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 

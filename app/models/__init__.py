@@ -1,4 +1,5 @@
 """Every model, imported here so Alembic and the app see the whole schema."""
+
 from app.models.bucket import Bucket, Item
 from app.models.casting import Actor, Movie, movie_actors
 from app.models.image import Image, ImageTag

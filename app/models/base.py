@@ -1,4 +1,5 @@
 """Columns every resource shares."""
+
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, Integer

@@ -35,7 +35,9 @@ class MovieSchema(Schema):
     id = fields.Integer(dump_only=True)
     title = Text(required=True, min_length=1, max_length=200)
     release_date = LooseDate(required=True, metadata={"description": "YYYY-MM-DD (2020-8-12 is accepted too)"})
-    actor_ids = id_list(load_only=True, validate=validate.Length(max=MAX_CAST), metadata={"description": "Sets the cast"})
+    actor_ids = id_list(
+        load_only=True, validate=validate.Length(max=MAX_CAST), metadata={"description": "Sets the cast"}
+    )
     actors = fields.Nested(CastMemberSchema, many=True, dump_only=True)
     created_at = UTCDateTime(dump_only=True)
     modified_at = UTCDateTime(dump_only=True)
@@ -77,6 +79,8 @@ MovieListArgs = type(
     {
         "released_after": LooseDate(metadata={"description": "Inclusive: release_date >= this date"}),
         "released_before": LooseDate(metadata={"description": "Inclusive: release_date <= this date"}),
-        "actor_id": fields.Integer(validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "Movies with this actor"}),
+        "actor_id": fields.Integer(
+            validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "Movies with this actor"}
+        ),
     },
 )

@@ -2,6 +2,7 @@
 
 The same schemas validate requests, shape responses and feed the OpenAPI document.
 """
+
 import re
 from datetime import date
 

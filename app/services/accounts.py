@@ -1,4 +1,5 @@
 """Accounts: registration, credentials, roles, and the last-admin rule."""
+
 from sqlalchemy import func, select
 
 from app.auth import hash_password, verify_password

@@ -1,4 +1,5 @@
 """Owner scoping: a bucket or item of another user is indistinguishable from none."""
+
 from sqlalchemy import select
 
 from app.auth import current_user

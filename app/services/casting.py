@@ -1,4 +1,5 @@
 """The cast: resolving actor ids, and the queries both sides of it share."""
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload, undefer
 
@@ -29,13 +30,18 @@ def movies_query():
     return select(Movie).options(selectinload(Movie.actors))
 
 
-
-
 def actors_of_movie(movie_id):
-    return actors_query().where(Actor.id.in_(select(movie_actors.c.actor_id).where(movie_actors.c.movie_id == movie_id)))
+    return actors_query().where(
+        Actor.id.in_(select(movie_actors.c.actor_id).where(movie_actors.c.movie_id == movie_id))
+    )
 
 
-MOVIE_SORTABLE = {"id": Movie.id, "title": Movie.title, "release_date": Movie.release_date, "created_at": Movie.created_at}
+MOVIE_SORTABLE = {
+    "id": Movie.id,
+    "title": Movie.title,
+    "release_date": Movie.release_date,
+    "created_at": Movie.created_at,
+}
 ACTOR_SORTABLE = {"id": Actor.id, "name": Actor.name, "age": Actor.age, "created_at": Actor.created_at}
 
 
@@ -45,7 +51,9 @@ def filter_movies(stmt, args):
     if "released_before" in args:
         stmt = stmt.where(Movie.release_date <= args["released_before"])
     if "actor_id" in args:
-        stmt = stmt.where(Movie.id.in_(select(movie_actors.c.movie_id).where(movie_actors.c.actor_id == args["actor_id"])))
+        stmt = stmt.where(
+            Movie.id.in_(select(movie_actors.c.movie_id).where(movie_actors.c.actor_id == args["actor_id"]))
+        )
     return stmt
 
 

@@ -1,4 +1,5 @@
 """Small pieces every resource's create/read/update/delete is made of."""
+
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import conflict, invalid, not_found

@@ -1,4 +1,5 @@
 """Turning uploaded bytes into safe stored images, and forgetting them again."""
+
 import hashlib
 import io
 import logging
@@ -17,7 +18,13 @@ from app.storage import storage
 
 log = logging.getLogger("app.images")
 
-CONTENT_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+}
 SAVE_FORMAT = {"MPO": "JPEG"}
 METADATA_INFO_KEYS = ("exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop", "iptc")
 # What may survive a re-encode: rendering hints, never camera or author data.

@@ -4,6 +4,7 @@ Fails unless Swagger UI renders the API's operations, and fails if the page
 asks any host other than the server for anything (the docs must work offline).
 Usage: python tests/live/check_docs.py http://127.0.0.1:5000
 """
+
 import os
 import sys
 import tempfile
@@ -12,8 +13,16 @@ from urllib.parse import urlsplit
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def main(base_url):
@@ -22,7 +31,9 @@ def main(base_url):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page()
-        page.on("request", lambda request: urlsplit(request.url).netloc not in (server, "") and foreign.append(request.url))
+        page.on(
+            "request", lambda request: urlsplit(request.url).netloc not in (server, "") and foreign.append(request.url)
+        )
         page.goto(f"{base_url}/docs", wait_until="networkidle")
         page.wait_for_selector(".opblock", timeout=20_000)
         operations = page.locator(".opblock").count()

@@ -1,4 +1,5 @@
 """/v1/actors: the casting catalogue's people."""
+
 from flask.views import MethodView
 
 from app.auth import requires_permission
@@ -25,7 +26,6 @@ from app.services.crud import (
 )
 
 blp = Blueprint("actors", __name__, url_prefix="/v1/actors", description="Actors (casting catalogue)")
-
 
 
 def _actor(actor_id):

@@ -1,4 +1,5 @@
 """/v1/auth: register, login, logout, refresh, me, password."""
+
 from flask import current_app, g, request
 
 from app.auth import (
@@ -25,6 +26,7 @@ from app.schemas.common import MessageSchema
 from app.services import accounts
 
 blp = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Accounts and tokens")
+
 
 def _login_limit_key():
     """Per address and account: guessing one account's password is slowed down,

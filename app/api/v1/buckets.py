@@ -1,4 +1,5 @@
 """/v1/buckets: each user's own buckets."""
+
 from flask.views import MethodView
 from sqlalchemy import select
 

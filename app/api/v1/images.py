@@ -1,4 +1,5 @@
 """/v1/images: the shared image repository."""
+
 from flask import Response, current_app, request
 from flask.views import MethodView
 from marshmallow import ValidationError

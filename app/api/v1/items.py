@@ -1,4 +1,5 @@
 """/v1/buckets/<id>/items: the items of one of your buckets."""
+
 from flask.views import MethodView
 from sqlalchemy import select
 

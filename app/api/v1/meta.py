@@ -1,4 +1,5 @@
 """Service endpoints: the index pages and the health check."""
+
 from flask import current_app
 from sqlalchemy import text
 

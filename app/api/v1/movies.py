@@ -1,4 +1,5 @@
 """/v1/movies: the casting catalogue's movies and their casts."""
+
 from flask.views import MethodView
 
 from app.auth import requires_permission

@@ -1,4 +1,5 @@
 """/v1/users: account administration (manage:users)."""
+
 from flask.views import MethodView
 from sqlalchemy import select
 
