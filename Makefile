@@ -15,8 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	mkdir -p instance
 	$(BIN)/python manage.py db upgrade
-	$(BIN)/gunicorn --worker-class gthread --workers 1 --threads 8 \
-		--bind 127.0.0.1:$(PORT) --access-logfile - 'app:create_app()'
+	$(BIN)/gunicorn -c gunicorn.conf.py --workers 1 --bind 127.0.0.1:$(PORT) 'app:create_app()'
 
 # The whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
 test: $(STAMP)

@@ -8,11 +8,12 @@ import bcrypt
 import jwt
 from flask import current_app, g, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.errors import APIError, unauthorized
 from app.extensions import db
 from app.models import RevokedToken, User
+from app.models.base import utcnow
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "jti", "sub", "type", "ver"]
@@ -25,6 +26,9 @@ MSG_INVALID = "Invalid token. Please log in again."
 MSG_REVOKED = "Token has been revoked. Please log in again."
 
 BEARER_SECURITY = [{"bearerAuth": []}]
+
+# INSERT ... ON CONFLICT DO NOTHING, in each supported database's dialect.
+INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 # -- passwords ---------------------------------------------------------------
@@ -126,22 +130,27 @@ def load_token_user(claims):
 
 
 def revoke(claims):
-    """Blacklist a token until it would have expired anyway (commit to apply)."""
+    """Blacklist a token until it would have expired anyway (commit to apply).
+
+    Idempotent: revoking a revoked token changes nothing, so concurrent logouts
+    with one token all succeed. True if this call was the one that revoked it.
+    """
     expires_at = datetime.fromtimestamp(claims["exp"], timezone.utc).replace(tzinfo=None)
-    db.session.add(RevokedToken(jti=claims["jti"], user_id=int(claims["sub"]), expires_at=expires_at))
+    row = {"jti": claims["jti"], "user_id": int(claims["sub"]), "expires_at": expires_at, "revoked_at": utcnow()}
+    insert = INSERTS[db.session.get_bind().dialect.name]
+    result = db.session.execute(insert(RevokedToken).values(row).on_conflict_do_nothing(index_elements=["jti"]))
+    return result.rowcount == 1
 
 
 def rotate_refresh_token(token):
     """Spend a refresh token: its user, once; a second use is a revoked token."""
     claims = decode_token(token, REFRESH)
     user = load_token_user(claims)
-    revoke(claims)
-    try:
-        # The jti is unique: of two concurrent uses of one token, one loses here.
-        db.session.commit()
-    except IntegrityError:
+    # The jti is unique: of two concurrent uses of one token, only one inserts it.
+    if not revoke(claims):
         db.session.rollback()
-        raise unauthorized(MSG_REVOKED) from None
+        raise unauthorized(MSG_REVOKED)
+    db.session.commit()
     return user
 
 
@@ -163,8 +172,7 @@ def _refresh_claims_to_revoke(token, subject):
         raise
     if claims["sub"] != subject:
         raise unauthorized(MSG_INVALID)
-    already = db.session.scalar(select(RevokedToken.id).where(RevokedToken.jti == claims["jti"]))
-    return None if already else claims
+    return claims
 
 
 def bearer_token():
