@@ -71,6 +71,9 @@ def build_config(env_name=None, **overrides):
         "SECRET_KEY": _env_str("SECRET_KEY", None if production else DEV_SECRET_KEY),
         "SQLALCHEMY_DATABASE_URI": _env_str("DATABASE_URL", _default_database_url()),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Per worker process; instances x workers x (pool + overflow) must stay under max_connections.
+        "DB_POOL_SIZE": _env_int("DB_POOL_SIZE", 8),
+        "DB_MAX_OVERFLOW": _env_int("DB_MAX_OVERFLOW", 2),
         "ACCESS_TOKEN_MINUTES": _env_int("ACCESS_TOKEN_MINUTES", 15),
         "REFRESH_TOKEN_DAYS": _env_int("REFRESH_TOKEN_DAYS", 30),
         "BCRYPT_ROUNDS": _env_int("BCRYPT_ROUNDS", 4 if testing else 12),
@@ -90,6 +93,11 @@ def build_config(env_name=None, **overrides):
         "S3_ENDPOINT_URL": _env_str("S3_ENDPOINT_URL", None),
         "S3_BUCKET": _env_str("S3_BUCKET", "images"),
         "S3_REGION": _env_str("S3_REGION", "us-east-1"),
+        # The address clients reach the store at, for presigned URLs (default: S3_ENDPOINT_URL).
+        "S3_PUBLIC_ENDPOINT_URL": _env_str("S3_PUBLIC_ENDPOINT_URL", None),
+        # proxy: bytes pass through the app; redirect (S3 only): 302 to a presigned URL living IMAGE_URL_SECONDS.
+        "IMAGE_DELIVERY": _env_str("IMAGE_DELIVERY", "proxy"),
+        "IMAGE_URL_SECONDS": _env_int("IMAGE_URL_SECONDS", 60),
         "MAX_UPLOAD_BYTES": _env_int("MAX_UPLOAD_BYTES", 50 * 1024 * 1024),
         "MAX_IMAGE_BYTES": _env_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024),
         "MAX_IMAGE_PIXELS": _env_int("MAX_IMAGE_PIXELS", 40_000_000),
@@ -104,10 +112,18 @@ def build_config(env_name=None, **overrides):
     }
     config.update(overrides)
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = {**config["SQLALCHEMY_ENGINE_OPTIONS"], **pool_options(config)}
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
     if production:
         check_production_secret(config["SECRET_KEY"])
     return config
+
+
+def pool_options(config):
+    """Pool sizing for a server database; SQLite's pools are the driver's own business."""
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return {}
+    return {"pool_size": config["DB_POOL_SIZE"], "max_overflow": config["DB_MAX_OVERFLOW"]}
 
 
 def check_production_secret(secret):

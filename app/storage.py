@@ -13,6 +13,12 @@ from botocore.exceptions import ClientError
 from flask import current_app
 
 CHUNK = 64 * 1024
+# Response headers a presigned GET can make S3 send, by their get_object parameter.
+PRESIGN_OVERRIDES = {
+    "Content-Type": "ResponseContentType",
+    "Content-Disposition": "ResponseContentDisposition",
+    "Cache-Control": "ResponseCacheControl",
+}
 
 
 class StoredFileMissing(Exception):
@@ -57,16 +63,19 @@ class LocalStorage:
         self._path(key).unlink(missing_ok=True)
 
 
+def _s3_client(endpoint_url, region):
+    # SigV4 everywhere: presigned URLs otherwise default to SigV2, which current stores refuse.
+    config = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 3})
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
 class S3Storage:
-    def __init__(self, bucket, endpoint_url=None, region=None):
+    def __init__(self, bucket, endpoint_url=None, region=None, public_endpoint_url=None):
         self.bucket = bucket
         self._bucket_ready = False
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=region,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
-        )
+        self.client = _s3_client(endpoint_url, region)
+        # Presigning is local (no request); its host must be the one clients can reach.
+        self.presigner = _s3_client(public_endpoint_url, region) if public_endpoint_url else self.client
 
     def _ensure_bucket(self):
         if self._bucket_ready:
@@ -98,15 +107,30 @@ class S3Storage:
     def delete(self, key):
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    def url_for_key(self, key, seconds, headers):
+        """A GET URL valid for `seconds` that makes the store answer with these response headers.
+
+        `headers` may name Content-Type, Content-Disposition and Cache-Control (S3's response-* overrides).
+        """
+        params = {"Bucket": self.bucket, "Key": key}
+        params.update({PRESIGN_OVERRIDES[name]: value for name, value in headers.items()})
+        return self.presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
+
 
 def init_storage(app):
     config = app.config
     if config["IMAGE_STORAGE"] == "s3":
-        storage = S3Storage(config["S3_BUCKET"], config["S3_ENDPOINT_URL"], config["S3_REGION"])
+        storage = S3Storage(
+            config["S3_BUCKET"], config["S3_ENDPOINT_URL"], config["S3_REGION"], config["S3_PUBLIC_ENDPOINT_URL"]
+        )
     elif config["IMAGE_STORAGE"] == "local":
         storage = LocalStorage(config["UPLOAD_DIR"])
     else:
         raise RuntimeError(f"IMAGE_STORAGE must be 'local' or 's3', got {config['IMAGE_STORAGE']!r}")
+    if config["IMAGE_DELIVERY"] not in ("proxy", "redirect"):
+        raise RuntimeError(f"IMAGE_DELIVERY must be 'proxy' or 'redirect', got {config['IMAGE_DELIVERY']!r}")
+    if config["IMAGE_DELIVERY"] == "redirect" and not hasattr(storage, "url_for_key"):
+        raise RuntimeError("IMAGE_DELIVERY=redirect needs IMAGE_STORAGE=s3 (a local directory has no URLs)")
     app.extensions["image_storage"] = storage
 
 

@@ -36,6 +36,16 @@ blp = Blueprint("images", __name__, url_prefix="/v1/images", description="The sh
 
 SORTABLE = {"id": Image.id, "title": Image.title, "size_bytes": Image.size_bytes, "created_at": Image.created_at}
 CACHE_CONTROL = "private, max-age=86400"
+REDIRECT_CACHE_CONTROL = "private, no-store"
+REDIRECT_DOC = {
+    "description": "IMAGE_DELIVERY=redirect (S3 storage): the bytes are at a presigned URL that lives "
+    "IMAGE_URL_SECONDS; the store answers them with the same Content-Type, Content-Disposition and Cache-Control",
+    "headers": {
+        "Location": {"description": "Presigned URL of the bytes", "schema": {"type": "string", "format": "uri"}},
+        "Cache-Control": {"description": "private, no-store", "schema": {"type": "string"}},
+    },
+    "success": True,
+}
 
 
 def _image(image_id):
@@ -122,23 +132,35 @@ class ImageDetail(MethodView):
 
 
 def _send_stored(key, content_type, etag, filename=None):
+    headers = {"Content-Type": content_type, "Cache-Control": CACHE_CONTROL}
+    if filename:
+        headers["Content-Disposition"] = f'inline; filename="{filename}"'
     if request.if_none_match.contains(etag):
-        response = Response(status=304)
+        response = Response(status=304, headers={"Cache-Control": CACHE_CONTROL})
+    elif current_app.config["IMAGE_DELIVERY"] == "redirect":
+        return _redirect_to_store(key, headers)
     else:
         try:
             chunks = storage().stream(key)
         except StoredFileMissing:
             raise APIError(404, "The stored file is missing") from None
-        response = Response(chunks, mimetype=content_type, direct_passthrough=True)
-        if filename:
-            response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+        response = Response(chunks, headers=headers, direct_passthrough=True)
     response.set_etag(etag)
-    response.headers["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
+def _redirect_to_store(key, headers):
+    """302 to a short-lived presigned URL: the store sends the bytes, with the headers we would have sent."""
+    url = storage().url_for_key(key, current_app.config["IMAGE_URL_SECONDS"], headers)
+    # The URL is a bearer credential for a while: no cache may keep the redirect.
+    response = Response(status=302, headers={"Location": url, "Cache-Control": REDIRECT_CACHE_CONTROL})
+    del response.headers["Content-Type"]  # no body
     return response
 
 
 @blp.route("/<id:image_id>/file")
-@blp.response(200, content_type="image/*", description="The image bytes")
+@blp.response(200, content_type="image/*", description="The image bytes (IMAGE_DELIVERY=proxy, the default)")
+@blp.alt_response(302, **REDIRECT_DOC)
 @blp.alt_response(304, description="Not modified (If-None-Match)")
 @requires_permission("get:images")
 def image_file(image_id):
@@ -148,7 +170,8 @@ def image_file(image_id):
 
 
 @blp.route("/<id:image_id>/thumbnail")
-@blp.response(200, content_type="image/*", description="The thumbnail bytes")
+@blp.response(200, content_type="image/*", description="The thumbnail bytes (IMAGE_DELIVERY=proxy, the default)")
+@blp.alt_response(302, **REDIRECT_DOC)
 @blp.alt_response(304, description="Not modified (If-None-Match)")
 @requires_permission("get:images")
 def image_thumbnail(image_id):
