@@ -20,6 +20,7 @@ def create_app(config=None, **overrides):
     """Build an app for `config` (an environment name; default $APP_ENV)."""
     load_dotenv()
     app = Flask(__name__, instance_relative_config=True)
+    app.request_class = http.ApiRequest
     app.config.update(build_config(config, **overrides))
     app.url_map.strict_slashes = False
     app.url_map.converters["id"] = http.IdConverter

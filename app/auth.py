@@ -1,5 +1,6 @@
 """Passwords, JWTs and the decorators that guard endpoints."""
 
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 from functools import wraps
@@ -14,10 +15,12 @@ from app.errors import APIError, unauthorized
 from app.extensions import db
 from app.models import RevokedToken, User
 from app.models.base import utcnow
+from app.schemas.common import MAX_ID
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "jti", "sub", "type", "ver"]
 ACCESS, REFRESH = "access", "refresh"
+USER_ID = re.compile(r"[0-9]{1,10}", re.ASCII)
 
 MSG_NO_HEADER = "Provide an authorization header"
 MSG_MALFORMED = "Malformed authorization header"
@@ -109,9 +112,14 @@ def decode_token(token, kind):
         raise unauthorized(MSG_EXPIRED) from None
     except jwt.InvalidTokenError:
         raise unauthorized(MSG_INVALID) from None
-    if claims.get("type") != kind or not str(claims["sub"]).isdigit() or not isinstance(claims["ver"], int):
+    if claims.get("type") != kind or not _is_user_id(claims["sub"]) or not isinstance(claims["ver"], int):
         raise unauthorized(MSG_INVALID)
     return claims
+
+
+def _is_user_id(sub):
+    """ASCII digits only: str.isdigit() and int() also take "²", "٢" and "２"."""
+    return isinstance(sub, str) and USER_ID.fullmatch(sub) is not None and 1 <= int(sub) <= MAX_ID
 
 
 def load_token_user(claims):

@@ -6,9 +6,10 @@ import uuid
 
 import flask_smorest
 import orjson
-from flask import current_app, g, request
+from flask import Request, current_app, g, request
 from flask.json.provider import JSONProvider
 from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter, ValidationError
 
 from app.errors import APIError
@@ -60,13 +61,35 @@ def is_json_content_type(mimetype):
     return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 
+class ApiRequest(Request):
+    """Bodies are capped before anything reads them: uploads (multipart) at
+    MAX_UPLOAD_BYTES, everything else at MAX_JSON_BYTES (see read_json_object)."""
+
+    @property
+    def max_content_length(self):
+        if self._max_content_length is not None:
+            return self._max_content_length
+        config = current_app.config
+        return config["MAX_CONTENT_LENGTH"] if self.mimetype == "multipart/form-data" else config["MAX_JSON_BYTES"]
+
+    @max_content_length.setter
+    def max_content_length(self, value):
+        self._max_content_length = value
+
+
 def read_json_object(max_bytes):
     """The request body as a dict, or an APIError saying exactly what is wrong.
 
     An empty body reads as `{}` so that missing fields are reported per field.
     """
-    raw = request.get_data(cache=True)
-    if len(raw) > max_bytes:
+    # Werkzeug refuses a larger Content-Length unread, and stops a chunked body at the
+    # cap without an error: one byte past the limit is how an over-long stream shows.
+    request.max_content_length = max_bytes + 1
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raw = None
+    if raw is None or len(raw) > max_bytes:
         raise APIError(413, f"JSON body is larger than {max_bytes} bytes")
     if not raw.strip():
         return {}

@@ -10,6 +10,8 @@ from app.models import RevokedToken, User
 from tests.helpers import PASSWORD, APITestCase, bearer
 
 SECRET_KEY_CLAIMS = ("sub", "iat", "exp", "jti", "type", "ver")
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 
 
 class RegisterTests(APITestCase):
@@ -142,7 +144,7 @@ class TokenTests(APITestCase):
             "exp": now + timedelta(minutes=5),
             "jti": "j" * 32,
             "type": ACCESS,
-            "ver": 0,
+            "ver": db.session.get(User, self.user_id).token_version,
         }
         claims.update(changes)
         return {k: v for k, v in claims.items() if v is not None}
@@ -193,6 +195,12 @@ class TokenTests(APITestCase):
             "refresh as access": self.refresh_token,
             "wrong type": self._token(type="id"),
             "non-numeric sub": self._token(sub="abc"),
+            "superscript sub": self._token(sub="²"),
+            "arabic-indic digits sub": self._token(sub=str(self.user_id).translate(ARABIC_INDIC)),
+            "fullwidth digits sub": self._token(sub=str(self.user_id).translate(FULLWIDTH)),
+            "signed sub": self._token(sub=f"+{self.user_id}"),
+            "integer sub": self._token(sub=self.user_id),
+            "sub past the id range": self._token(sub="99999999999"),
             "unknown user": self._token(sub="999999"),
             "tampered": self.access[:-4] + ("AAAA" if not self.access.endswith("AAAA") else "BBBB"),
             "future iat": self._token(iat=now + timedelta(hours=1)),
@@ -215,6 +223,14 @@ class TokenTests(APITestCase):
             self.app.config["ACCESS_TOKEN_MINUTES"] = app_token_minutes
         time.sleep(1.1)
         self.assertError(self.me(bearer(token)), 401, "Signature expired. Please log in again.")
+
+    def test_a_deleted_users_tokens_never_reach_a_later_account(self):
+        # SQLite hands a deleted row's id to the next insert unless the table is AUTOINCREMENT.
+        db.session.delete(db.session.get(User, self.user_id))
+        db.session.commit()
+        self.register()
+        self.assertError(self.me(bearer(self.access)), 401)
+        self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token}), 401)
 
     def test_deleted_users_token_is_invalid(self):
         db.session.delete(db.session.get(User, self.user_id))

@@ -1,3 +1,4 @@
+import secrets
 from datetime import datetime
 
 from sqlalchemy import DateTime, ForeignKey, Integer, String
@@ -8,6 +9,10 @@ from app.models.base import TimestampMixin, utcnow
 from app.permissions import DEFAULT_ROLE, permissions_for
 
 
+def random_token_version():
+    return secrets.randbelow(2**30)
+
+
 class User(TimestampMixin, db.Model):
     __tablename__ = "users"
 
@@ -16,8 +21,10 @@ class User(TimestampMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(60), nullable=False)
     role: Mapped[str] = mapped_column(String(32), default=DEFAULT_ROLE, nullable=False, index=True)
     # Every token carries the version it was issued under; bumping it (on a
-    # password change) invalidates all earlier tokens at once.
-    token_version: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # password change) invalidates all earlier tokens at once. It starts at random:
+    # SQLite gives a deleted user's id to the next account, and the deleted user's
+    # tokens must not fit it.
+    token_version: Mapped[int] = mapped_column(Integer, default=random_token_version, nullable=False)
 
     @property
     def permissions(self):

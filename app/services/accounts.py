@@ -1,9 +1,9 @@
 """Accounts: registration, credentials, roles, and the last-admin rule."""
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from app.auth import hash_password, verify_password
-from app.errors import conflict, invalid, unauthorized
+from app.errors import conflict, invalid, not_found, unauthorized
 from app.extensions import db
 from app.models import User
 from app.permissions import ADMIN_ROLE, DEFAULT_ROLE
@@ -41,22 +41,27 @@ def change_password(user, new_password):
     db.session.commit()
 
 
-def _is_last_admin(user):
-    if user.role != ADMIN_ROLE:
-        return False
-    admins = db.session.scalar(select(func.count(User.id)).where(User.role == ADMIN_ROLE))
-    return admins <= 1
-
-
 def change_role(user, role):
-    if role != ADMIN_ROLE and _is_last_admin(user):
-        raise conflict("Cannot demote the last admin")
-    user.role = role
-    db.session.commit()
+    _write_keeping_an_admin(update(User).where(User.id == user.id).values(role=role), "Cannot demote the last admin")
 
 
 def delete_user(user):
-    if _is_last_admin(user):
-        raise conflict("Cannot delete the last admin")
-    db.session.delete(user)
+    _write_keeping_an_admin(delete(User).where(User.id == user.id), "Cannot delete the last admin")
+
+
+def _write_keeping_an_admin(statement, refusal):
+    """Run `statement` on one user's row and commit, unless it leaves no admin (409).
+
+    Never check-then-write: two admins demoting each other at once would both see
+    another admin. PostgreSQL locks the admin rows first, so such writes queue and
+    each counts what the one before left; SQLite runs one writer at a time. The
+    count is taken after the write, inside the same transaction.
+    """
+    db.session.execute(select(User.id).where(User.role == ADMIN_ROLE).order_by(User.id).with_for_update())
+    if db.session.execute(statement).rowcount == 0:  # deleted meanwhile
+        db.session.rollback()
+        raise not_found()
+    if db.session.scalar(select(func.count(User.id)).where(User.role == ADMIN_ROLE)) == 0:
+        db.session.rollback()
+        raise conflict(refusal)
     db.session.commit()

@@ -1,6 +1,6 @@
 """/v1/auth: register, login, logout, refresh, me, password."""
 
-from flask import current_app, g, request
+from flask import current_app, g
 
 from app.auth import (
     auth_required,
@@ -9,8 +9,9 @@ from app.auth import (
     log_out,
     rotate_refresh_token,
 )
+from app.errors import APIError
 from app.extensions import limiter
-from app.http import Blueprint
+from app.http import Blueprint, read_json_object
 from app.net import client_address
 from app.schemas.auth import (
     LoginSchema,
@@ -30,9 +31,14 @@ blp = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Accounts a
 
 def _login_limit_key():
     """Per address and account: guessing one account's password is slowed down,
-    while many people behind one address can still log in."""
-    body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else None
+    while many people behind one address can still log in.
+
+    The body is read within the JSON size limit; one the view will refuse counts per address."""
+    try:
+        body = read_json_object(current_app.config["MAX_JSON_BYTES"])
+    except APIError:
+        body = {}
+    email = body.get("email")
     account = accounts.normalize_email(email) if isinstance(email, str) else ""
     return f"{client_address()}|{account}"
 

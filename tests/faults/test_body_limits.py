@@ -1,0 +1,52 @@
+"""The JSON size limit applies before anything reads the body, on every endpoint.
+
+Each request announces (or streams) more than MAX_JSON_BYTES but never sends all of it:
+the server must answer 413 from what it has, instead of waiting for (and parsing) the rest.
+"""
+
+import json
+import socket
+
+from tests.liveserver import LiveServerTestCase
+
+JSON_ROUTES = ["/v1/auth/login", "/v1/auth/register", "/v1/auth/refresh", "/v1/buckets", "/v1/auth/logout"]
+
+
+class BodyLimits(LiveServerTestCase):
+    server_env = {"MAX_JSON_BYTES": "4096"}
+
+    def send_raw(self, head, body):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as sock:
+            sock.sendall(head.encode() + body)
+            reply = b""
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)  # a server still waiting for the body times out here
+                if not chunk:
+                    break
+                reply += chunk
+        status_line, _, rest = reply.partition(b"\r\n")
+        headers, _, payload = rest.partition(b"\r\n\r\n")
+        return int(status_line.split()[1]), headers.decode().lower(), json.loads(payload)
+
+    def assert413(self, status, headers, body):
+        self.assertEqual(status, 413)
+        self.assertIn("content-type: application/json", headers)
+        self.assertEqual(body["message"], "JSON body is larger than 4096 bytes")
+
+    def test_announced_length_over_the_limit_is_413_before_the_body(self):
+        _, headers = self.server.account()
+        for path in JSON_ROUTES:
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Authorization: {headers['Authorization']}\r\nContent-Length: 45000000\r\n\r\n"
+            )
+            with self.subTest(path=path):
+                self.assert413(*self.send_raw(head, b'{"email": "'))
+
+    def test_chunked_body_is_cut_at_the_limit(self):
+        chunk = b"[" + b"1," * 4000
+        head = (
+            "POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        )
+        self.assert413(*self.send_raw(head, f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"))
