@@ -9,6 +9,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me-in-production-please"
+API_PREFIX = "/v1"  # every versioned route, and the OpenAPI document, live under it
 # Secrets that must never protect a production deployment.
 KNOWN_WEAK_SECRETS = {DEV_SECRET_KEY, "secret", "changeme", "change-me", "dev", "development"}
 MIN_SECRET_BYTES = 32
@@ -87,6 +88,8 @@ def build_config(env_name=None, **overrides):
         "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         "LOG_LEVEL": _env_str("LOG_LEVEL", "INFO"),
         "MAX_JSON_BYTES": _env_int("MAX_JSON_BYTES", 1024 * 1024),
+        # Page numbers reach this many rows deep; cursors walk any depth.
+        "MAX_PAGE_OFFSET": _env_int("MAX_PAGE_OFFSET", 10_000),
         # Images
         "IMAGE_STORAGE": _env_str("IMAGE_STORAGE", "local"),
         "UPLOAD_DIR": _env_str("UPLOAD_DIR", str(BASE_DIR / "instance" / "uploads")),
@@ -107,7 +110,8 @@ def build_config(env_name=None, **overrides):
         "API_TITLE": "Buckets, Images & Casting API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",
-        "OPENAPI_URL_PREFIX": "/v1",
+        "API_PREFIX": API_PREFIX,
+        "OPENAPI_URL_PREFIX": API_PREFIX,
         "OPENAPI_JSON_PATH": "openapi.json",
     }
     config.update(overrides)

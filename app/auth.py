@@ -8,6 +8,7 @@ from functools import wraps
 import bcrypt
 import jwt
 from flask import current_app, g, request
+from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -68,7 +69,7 @@ def _now():
     return datetime.now(timezone.utc)
 
 
-def _lifetime(kind):
+def token_lifetime(kind):
     config = current_app.config
     if kind == ACCESS:
         return timedelta(minutes=config["ACCESS_TOKEN_MINUTES"])
@@ -80,23 +81,12 @@ def encode_token(user, kind):
     claims = {
         "sub": str(user.id),
         "iat": issued,
-        "exp": issued + _lifetime(kind),
+        "exp": issued + token_lifetime(kind),
         "jti": uuid.uuid4().hex,
         "type": kind,
         "ver": user.token_version,
     }
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM)
-
-
-def issue_tokens(user, message):
-    return {
-        "success": True,
-        "message": message,
-        "auth_token": encode_token(user, ACCESS),
-        "refresh_token": encode_token(user, REFRESH),
-        "expires_in": int(_lifetime(ACCESS).total_seconds()),
-        "token_type": "Bearer",
-    }
 
 
 def decode_token(token, kind):
@@ -150,28 +140,8 @@ def revoke(claims):
     return result.rowcount == 1
 
 
-def rotate_refresh_token(token):
-    """Spend a refresh token: its user, once; a second use is a revoked token."""
-    claims = decode_token(token, REFRESH)
-    user = load_token_user(claims)
-    # The jti is unique: of two concurrent uses of one token, only one inserts it.
-    if not revoke(claims):
-        db.session.rollback()
-        raise unauthorized(MSG_REVOKED)
-    db.session.commit()
-    return user
-
-
-def log_out(access_claims, refresh_token=None):
-    """Revoke the access token and, if given, the same user's refresh token."""
-    refresh_claims = _refresh_claims_to_revoke(refresh_token, access_claims["sub"]) if refresh_token else None
-    revoke(access_claims)
-    if refresh_claims:
-        revoke(refresh_claims)
-    db.session.commit()
-
-
-def _refresh_claims_to_revoke(token, subject):
+def refresh_claims_to_revoke(token, subject):
+    """The claims of a live refresh token of `subject`, or None if it is dead already."""
     try:
         claims = decode_token(token, REFRESH)
     except APIError as error:
@@ -204,20 +174,9 @@ def authenticate():
 
 
 def _document(wrapper, description, statuses):
-    doc = dict(getattr(wrapper, "_apidoc", {}))
-    manual = dict(doc.get("manual_doc", {}))
-    manual["security"] = BEARER_SECURITY
-    if description:
-        manual["description"] = description
-    doc["manual_doc"] = manual
-    response = dict(doc.get("response", {}))
-    responses = dict(response.get("responses", {}))
-    for status, reference in statuses.items():
-        responses.setdefault(status, [reference])
-    response["responses"] = responses
-    doc["response"] = response
-    wrapper._apidoc = doc
-    return wrapper
+    """Security and error responses in the OpenAPI document, through flask-smorest's public `doc`."""
+    responses = {str(status): reference for status, reference in statuses.items()}
+    return Blueprint.doc(security=BEARER_SECURITY, description=description, responses=responses)(wrapper)
 
 
 def auth_required(view):

@@ -128,4 +128,6 @@ def handle_exception(exc):
 
 
 def init_app(app):
+    """Call after api.init_app: the HTTPException handler flask-smorest registered is replaced."""
     app.register_error_handler(Exception, handle_exception)
+    app.register_error_handler(HTTPException, handle_exception)

@@ -5,13 +5,13 @@ import sqlite3
 import flask_smorest
 from flask_cors import CORS
 from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
-from app.net import client_address
 from app.schemas.common import ErrorSchema
 
 NAMING_CONVENTION = {
@@ -28,13 +28,9 @@ class Base(DeclarativeBase):
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest, with errors left to the app's single error handler."""
+    """flask-smorest, documenting errors in the app's envelope (app.errors answers them)."""
 
     ERROR_SCHEMA = ErrorSchema
-
-    def _register_error_handlers(self):
-        # app.errors registers the one handler for every exception.
-        pass
 
 
 def schema_name(schema):
@@ -48,7 +44,8 @@ def schema_name(schema):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-limiter = Limiter(key_func=client_address)
+# Behind a proxy, ProxyFix (TRUSTED_PROXIES) has already put the client in remote_addr.
+limiter = Limiter(key_func=get_remote_address)
 api = Api()
 cors = CORS()
 

@@ -1,83 +1,199 @@
-"""The collection helper every list endpoint uses: search, sort, page, links."""
+"""Collections in one place: each list's declaration, search, sort, pages, cursors and links.
 
+A list is declared once (`Listing`, like DRF's `ordering_fields`/`search_fields`); the
+query schema's `sort` choices, the ORDER BY, the `q` columns and the cursor keyset all
+come from that declaration.
+"""
+
+import base64
+import hashlib
+import hmac
 import math
-from functools import cached_property
+from datetime import date, datetime
 from urllib.parse import urlencode
 
-from flask import request
-from sqlalchemy import func, or_
+import orjson
+from flask import current_app, g, request
+from sqlalchemy import func, or_, tuple_
 
+from app.errors import APIError
 from app.extensions import db
+from app.schemas.common import list_args
 
 LIKE_ESCAPE = "\\"
+# Query parameters that move through a list rather than choose which list it is.
+POSITION_ARGS = ("page", "per_page", "cursor")
+BAD_CURSOR = "Invalid cursor: it was altered, or it belongs to another list, sort, filter or user"
 
 
 def contains_ci(column, text):
-    """Case-insensitive substring match in which % and _ are literal characters."""
+    """Case-insensitive substring match in which % and _ are literal characters.
+
+    On PostgreSQL a trigram index on lower(column) serves this very expression.
+    """
     escaped = text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "\\%").replace("_", "\\_")
     return func.lower(column).like(f"%{escaped.lower()}%", escape=LIKE_ESCAPE)
 
 
-def _order_by(sort, sortable, tie_breaker):
-    descending = sort.startswith("-")
-    column = sortable[sort.lstrip("-")]
-    if descending:
-        return [column.desc(), tie_breaker.desc()]
-    return [column.asc(), tie_breaker.asc()]
+class Listing:
+    """One collection: its key in the answer, sortable and searchable columns, and filters."""
+
+    def __init__(self, key, model, *, sort, search, filters=None, mixins=(), default_sort="id"):
+        self.key = key
+        self.tie_breaker = model.id
+        self.sortable = {name: getattr(model, name) for name in sort}
+        for name, column in self.sortable.items():
+            # A NULL key would fall out of the keyset comparison: refuse the declaration.
+            if column.nullable:
+                raise ValueError(f"{key}: sort field {name} must be NOT NULL")
+        self.search = [getattr(model, name) for name in search]
+        self.filters = tuple(filters or ())
+        self.args = list_args(
+            f"{model.__name__}ListArgs", sort, default_sort, mixins=mixins, search=search, **(filters or {})
+        )
+
+    def page(self, stmt, args, unfiltered_total=None):
+        """The page `args` ask for. `unfiltered_total` is a maintained count of `stmt`'s rows,
+        used when neither `q` nor a filter narrows the list."""
+        if args.get("q") and self.search:
+            stmt = stmt.where(or_(*(contains_ci(column, args["q"]) for column in self.search)))
+        column, descending = self._sort_column(args["sort"])
+        keys = (column, self.tie_breaker)
+        order = [key.desc() if descending else key.asc() for key in keys]
+        binding = _binding(args)
+        per_page = args["per_page"]
+        if "cursor" in args:
+            after = _decode_cursor(args["cursor"], binding, column)
+            boundary = tuple_(*keys) < tuple_(*after) if descending else tuple_(*keys) > tuple_(*after)
+            rows = _fetch(stmt.where(boundary).order_by(*order).limit(per_page + 1))
+            return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, column, binding))
+        page = args.get("page", 1)
+        offset = (page - 1) * per_page
+        narrowed = args.get("q") or any(name in args for name in self.filters)
+        total = unfiltered_total if unfiltered_total is not None and not narrowed else _count(stmt)
+        if offset >= total:
+            return Page(self, args, [], None, page=page, total=total)
+        if offset >= current_app.config["MAX_PAGE_OFFSET"]:
+            raise APIError(
+                400,
+                f"Page numbers reach {current_app.config['MAX_PAGE_OFFSET']} rows deep: "
+                "walk further with cursor=<pagination.next_cursor>",
+                errors={"page": ["Too deep: use cursor instead."]},
+            )
+        rows = _fetch(stmt.order_by(*order).limit(per_page + 1).offset(offset))
+        return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, column, binding), page=page, total=total)
+
+    def _sort_column(self, sort):
+        return self.sortable[sort.lstrip("-")], sort.startswith("-")
+
+
+def _fetch(stmt):
+    return db.session.scalars(stmt).unique().all()
+
+
+def _count(stmt):
+    return db.session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
+
+
+# -- cursors -------------------------------------------------------------------
+# A cursor is the last row's (sort key, id), signed with SECRET_KEY together with
+# everything that chooses the list: endpoint, path ids, sort, q, filters and user.
+# A cursor used anywhere else fails the signature check.
+
+
+def _binding(args):
+    chosen = {name: str(value) for name, value in args.items() if name not in POSITION_ARGS}
+    user = g.get("current_user")
+    return orjson.dumps(
+        [request.endpoint, request.view_args, chosen, user.id if user else None], option=orjson.OPT_SORT_KEYS
+    )
+
+
+def _signature(binding, payload):
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, b"cursor\0" + binding + b"\0" + payload, hashlib.sha256).digest()[:16]
+
+
+def _b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _next_cursor(rows, per_page, column, binding):
+    if len(rows) <= per_page:
+        return None
+    last = rows[per_page - 1]
+    value = getattr(last, column.key)
+    payload = orjson.dumps([value.isoformat() if isinstance(value, date) else value, last.id])
+    return f"{_b64(payload)}.{_b64(_signature(binding, payload))}"
+
+
+def _decode_cursor(cursor, binding, column):
+    try:
+        encoded, signature = cursor.split(".")
+        payload = _unb64(encoded)
+        valid = hmac.compare_digest(_unb64(signature), _signature(binding, payload))
+    except ValueError:  # not two parts, or not base64
+        valid = False
+    if not valid:
+        raise APIError(400, BAD_CURSOR, errors={"cursor": ["Invalid cursor."]})
+    value, last_id = orjson.loads(payload)
+    python_type = column.type.python_type
+    if python_type is datetime:
+        value = datetime.fromisoformat(value)
+    elif python_type is date:
+        value = date.fromisoformat(value)
+    return value, last_id
+
+
+# -- the page ------------------------------------------------------------------
 
 
 class Page:
-    def __init__(self, items, page, per_page, total):
-        self.items = items
-        self.page = page
-        self.per_page = per_page
-        self.total = total
-        self.pages = math.ceil(total / per_page) if total else 0
+    """One page of a list; `page` and `total` are None in cursor mode."""
 
-    def _url(self, page):
-        params = [("page", page), ("per_page", self.per_page)]
-        params += [(k, v) for k, v in request.args.items(multi=True) if k not in ("page", "per_page")]
+    def __init__(self, listing, args, items, next_cursor, *, page=None, total=None):
+        self.listing = listing
+        self.items = items
+        self.per_page = args["per_page"]
+        self.page = page
+        self.total = total
+        self.pages = math.ceil(total / self.per_page) if total is not None else None
+        self.next_cursor = next_cursor
+        self.links = self._links()
+
+    def _url(self, **position):
+        params = [(k, v) for k, v in position.items() if v is not None] + [("per_page", self.per_page)]
+        params += [(k, v) for k, v in request.args.items(multi=True) if k not in POSITION_ARGS]
         return f"{request.path}?{urlencode(params)}"
 
-    @cached_property
-    def links(self):
+    def _links(self):
+        if self.page is None:
+            return {
+                "next": self._url(cursor=self.next_cursor) if self.next_cursor else None,
+                "first": self._url(page=1),
+            }
+        last = max(self.pages, 1)
         return {
-            "next": self._url(self.page + 1) if self.page < self.pages else None,
-            "prev": self._url(min(self.page - 1, max(self.pages, 1))) if self.page > 1 else None,
-            "first": self._url(1),
-            "last": self._url(max(self.pages, 1)),
+            "next": self._url(page=self.page + 1) if self.page < self.pages else None,
+            "prev": self._url(page=min(self.page - 1, last)) if self.page > 1 else None,
+            "first": self._url(page=1),
+            "last": self._url(page=last),
         }
 
     def metadata(self):
-        links = self.links
         return {
             "page": self.page,
             "per_page": self.per_page,
             "total": self.total,
             "pages": self.pages,
-            "next": links["next"],
-            "prev": links["prev"],
+            "next": self.links["next"],
+            "prev": self.links.get("prev"),
+            "next_cursor": self.next_cursor,
         }
 
     def link_header(self):
         return ", ".join(f'<{url}>; rel="{rel}"' for rel, url in self.links.items() if url)
-
-    def respond(self, key):
-        """(body, status, headers) for a flask-smorest view."""
-        body = {"success": True, key: self.items, "pagination": self.metadata()}
-        return body, 200, {"Link": self.link_header()}
-
-
-def paginate(stmt, args, *, search=(), sortable, tie_breaker):
-    """Run `stmt` as one page: `args` holds page, per_page, q and sort (already validated).
-
-    Two queries whatever the page size: the count and the page itself.
-    """
-    if args.get("q") and search:
-        stmt = stmt.where(or_(*(contains_ci(column, args["q"]) for column in search)))
-    count = stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
-    total = db.session.scalar(count)
-    page, per_page = args["page"], args["per_page"]
-    ordered = stmt.order_by(*_order_by(args["sort"], sortable, tie_breaker))
-    items = db.session.scalars(ordered.limit(per_page).offset((page - 1) * per_page)).all()
-    return Page(items, page, per_page, total)

@@ -14,7 +14,7 @@ import click
 from faker import Faker
 from flask.cli import with_appcontext
 from PIL import Image as PILImage
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 
 from app.auth import hash_password
 from app.extensions import db
@@ -72,6 +72,26 @@ def _insert(model, rows, label, returning=False):
     return ids
 
 
+COUNTERS = (
+    (User.bucket_count, Bucket.owner_id),
+    (Bucket.item_count, Item.bucket_id),
+    (Actor.movie_count, movie_actors.c.actor_id),
+)
+
+
+def recount(counter, foreign_key):
+    """Set a counter column from the rows it counts (after inserts that bypass the services)."""
+    model = counter.class_
+    rows = select(func.count()).where(foreign_key == model.id).correlate(model).scalar_subquery()
+    db.session.execute(update(model).values({counter.key: rows}), execution_options={"synchronize_session": False})
+
+
+def recount_all():
+    for counter, foreign_key in COUNTERS:
+        recount(counter, foreign_key)
+    db.session.commit()
+
+
 def _account(email, password_hash, role):
     user = db.session.scalars(select(User).where(User.email == email)).first()
     if user is None:
@@ -97,12 +117,16 @@ def seed_accounts(email, password, users):
 def seed_buckets(fake, rng, owners, buckets, items):
     words = [fake.catch_phrase() for _ in range(POOL)]
     sentences = [fake.sentence(nb_words=10) for _ in range(POOL)]
+    # Counters are written with the rows they count (services.buckets keeps them afterwards).
     bucket_rows = [
-        {"owner_id": owner.id, "name": f"{rng.choice(words)[:90]} #{n}"}
+        {"owner_id": owner.id, "name": f"{rng.choice(words)[:90]} #{n}", "item_count": items}
         for owner in owners
         for n in range(1, buckets + 1)
     ]
     bucket_ids = _insert(Bucket, bucket_rows, "buckets", returning=True)
+    db.session.execute(
+        update(User).where(User.id.in_([owner.id for owner in owners])).values(bucket_count=User.bucket_count + buckets)
+    )
     now = utcnow()
     item_rows = [
         {
@@ -137,6 +161,9 @@ def seed_casting(fake, rng, actors, movies):
             for actor_id in rng.sample(actor_ids, rng.randint(1, min(8, len(actor_ids))))
         ]
         _insert(movie_actors, cast_rows, "cast")
+    cast_count = select(func.count()).where(movie_actors.c.actor_id == Actor.id).correlate(Actor).scalar_subquery()
+    db.session.execute(update(Actor).values(movie_count=cast_count), execution_options={"synchronize_session": False})
+    db.session.commit()
 
 
 def _fake_image(rng, n):

@@ -68,6 +68,12 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+def include_object(obj, name, type_, reflected, compare_to):
+    """Leave PostgreSQL's trigram search indexes (`*_trgm`) out of model comparison:
+    they exist on PostgreSQL only and are created by migration, not by the models."""
+    return not (type_ == "index" and reflected and compare_to is None and name.endswith("_trgm"))
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -87,6 +93,7 @@ def run_migrations_online():
                 logger.info("No changes in schema detected.")
 
     conf_args = current_app.extensions["migrate"].configure_args
+    conf_args.setdefault("include_object", include_object)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 

@@ -7,6 +7,7 @@ migrations (never by create_all), and every table is emptied after each test.
 
 import atexit
 import io
+import itertools
 import os
 import shutil
 import socket
@@ -135,14 +136,7 @@ class APITestCase(unittest.TestCase):
         return body
 
 
-def _count():
-    n = 0
-    while True:
-        n += 1
-        yield n
-
-
-_counter = _count()
+_counter = itertools.count(1)
 
 
 def bearer(token):

@@ -4,6 +4,7 @@ from sqlalchemy import insert, select
 
 from app.extensions import db
 from app.models import Bucket, Item
+from app.seed import recount_all
 from tests.helpers import APITestCase, count_queries
 
 
@@ -121,7 +122,7 @@ class CollectionTests(APITestCase):
 
     def seed(self, names):
         db.session.execute(insert(Bucket), [{"owner_id": self.user_id, "name": name} for name in names])
-        db.session.commit()
+        recount_all()
 
     def get(self, query=""):
         return self.client.get(f"/v1/buckets{query}", headers=self.h)
@@ -130,7 +131,8 @@ class CollectionTests(APITestCase):
         body = self.get().json
         self.assertEqual(body["buckets"], [])
         self.assertEqual(
-            body["pagination"], {"page": 1, "per_page": 20, "total": 0, "pages": 0, "next": None, "prev": None}
+            body["pagination"],
+            {"page": 1, "per_page": 20, "total": 0, "pages": 0, "next": None, "prev": None, "next_cursor": None},
         )
 
     def test_pages_and_links(self):
@@ -147,6 +149,7 @@ class CollectionTests(APITestCase):
                 "pages": 3,
                 "next": "/v1/buckets?page=3&per_page=20&sort=name",
                 "prev": "/v1/buckets?page=1&per_page=20&sort=name",
+                "next_cursor": body["pagination"]["next_cursor"],
             },
         )
         link = response.headers["Link"]
@@ -216,7 +219,7 @@ class CollectionTests(APITestCase):
         self.seed([f"b{n}" for n in range(150)])
         bucket_ids = db.session.scalars(select(Bucket.id)).all()
         db.session.execute(insert(Item), [{"bucket_id": bid, "name": "i"} for bid in bucket_ids for _ in range(3)])
-        db.session.commit()
+        recount_all()
         with count_queries() as small:
             self.get("?per_page=5")
         with count_queries() as large:

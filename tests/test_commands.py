@@ -60,7 +60,8 @@ class CreateUserTests(APITestCase):
         self.invoke(create_user, "boss@example.com", "--password", PASSWORD, "--role", "admin")
         result = self.invoke(create_user, "boss@example.com", "--password", "a new password", "--role", "user")
         self.assertNotEqual(result.exit_code, 0)
-        self.assertIn("last admin", result.output)
+        self.assertIn("Cannot demote the last admin", result.output)
+        self.assertEqual(db.session.scalars(select(User.role)).one(), "admin")
         login = self.client.post("/v1/auth/login", json={"email": "boss@example.com", "password": PASSWORD})
         self.assertEqual(login.status_code, 200, "a refused update must change nothing")
 
@@ -121,6 +122,9 @@ class SeedTests(APITestCase):
         buckets = self.client.get("/v1/buckets", headers={"Authorization": f"Bearer {login.json['auth_token']}"}).json
         self.assertEqual(buckets["pagination"]["total"], 3)
         self.assertTrue(all(bucket["item_count"] == 4 for bucket in buckets["buckets"]))
+        counted = select(func.count()).where(movie_actors.c.actor_id == Actor.id).scalar_subquery()
+        self.assertEqual(db.session.scalar(select(func.count()).where(Actor.movie_count != counted)), 0)
+        self.assertEqual(db.session.scalars(select(User.bucket_count).where(User.email.like("%demo%"))).all(), [3])
         director = self.client.post(
             "/v1/auth/login", json={"email": "casting-director@example.com", "password": "password123"}
         ).json
@@ -130,5 +134,9 @@ class SeedTests(APITestCase):
         )
 
     def test_seed_refuses_negative_counts(self):
-        result = self.app.test_cli_runner().invoke(seed, ["--buckets", "-1"])
-        self.assertNotEqual(result.exit_code, 0)
+        for option in ("--users", "--buckets", "--items", "--actors", "--movies", "--images"):
+            with self.subTest(option=option):
+                result = self.app.test_cli_runner().invoke(seed, [option, "-1"])
+                self.assertEqual(result.exit_code, 2, result.output)
+                self.assertIn(f"Invalid value for {option}: must not be negative", result.output)
+        self.assertEqual(db.session.scalar(select(func.count(User.id))), 0, "a refused seed writes nothing")

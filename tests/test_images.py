@@ -5,6 +5,7 @@ import os
 import struct
 import uuid
 import zlib
+from unittest import mock
 
 from PIL import Image as PILImage
 from sqlalchemy import event, select
@@ -311,8 +312,9 @@ class S3ImageTests(ImageSuite, APITestCase):
 
     @classmethod
     def setUpClass(cls):
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "test-access-key")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+        credentials = {"AWS_ACCESS_KEY_ID": "test-access-key", "AWS_SECRET_ACCESS_KEY": "test-secret-key"}
+        cls.environment = mock.patch.dict(os.environ, {**credentials, **os.environ})
+        cls.environment.start()
         cls.server = SeaweedS3().start()
         cls.app_overrides = {
             **LIMITS,
@@ -324,6 +326,7 @@ class S3ImageTests(ImageSuite, APITestCase):
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
+        cls.environment.stop()
 
     def test_really_on_s3(self):
         import boto3

@@ -5,6 +5,7 @@ import os
 import threading
 import unittest
 import uuid
+from unittest import mock
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -143,15 +144,11 @@ class ConfigTests(unittest.TestCase):
                     build_config("production", SECRET_KEY=secret)
 
     def test_production_refuses_to_start_without_secret_from_env(self):
-        saved = {k: os.environ.pop(k, None) for k in ("SECRET_KEY",)}
-        try:
+        with mock.patch.dict(os.environ):
+            os.environ.pop("SECRET_KEY", None)
             with self.assertRaises(ConfigError) as caught:
                 create_app("production")
-            self.assertIn("SECRET_KEY", str(caught.exception))
-        finally:
-            for key, value in saved.items():
-                if value is not None:
-                    os.environ[key] = value
+        self.assertIn("SECRET_KEY", str(caught.exception))
 
     def test_production_accepts_a_long_random_secret(self):
         config = build_config("production", SECRET_KEY="x" * 16 + uuid.uuid4().hex)
@@ -161,9 +158,6 @@ class ConfigTests(unittest.TestCase):
     def test_bad_settings_are_reported(self):
         with self.assertRaises(ConfigError):
             build_config("staging")
-        os.environ["ACCESS_TOKEN_MINUTES"] = "soon"
-        try:
-            with self.assertRaises(ConfigError):
-                build_config("development")
-        finally:
-            del os.environ["ACCESS_TOKEN_MINUTES"]
+        with mock.patch.dict(os.environ, {"ACCESS_TOKEN_MINUTES": "soon"}), self.assertRaises(ConfigError) as caught:
+            build_config("development")
+        self.assertIn("ACCESS_TOKEN_MINUTES", str(caught.exception))

@@ -1,15 +1,19 @@
-"""Where every URL is served: one module per resource under app/api/v1/."""
+"""Where every URL is served: one module per resource under app/api/v1/, all under one prefix."""
 
 from app.api import docs
 from app.api.v1 import actors, auth, buckets, images, items, meta, movies, users
 from app.http import IdConverter
 from app.schemas.common import MAX_ID
 
+V1_BLUEPRINTS = (meta, auth, users, buckets, items, actors, movies, images)
+
 
 def register_routes(app, api):
     api.register_converter(IdConverter, lambda _converter: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
-    for module in (meta, auth, users, buckets, items, actors, movies, images):
-        api.register_blueprint(module.blp)
+    prefix = app.config["API_PREFIX"]
+    api.register_blueprint(meta.root)
+    for module in V1_BLUEPRINTS:
+        api.register_blueprint(module.blp, url_prefix=prefix + (module.blp.url_prefix or ""))
     app.register_blueprint(docs.blp)
     api.spec.path(
         rule=next(app.url_map.iter_rules("api-docs.openapi_json")),

@@ -1,12 +1,12 @@
 """GET /docs: Swagger UI from the swagger-ui-bundle package, served by the app itself (works offline)."""
 
-from flask import Blueprint, current_app, render_template, send_from_directory
+from flask import Blueprint, current_app, render_template, send_from_directory, url_for
 from swagger_ui_bundle import swagger_ui_path
 
 blp = Blueprint("docs", __name__, url_prefix="/docs")
 
 INIT_SCRIPT = """window.ui = SwaggerUIBundle({
-  url: "/v1/openapi.json",
+  url: "%s",
   dom_id: "#swagger-ui",
   deepLinking: true,
   validatorUrl: null,
@@ -22,7 +22,8 @@ def page():
 
 @blp.route("/init.js", methods=["GET"])
 def init():
-    return current_app.response_class(INIT_SCRIPT, mimetype="text/javascript")
+    script = INIT_SCRIPT % url_for("api-docs.openapi_json")
+    return current_app.response_class(script, mimetype="text/javascript")
 
 
 @blp.route("/assets/<path:filename>", methods=["GET"])

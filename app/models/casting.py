@@ -1,20 +1,10 @@
 from datetime import date
 
-from sqlalchemy import (
-    Column,
-    Date,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Table,
-    func,
-    select,
-)
-from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
+from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.base import TimestampMixin
+from app.models.base import ResourceMixin, sort_indexes
 
 movie_actors = Table(
     "movie_actors",
@@ -24,34 +14,27 @@ movie_actors = Table(
 )
 
 
-class Actor(TimestampMixin, db.Model):
+class Actor(ResourceMixin, db.Model):
     __tablename__ = "actors"
+    __table_args__ = sort_indexes("actors", ("name", "age", "created_at"))
 
-    name: Mapped[str] = mapped_column(String(120), nullable=False, index=True)
-    age: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    age: Mapped[int] = mapped_column(Integer, nullable=False)
     gender: Mapped[str] = mapped_column(String(30), nullable=False)
+    # Kept by services.casting in the transaction that changes a cast.
+    movie_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
 
 
-class Movie(TimestampMixin, db.Model):
+class Movie(ResourceMixin, db.Model):
     __tablename__ = "movies"
+    __table_args__ = sort_indexes("movies", ("title", "release_date", "created_at"))
 
-    title: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
-    release_date: Mapped[date] = mapped_column(Date, nullable=False, index=True)
-    actors = relationship(Actor, secondary=movie_actors, order_by=Actor.id, lazy="raise", passive_deletes=True)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    release_date: Mapped[date] = mapped_column(Date, nullable=False)
+    # Joined: a movie and its cast, or a page of them, are one statement.
+    actors = relationship(Actor, secondary=movie_actors, order_by=Actor.id, lazy="joined", passive_deletes=True)
 
 
 # One movie per (title, release date), whatever the title's case.
 Index("uq_movies_lower_title_release_date", func.lower(Movie.title), Movie.release_date, unique=True)
 Index("ix_actors_lower_gender", func.lower(Actor.gender))
-Index("ix_actors_created_at", Actor.created_at)
-Index("ix_movies_created_at", Movie.created_at)
-
-# Deferred: a movie's cast needs only id and name, so loading casts skips the count;
-# actor queries ask for it (services.casting.actors_query).
-Actor.movie_count = column_property(
-    select(func.count(movie_actors.c.movie_id))
-    .where(movie_actors.c.actor_id == Actor.id)
-    .correlate_except(movie_actors)
-    .scalar_subquery(),
-    deferred=True,
-)

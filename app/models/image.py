@@ -1,8 +1,8 @@
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.base import TimestampMixin
+from app.models.base import ResourceMixin, sort_indexes
 
 
 class ImageTag(db.Model):
@@ -13,11 +13,11 @@ class ImageTag(db.Model):
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
-class Image(TimestampMixin, db.Model):
+class Image(ResourceMixin, db.Model):
     __tablename__ = "images"
-    __table_args__ = (Index("ix_images_created_at", "created_at"), Index("ix_images_size_bytes", "size_bytes"))
+    __table_args__ = sort_indexes("images", ("title", "size_bytes", "created_at"))
 
-    title: Mapped[str] = mapped_column(String(200), nullable=False, default="", index=True)
+    title: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")
     filename: Mapped[str] = mapped_column(String(255), nullable=False)
     content_type: Mapped[str] = mapped_column(String(50), nullable=False)
@@ -28,7 +28,7 @@ class Image(TimestampMixin, db.Model):
     sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True)
     tag_rows = relationship(
-        ImageTag, order_by=ImageTag.position, cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
+        ImageTag, order_by=ImageTag.position, cascade="all, delete-orphan", passive_deletes=True, lazy="joined"
     )
 
     @property

@@ -5,7 +5,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.models.base import TimestampMixin, utcnow
+from app.models.base import ResourceMixin, sort_indexes, utcnow
 from app.permissions import DEFAULT_ROLE, permissions_for
 
 
@@ -13,18 +13,21 @@ def random_token_version():
     return secrets.randbelow(2**30)
 
 
-class User(TimestampMixin, db.Model):
+class User(ResourceMixin, db.Model):
     __tablename__ = "users"
+    __table_args__ = sort_indexes("users", ("email", "role", "created_at"))
 
     # Stored lower-case, so the plain unique index is case-insensitive.
     email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
     password_hash: Mapped[str] = mapped_column(String(60), nullable=False)
-    role: Mapped[str] = mapped_column(String(32), default=DEFAULT_ROLE, nullable=False, index=True)
+    role: Mapped[str] = mapped_column(String(32), default=DEFAULT_ROLE, nullable=False)
     # Every token carries the version it was issued under; bumping it (on a
     # password change) invalidates all earlier tokens at once. It starts at random:
     # SQLite gives a deleted user's id to the next account, and the deleted user's
     # tokens must not fit it.
     token_version: Mapped[int] = mapped_column(Integer, default=random_token_version, nullable=False)
+    # Kept by services.buckets in the transaction that creates or deletes a bucket.
+    bucket_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
 
     @property
     def permissions(self):

@@ -1,7 +1,9 @@
 from marshmallow import Schema, ValidationError, fields, validate
 
+from app.models import User
+from app.pagination import Listing
 from app.permissions import ROLES
-from app.schemas.common import Text, UTCDateTime, envelope, list_args
+from app.schemas.common import Text, UTCDateTime, envelope
 
 PASSWORD_MIN_BYTES = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt ignores (and bcrypt 5 refuses) anything longer
@@ -79,9 +81,12 @@ class RegisterResponseSchema(TokenSchema):
 
 UserResponse = envelope("UserResponse", "user", UserSchema)
 UserListResponse = envelope("UserListResponse", "users", UserSchema, many=True)
-UserListArgs = list_args(
-    "UserListArgs",
-    ("id", "email", "role", "created_at"),
-    "id",
-    role=fields.String(validate=validate.OneOf(ROLES), metadata={"description": "Only users with this role"}),
+USERS = Listing(
+    "users",
+    User,
+    sort=("id", "email", "role", "created_at"),
+    search=("email",),
+    filters={
+        "role": fields.String(validate=validate.OneOf(ROLES), metadata={"description": "Only users with this role"})
+    },
 )

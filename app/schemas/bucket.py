@@ -1,24 +1,20 @@
-from marshmallow import Schema, fields
+from marshmallow import fields
 
-from app.schemas.common import StrictBoolean, Text, UTCDateTime, envelope, list_args
+from app.models import Bucket, Item
+from app.pagination import Listing
+from app.schemas.common import ResourceSchema, StrictBoolean, Text, envelope
 
 
-class BucketSchema(Schema):
-    id = fields.Integer(dump_only=True)
+class BucketSchema(ResourceSchema):
     name = Text(required=True, min_length=1, max_length=100)
     item_count = fields.Integer(dump_only=True)
-    created_at = UTCDateTime(dump_only=True)
-    modified_at = UTCDateTime(dump_only=True)
 
 
-class ItemSchema(Schema):
-    id = fields.Integer(dump_only=True)
+class ItemSchema(ResourceSchema):
     bucket_id = fields.Integer(dump_only=True)
     name = Text(required=True, min_length=1, max_length=200)
     description = Text(load_default="", max_length=2000, trim=False)
     done = StrictBoolean(load_default=False)
-    created_at = UTCDateTime(dump_only=True)
-    modified_at = UTCDateTime(dump_only=True)
 
 
 class ItemPatchSchema(ItemSchema):
@@ -34,10 +30,11 @@ BucketListResponse = envelope("BucketListResponse", "buckets", BucketSchema, man
 ItemResponse = envelope("ItemResponse", "item", ItemSchema)
 ItemListResponse = envelope("ItemListResponse", "items", ItemSchema, many=True)
 
-BucketListArgs = list_args("BucketListArgs", ("id", "name", "created_at", "modified_at"), "id")
-ItemListArgs = list_args(
-    "ItemListArgs",
-    ("id", "name", "done", "created_at", "modified_at"),
-    "id",
-    done=fields.Boolean(metadata={"description": "Only items with this done state (true or false)"}),
+BUCKETS = Listing("buckets", Bucket, sort=("id", "name", "created_at", "modified_at"), search=("name",))
+ITEMS = Listing(
+    "items",
+    Item,
+    sort=("id", "name", "done", "created_at", "modified_at"),
+    search=("name", "description"),
+    filters={"done": fields.Boolean(metadata={"description": "Only items with this done state (true or false)"})},
 )

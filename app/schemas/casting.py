@@ -1,15 +1,8 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.schemas.common import (
-    MAX_ID,
-    LooseDate,
-    StrictInteger,
-    Text,
-    UTCDateTime,
-    envelope,
-    id_list,
-    list_args,
-)
+from app.models import Actor, Movie
+from app.pagination import Listing
+from app.schemas.common import MAX_ID, LooseDate, ResourceSchema, StrictInteger, Text, envelope, id_list
 
 MAX_CAST = 500
 
@@ -21,26 +14,20 @@ class CastMemberSchema(Schema):
     name = fields.String(dump_only=True)
 
 
-class ActorSchema(Schema):
-    id = fields.Integer(dump_only=True)
+class ActorSchema(ResourceSchema):
     name = Text(required=True, min_length=1, max_length=120)
     age = StrictInteger(required=True, validate=validate.Range(min=0, max=150))
     gender = Text(required=True, min_length=1, max_length=30)
     movie_count = fields.Integer(dump_only=True)
-    created_at = UTCDateTime(dump_only=True)
-    modified_at = UTCDateTime(dump_only=True)
 
 
-class MovieSchema(Schema):
-    id = fields.Integer(dump_only=True)
+class MovieSchema(ResourceSchema):
     title = Text(required=True, min_length=1, max_length=200)
     release_date = LooseDate(required=True, metadata={"description": "YYYY-MM-DD (2020-8-12 is accepted too)"})
     actor_ids = id_list(
         load_only=True, validate=validate.Length(max=MAX_CAST), metadata={"description": "Sets the cast"}
     )
     actors = fields.Nested(CastMemberSchema, many=True, dump_only=True)
-    created_at = UTCDateTime(dump_only=True)
-    modified_at = UTCDateTime(dump_only=True)
 
 
 class AgeRange:
@@ -64,19 +51,25 @@ MovieResponse = envelope("MovieResponse", "movie", MovieSchema)
 MovieListResponse = envelope("MovieListResponse", "movies", MovieSchema, many=True)
 
 _age = {"validate": validate.Range(min=0, max=150)}
-ActorListArgs = type(
-    "ActorListArgs",
-    (AgeRange, list_args("ActorListBase", ("id", "name", "age", "created_at"), "id")),
-    {
+ACTORS = Listing(
+    "actors",
+    Actor,
+    sort=("id", "name", "age", "created_at"),
+    search=("name",),
+    mixins=(AgeRange,),
+    filters={
         "gender": Text(max_length=30, metadata={"description": "Exact gender, case-insensitive"}),
         "min_age": fields.Integer(**_age, metadata={"description": "Inclusive"}),
         "max_age": fields.Integer(**_age, metadata={"description": "Inclusive"}),
     },
 )
-MovieListArgs = type(
-    "MovieListArgs",
-    (DateRange, list_args("MovieListBase", ("id", "title", "release_date", "created_at"), "id")),
-    {
+MOVIES = Listing(
+    "movies",
+    Movie,
+    sort=("id", "title", "release_date", "created_at"),
+    search=("title",),
+    mixins=(DateRange,),
+    filters={
         "released_after": LooseDate(metadata={"description": "Inclusive: release_date >= this date"}),
         "released_before": LooseDate(metadata={"description": "Inclusive: release_date <= this date"}),
         "actor_id": fields.Integer(

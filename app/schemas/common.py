@@ -6,7 +6,7 @@ The same schemas validate requests, shape responses and feed the OpenAPI documen
 import re
 from datetime import date
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 MAX_ID = 2**31 - 1
 _LOOSE_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
@@ -75,17 +75,28 @@ class LooseDate(fields.Date):
             raise ValidationError("Not a valid date: no such day.") from None
 
 
+class ResourceSchema(Schema):
+    """What every stored resource answers with: its id and when it was created and last changed."""
+
+    id = fields.Integer(dump_only=True)
+    created_at = UTCDateTime(dump_only=True)
+    modified_at = UTCDateTime(dump_only=True)
+
+
 def id_list(**kwargs):
     return fields.List(StrictInteger(validate=validate.Range(min=1, max=MAX_ID)), **kwargs)
 
 
 class PaginationSchema(Schema):
-    page = fields.Integer()
+    page = fields.Integer(allow_none=True, metadata={"description": "Null in cursor mode"})
     per_page = fields.Integer()
-    total = fields.Integer()
-    pages = fields.Integer()
+    total = fields.Integer(allow_none=True, metadata={"description": "Null in cursor mode"})
+    pages = fields.Integer(allow_none=True, metadata={"description": "Null in cursor mode"})
     next = fields.String(allow_none=True, metadata={"description": "Link to the next page, or null"})
-    prev = fields.String(allow_none=True, metadata={"description": "Link to the previous page, or null"})
+    prev = fields.String(allow_none=True, metadata={"description": "Link to the previous page; null in cursor mode"})
+    next_cursor = fields.String(
+        allow_none=True, metadata={"description": "Pass as `cursor` for the page after this one; null on the last page"}
+    )
 
 
 class ErrorSchema(Schema):
@@ -119,17 +130,35 @@ def envelope(name, key, schema, *, many=False, paginated=None):
 class ListArgs(Schema):
     """Query parameters every collection takes (unknown parameters are ignored)."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_ID))
-    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    q = Text(max_length=200, metadata={"description": "Case-insensitive substring search"})
-
-
-def list_args(name, sortable, default_sort, **filters):
-    """A ListArgs schema with `sort` whitelisted to `sortable` and resource filters."""
-    choices = [*sortable, *(f"-{field}" for field in sortable)]
-    sort = fields.String(
-        load_default=default_sort,
-        validate=validate.OneOf(choices),
-        metadata={"description": f"One of {', '.join(sortable)}; prefix with - for descending"},
+    page = fields.Integer(
+        validate=validate.Range(min=1, max=MAX_ID),
+        metadata={"description": "Page number (default 1), up to MAX_PAGE_OFFSET rows deep; not with `cursor`"},
     )
-    return type(name, (ListArgs,), {"sort": sort, **filters})
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=1000),
+        metadata={"description": "`pagination.next_cursor` of the previous page: walks a list of any length"},
+    )
+
+    @validates_schema
+    def page_or_cursor(self, data, **kwargs):
+        if "page" in data and "cursor" in data:
+            raise ValidationError("Give page or cursor, not both.", "cursor")
+
+
+def list_args(name, sortable, default_sort, *, search=(), mixins=(), **filters):
+    """A ListArgs schema with `sort` whitelisted to `sortable`, `q` over `search`, and filters."""
+    choices = [*sortable, *(f"-{field}" for field in sortable)]
+    fields_ = {
+        "sort": fields.String(
+            load_default=default_sort,
+            validate=validate.OneOf(choices),
+            metadata={"description": f"One of {', '.join(sortable)}; prefix with - for descending"},
+        ),
+        **filters,
+    }
+    if search:
+        fields_["q"] = Text(
+            max_length=200, metadata={"description": f"Case-insensitive substring of {' or '.join(search)}"}
+        )
+    return type(name, (*mixins, ListArgs), fields_)

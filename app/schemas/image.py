@@ -1,6 +1,9 @@
+from flask import url_for
 from marshmallow import Schema, ValidationError, fields
 
-from app.schemas.common import Text, UTCDateTime, envelope, list_args
+from app.models import Image
+from app.pagination import Listing
+from app.schemas.common import ResourceSchema, Text, envelope
 
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
@@ -36,8 +39,7 @@ class LinksSchema(Schema):
     thumbnail = fields.String()
 
 
-class ImageSchema(Schema):
-    id = fields.Integer(dump_only=True)
+class ImageSchema(ResourceSchema):
     title = Text(max_length=200)
     description = Text(max_length=2000, trim=False)
     tags = Tags(metadata={"description": "Comma-separated string or list of strings", "type": "array"})
@@ -48,12 +50,13 @@ class ImageSchema(Schema):
     height = fields.Integer(dump_only=True)
     sha256 = fields.String(dump_only=True)
     owner_id = fields.Integer(dump_only=True, allow_none=True)
-    created_at = UTCDateTime(dump_only=True)
-    modified_at = UTCDateTime(dump_only=True)
     links = fields.Method("_links", dump_only=True, metadata={"type": "object"})
 
     def _links(self, image):
-        return {"file": f"/v1/images/{image.id}/file", "thumbnail": f"/v1/images/{image.id}/thumbnail"}
+        return {
+            "file": url_for("images.image_file", image_id=image.id),
+            "thumbnail": url_for("images.image_thumbnail", image_id=image.id),
+        }
 
 
 class UploadFormSchema(Schema):
@@ -67,11 +70,12 @@ class UploadFormSchema(Schema):
 ImageResponse = envelope("ImageResponse", "image", ImageSchema)
 ImageUploadResponse = envelope("ImageUploadResponse", "images", ImageSchema, many=True, paginated=False)
 ImageListResponse = envelope("ImageListResponse", "images", ImageSchema, many=True)
-ImageListArgs = list_args(
-    "ImageListArgs",
-    ("id", "title", "size_bytes", "created_at"),
-    "id",
-    tag=Text(max_length=MAX_TAG_LENGTH, metadata={"description": "Only images with this tag"}),
+IMAGES = Listing(
+    "images",
+    Image,
+    sort=("id", "title", "size_bytes", "created_at"),
+    search=("title", "description"),
+    filters={"tag": Text(max_length=MAX_TAG_LENGTH, metadata={"description": "Only images with this tag"})},
 )
 
 UPLOAD_BODY = {

@@ -2,7 +2,16 @@
 
 from sqlalchemy import delete, func, select, update
 
-from app.auth import hash_password, verify_password
+from app.auth import (
+    MSG_REVOKED,
+    REFRESH,
+    decode_token,
+    hash_password,
+    load_token_user,
+    refresh_claims_to_revoke,
+    revoke,
+    verify_password,
+)
 from app.errors import conflict, invalid, not_found, unauthorized
 from app.extensions import db
 from app.models import User
@@ -38,6 +47,27 @@ def check_current_password(user, password):
 def change_password(user, new_password):
     user.password_hash = hash_password(new_password)
     user.token_version += 1
+    db.session.commit()
+
+
+def rotate_refresh_token(token):
+    """Spend a refresh token: its user, once; a second use is a revoked token."""
+    claims = decode_token(token, REFRESH)
+    user = load_token_user(claims)
+    # The jti is unique: of two concurrent uses of one token, only one inserts it.
+    if not revoke(claims):
+        db.session.rollback()
+        raise unauthorized(MSG_REVOKED)
+    db.session.commit()
+    return user
+
+
+def log_out(access_claims, refresh_token=None):
+    """Revoke the access token and, if given, the same user's refresh token."""
+    refresh_claims = refresh_claims_to_revoke(refresh_token, access_claims["sub"]) if refresh_token else None
+    revoke(access_claims)
+    if refresh_claims:
+        revoke(refresh_claims)
     db.session.commit()
 
 

@@ -1,21 +1,54 @@
-"""Owner scoping: a bucket or item of another user is indistinguishable from none."""
+"""Buckets and items of one owner: another user's are indistinguishable from none.
+
+Each bucket's `item_count` and each user's `bucket_count` change in the transaction
+that adds or removes the rows they count.
+"""
 
 from sqlalchemy import select
 
-from app.auth import current_user
-from app.models import Bucket, Item
-from app.services.crud import first_or_404
+from app.extensions import db
+from app.models import Bucket, Item, User
+from app.services.crud import bump, commit_or_conflict, delete_counted
+
+DUPLICATE_BUCKET = "You already have a bucket with this name"
 
 
-def owned_bucket(bucket_id):
-    return first_or_404(select(Bucket).where(Bucket.id == bucket_id, Bucket.owner_id == current_user().id))
+def owned_bucket(bucket_id, owner):
+    return db.first_or_404(select(Bucket).where(Bucket.id == bucket_id, Bucket.owner_id == owner.id))
 
 
-def owned_item(bucket_id, item_id):
-    """An item, reached only through its own bucket, of the current user."""
+def owned_item(bucket_id, item_id, owner):
+    """An item, reached only through its own bucket, of `owner`."""
     stmt = (
         select(Item)
         .join(Bucket, Bucket.id == Item.bucket_id)
-        .where(Item.id == item_id, Item.bucket_id == bucket_id, Bucket.owner_id == current_user().id)
+        .where(Item.id == item_id, Item.bucket_id == bucket_id, Bucket.owner_id == owner.id)
     )
-    return first_or_404(stmt)
+    return db.first_or_404(stmt)
+
+
+def create_bucket(owner, data):
+    bump(User.bucket_count, owner.id, 1)
+    bucket = Bucket(owner_id=owner.id, **data)
+    db.session.add(bucket)
+    commit_or_conflict(DUPLICATE_BUCKET)
+    return bucket
+
+
+def delete_bucket(bucket):
+    """Delete a bucket; its items go with it (ON DELETE CASCADE)."""
+    bump(User.bucket_count, bucket.owner_id, -delete_counted(bucket))
+    db.session.commit()
+
+
+def add_item(bucket, data):
+    bump(Bucket.item_count, bucket.id, 1)
+    item = Item(bucket_id=bucket.id, **data)
+    db.session.add(item)
+    db.session.commit()
+    return item
+
+
+def delete_item(item):
+    bump(Bucket.item_count, item.bucket_id, -delete_counted(item))
+    db.session.commit()

@@ -1,12 +1,12 @@
-"""The cast: resolving actor ids, and the queries both sides of it share."""
+"""The cast: resolving actor ids, the filters of both lists, and each actor's movie_count,
+changed in the transaction that changes a cast."""
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload, undefer
 
 from app.errors import invalid
 from app.extensions import db
 from app.models import Actor, Movie, movie_actors
-from app.pagination import paginate
+from app.services.crud import apply_changes, bump, commit_or_conflict, delete_counted
 
 DUPLICATE_MOVIE = "A movie with this title and release date already exists"
 
@@ -21,31 +21,25 @@ def actors_by_ids(actor_ids):
     return actors
 
 
-def actors_query():
-    """Actors with their movie_count, in the same query."""
-    return select(Actor).options(undefer(Actor.movie_count))
+def _cast_of(movie_id):
+    return select(movie_actors.c.actor_id).where(movie_actors.c.movie_id == movie_id)
 
 
-def movies_query():
-    return select(Movie).options(selectinload(Movie.actors))
+def filtered_actors(args, movie_id=None):
+    stmt = select(Actor)
+    if movie_id is not None:
+        stmt = stmt.where(Actor.id.in_(_cast_of(movie_id)))
+    if "gender" in args:
+        stmt = stmt.where(func.lower(Actor.gender) == args["gender"].lower())
+    if "min_age" in args:
+        stmt = stmt.where(Actor.age >= args["min_age"])
+    if "max_age" in args:
+        stmt = stmt.where(Actor.age <= args["max_age"])
+    return stmt
 
 
-def actors_of_movie(movie_id):
-    return actors_query().where(
-        Actor.id.in_(select(movie_actors.c.actor_id).where(movie_actors.c.movie_id == movie_id))
-    )
-
-
-MOVIE_SORTABLE = {
-    "id": Movie.id,
-    "title": Movie.title,
-    "release_date": Movie.release_date,
-    "created_at": Movie.created_at,
-}
-ACTOR_SORTABLE = {"id": Actor.id, "name": Actor.name, "age": Actor.age, "created_at": Actor.created_at}
-
-
-def filter_movies(stmt, args):
+def filtered_movies(args):
+    stmt = select(Movie)
     if "released_after" in args:
         stmt = stmt.where(Movie.release_date >= args["released_after"])
     if "released_before" in args:
@@ -57,21 +51,39 @@ def filter_movies(stmt, args):
     return stmt
 
 
-def filter_actors(stmt, args):
-    if "gender" in args:
-        stmt = stmt.where(func.lower(Actor.gender) == args["gender"].lower())
-    if "min_age" in args:
-        stmt = stmt.where(Actor.age >= args["min_age"])
-    if "max_age" in args:
-        stmt = stmt.where(Actor.age <= args["max_age"])
-    return stmt
+def _recast(movie, actor_ids):
+    """Give `movie` the cast `actor_ids` (422 if any is unknown), counting both ways."""
+    actors = actors_by_ids(actor_ids)
+    before = {actor.id for actor in movie.actors}
+    after = {actor.id for actor in actors}
+    bump(Actor.movie_count, after - before, 1)
+    bump(Actor.movie_count, before - after, -1)
+    movie.actors = actors
 
 
-def movie_page(stmt, args):
-    stmt = filter_movies(stmt, args)
-    return paginate(stmt, args, search=[Movie.title], sortable=MOVIE_SORTABLE, tie_breaker=Movie.id).respond("movies")
+def create_movie(data):
+    fields = dict(data)
+    actor_ids = fields.pop("actor_ids", [])
+    movie = Movie(**fields)
+    _recast(movie, actor_ids)
+    db.session.add(movie)
+    commit_or_conflict(DUPLICATE_MOVIE)
+    return movie
 
 
-def actor_page(stmt, args):
-    stmt = filter_actors(stmt, args)
-    return paginate(stmt, args, search=[Actor.name], sortable=ACTOR_SORTABLE, tie_breaker=Actor.id).respond("actors")
+def update_movie(movie, data):
+    """Change the fields given; `actor_ids` replaces the whole cast."""
+    fields = dict(data)
+    if "actor_ids" in fields:
+        _recast(movie, fields.pop("actor_ids"))
+    apply_changes(movie, fields)
+    commit_or_conflict(DUPLICATE_MOVIE)
+    return movie
+
+
+def delete_movie(movie):
+    """Delete a movie; its cast rows go with it (ON DELETE CASCADE), and so do their counts."""
+    cast = [actor.id for actor in movie.actors]
+    if delete_counted(movie):
+        bump(Actor.movie_count, cast, -1)
+    db.session.commit()

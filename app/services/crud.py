@@ -1,16 +1,10 @@
-"""Small pieces every resource's create/read/update/delete is made of."""
+"""Small pieces every resource's create/update/delete is made of."""
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import conflict, invalid, not_found
+from app.errors import conflict, invalid
 from app.extensions import db
-
-
-def first_or_404(stmt):
-    found = db.session.scalars(stmt).first()
-    if found is None:
-        raise not_found()
-    return found
 
 
 def require_changes(data):
@@ -42,20 +36,39 @@ def insert_or_conflict(obj, message):
     return obj
 
 
-def created(key, obj, location):
-    return {"success": True, key: obj}, 201, {"Location": location}
+def update_or_conflict(obj, data, message):
+    apply_changes(obj, data)
+    commit_or_conflict(message)
+    return obj
 
 
-def found(key, obj):
-    return {"success": True, key: obj}
+def add(obj):
+    db.session.add(obj)
+    db.session.commit()
+    return obj
 
 
-def deleted(obj_id):
-    return {"success": True, "deleted": obj_id}
+def update(obj, data):
+    apply_changes(obj, data)
+    db.session.commit()
+    return obj
 
 
-def delete_and_confirm(obj):
-    obj_id = obj.id
+def remove(obj):
     db.session.delete(obj)
     db.session.commit()
-    return deleted(obj_id)
+
+
+def bump(counter, row_ids, by):
+    """Add `by` to a counter column in the current transaction: one atomic UPDATE,
+    right under concurrent writers, undone with the rest on rollback."""
+    model = counter.class_
+    ids = [row_ids] if isinstance(row_ids, int) else list(row_ids)
+    if by and ids:
+        db.session.execute(sa.update(model).where(model.id.in_(ids)).values({counter.key: counter + by}))
+
+
+def delete_counted(obj):
+    """Delete a row; how many went (0 if a concurrent request deleted it first)."""
+    model = type(obj)
+    return db.session.execute(sa.delete(model).where(model.id == obj.id)).rowcount

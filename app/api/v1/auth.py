@@ -1,18 +1,13 @@
 """/v1/auth: register, login, logout, refresh, me, password."""
 
 from flask import current_app, g
+from flask_limiter.util import get_remote_address
 
-from app.auth import (
-    auth_required,
-    current_user,
-    issue_tokens,
-    log_out,
-    rotate_refresh_token,
-)
+from app.api.responses import found, registered, tokens
+from app.auth import auth_required, current_user
 from app.errors import APIError
 from app.extensions import limiter
 from app.http import Blueprint, read_json_object
-from app.net import client_address
 from app.schemas.auth import (
     LoginSchema,
     LogoutSchema,
@@ -26,7 +21,7 @@ from app.schemas.auth import (
 from app.schemas.common import MessageSchema
 from app.services import accounts
 
-blp = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Accounts and tokens")
+blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens")
 
 
 def _login_limit_key():
@@ -40,11 +35,11 @@ def _login_limit_key():
         body = {}
     email = body.get("email")
     account = accounts.normalize_email(email) if isinstance(email, str) else ""
-    return f"{client_address()}|{account}"
+    return f"{get_remote_address()}|{account}"
 
 
 @blp.route("/register", methods=["POST"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"], key_func=client_address)
+@limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"], key_func=get_remote_address)
 @blp.arguments(RegisterSchema)
 @blp.response(201, RegisterResponseSchema)
 @blp.alt_response(409, response="CONFLICT")
@@ -52,9 +47,7 @@ def _login_limit_key():
 def register(data):
     """Create an account (role `user`) and log it in."""
     user = accounts.register(data["email"], data["password"])
-    body = issue_tokens(user, "Successfully registered")
-    body["user"] = user
-    return body, 201, {"Location": "/v1/auth/me"}
+    return registered(user)
 
 
 @blp.route("/login", methods=["POST"])
@@ -70,7 +63,7 @@ def register(data):
 def login(data):
     """Exchange e-mail and password for an access and a refresh token."""
     user = accounts.check_credentials(data["email"], data["password"])
-    return issue_tokens(user, "Successfully logged in")
+    return tokens(user, "Successfully logged in")
 
 
 @blp.route("/logout", methods=["POST"])
@@ -79,7 +72,7 @@ def login(data):
 @blp.response(200, MessageSchema)
 def logout(data):
     """Revoke the access token, and the refresh token if given."""
-    log_out(g.token_claims, data.get("refresh_token"))
+    accounts.log_out(g.token_claims, data.get("refresh_token"))
     return {"success": True, "message": "Successfully logged out"}
 
 
@@ -89,8 +82,8 @@ def logout(data):
 @blp.alt_response(401, response="UNAUTHORIZED")
 def refresh(data):
     """Trade a refresh token for a new pair; the old refresh token is revoked."""
-    user = rotate_refresh_token(data["refresh_token"])
-    return issue_tokens(user, "Successfully refreshed")
+    user = accounts.rotate_refresh_token(data["refresh_token"])
+    return tokens(user, "Successfully refreshed")
 
 
 @blp.route("/me", methods=["GET"])
@@ -98,7 +91,7 @@ def refresh(data):
 @blp.response(200, UserResponse)
 def me():
     """Your account, role and permissions."""
-    return {"success": True, "user": current_user()}
+    return found("user", current_user())
 
 
 @blp.route("/password", methods=["PUT"])
@@ -110,4 +103,4 @@ def change_password(data):
     user = current_user()
     accounts.check_current_password(user, data["current_password"])
     accounts.change_password(user, data["new_password"])
-    return issue_tokens(user, "Password changed")
+    return tokens(user, "Password changed")

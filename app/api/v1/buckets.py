@@ -3,43 +3,28 @@
 from flask.views import MethodView
 from sqlalchemy import select
 
+from app.api.responses import created, deleted, found, listed
 from app.auth import auth_required, current_user
 from app.http import Blueprint
 from app.models import Bucket
-from app.pagination import paginate
-from app.schemas.bucket import (
-    BucketListArgs,
-    BucketListResponse,
-    BucketResponse,
-    BucketSchema,
-)
+from app.schemas.bucket import BUCKETS, BucketListResponse, BucketResponse, BucketSchema
 from app.schemas.common import DeletedSchema
-from app.services.buckets import owned_bucket
-from app.services.crud import (
-    apply_changes,
-    commit_or_conflict,
-    created,
-    delete_and_confirm,
-    found,
-    insert_or_conflict,
-    require_changes,
-)
+from app.services import buckets
+from app.services.crud import require_changes, update_or_conflict
 
-blp = Blueprint("buckets", __name__, url_prefix="/v1/buckets", description="Each user's own buckets")
-
-SORTABLE = {"id": Bucket.id, "name": Bucket.name, "created_at": Bucket.created_at, "modified_at": Bucket.modified_at}
-DUPLICATE = "You already have a bucket with this name"
+blp = Blueprint("buckets", __name__, url_prefix="/buckets", description="Each user's own buckets")
 
 
 @blp.route("")
 class Buckets(MethodView):
     @auth_required
-    @blp.arguments(BucketListArgs, location="query", error_status_code=400)
+    @blp.arguments(BUCKETS.args, location="query", error_status_code=400)
     @blp.response(200, BucketListResponse)
     def get(self, args):
         """List your buckets (q searches the name)."""
-        stmt = select(Bucket).where(Bucket.owner_id == current_user().id)
-        return paginate(stmt, args, search=[Bucket.name], sortable=SORTABLE, tie_breaker=Bucket.id).respond("buckets")
+        owner = current_user()
+        stmt = select(Bucket).where(Bucket.owner_id == owner.id)
+        return listed(BUCKETS.page(stmt, args, unfiltered_total=owner.bucket_count))
 
     @auth_required
     @blp.arguments(BucketSchema)
@@ -47,8 +32,8 @@ class Buckets(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     def post(self, data):
         """Create a bucket."""
-        bucket = insert_or_conflict(Bucket(owner_id=current_user().id, **data), DUPLICATE)
-        return created("bucket", bucket, f"/v1/buckets/{bucket.id}")
+        bucket = buckets.create_bucket(current_user(), data)
+        return created("bucket", bucket, "buckets.BucketDetail", bucket_id=bucket.id)
 
 
 @blp.route("/<id:bucket_id>")
@@ -57,7 +42,7 @@ class BucketDetail(MethodView):
     @blp.response(200, BucketResponse)
     def get(self, bucket_id):
         """Get one of your buckets."""
-        return found("bucket", owned_bucket(bucket_id))
+        return found("bucket", buckets.owned_bucket(bucket_id, current_user()))
 
     @auth_required
     @blp.arguments(BucketSchema)
@@ -65,7 +50,7 @@ class BucketDetail(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     def put(self, data, bucket_id):
         """Replace a bucket (name required)."""
-        return self._update(bucket_id, data)
+        return found("bucket", self._update(bucket_id, data))
 
     @auth_required
     @blp.arguments(BucketSchema(partial=True))
@@ -74,17 +59,16 @@ class BucketDetail(MethodView):
     def patch(self, data, bucket_id):
         """Change the fields given."""
         require_changes(data)
-        return self._update(bucket_id, data)
+        return found("bucket", self._update(bucket_id, data))
 
     @auth_required
     @blp.response(200, DeletedSchema)
     def delete(self, bucket_id):
         """Delete a bucket and all its items."""
-        return delete_and_confirm(owned_bucket(bucket_id))
+        buckets.delete_bucket(buckets.owned_bucket(bucket_id, current_user()))
+        return deleted(bucket_id)
 
     @staticmethod
     def _update(bucket_id, data):
-        bucket = owned_bucket(bucket_id)
-        apply_changes(bucket, data)
-        commit_or_conflict(DUPLICATE)
-        return found("bucket", bucket)
+        bucket = buckets.owned_bucket(bucket_id, current_user())
+        return update_or_conflict(bucket, data, buckets.DUPLICATE_BUCKET)

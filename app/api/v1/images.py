@@ -6,16 +6,16 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from werkzeug.utils import secure_filename
 
+from app.api.responses import created, deleted, found, listed
 from app.auth import current_user, requires_permission
 from app.errors import APIError, invalid
 from app.extensions import db
 from app.http import Blueprint
 from app.models import Image, ImageTag
-from app.pagination import paginate
 from app.schemas.common import DeletedSchema
 from app.schemas.image import (
+    IMAGES,
     UPLOAD_BODY,
-    ImageListArgs,
     ImageListResponse,
     ImageResponse,
     ImageSchema,
@@ -23,18 +23,11 @@ from app.schemas.image import (
     UploadFormSchema,
 )
 from app.services import images as image_service
-from app.services.crud import (
-    apply_changes,
-    deleted,
-    first_or_404,
-    found,
-    require_changes,
-)
+from app.services.crud import require_changes, update
 from app.storage import StoredFileMissing, storage
 
-blp = Blueprint("images", __name__, url_prefix="/v1/images", description="The shared image repository")
+blp = Blueprint("images", __name__, url_prefix="/images", description="The shared image repository")
 
-SORTABLE = {"id": Image.id, "title": Image.title, "size_bytes": Image.size_bytes, "created_at": Image.created_at}
 CACHE_CONTROL = "private, max-age=86400"
 REDIRECT_CACHE_CONTROL = "private, no-store"
 REDIRECT_DOC = {
@@ -46,10 +39,6 @@ REDIRECT_DOC = {
     },
     "success": True,
 }
-
-
-def _image(image_id):
-    return first_or_404(select(Image).where(Image.id == image_id))
 
 
 def _upload_form():
@@ -80,7 +69,7 @@ def _read_upload(upload):
 @blp.route("")
 class Images(MethodView):
     @requires_permission("get:images")
-    @blp.arguments(ImageListArgs, location="query", error_status_code=400)
+    @blp.arguments(IMAGES.args, location="query", error_status_code=400)
     @blp.response(200, ImageListResponse)
     def get(self, args):
         """List images (q searches title and description; filter by tag)."""
@@ -88,8 +77,7 @@ class Images(MethodView):
         if args.get("tag"):
             tagged = select(ImageTag.image_id).where(ImageTag.tag == args["tag"].lower())
             stmt = stmt.where(Image.id.in_(tagged))
-        page = paginate(stmt, args, search=[Image.title, Image.description], sortable=SORTABLE, tie_breaker=Image.id)
-        return page.respond("images")
+        return listed(IMAGES.page(stmt, args))
 
     @requires_permission("post:images")
     @blp.doc(requestBody=UPLOAD_BODY)
@@ -101,7 +89,7 @@ class Images(MethodView):
         metadata, files = _upload_form()
         processed = [image_service.process_upload(*_read_upload(upload)) for upload in files]
         records = image_service.save_uploads(processed, metadata, current_user().id)
-        return {"success": True, "images": records}, 201, {"Location": f"/v1/images/{records[0].id}"}
+        return created("images", records, "images.ImageDetail", image_id=records[0].id)
 
 
 @blp.route("/<id:image_id>")
@@ -110,7 +98,7 @@ class ImageDetail(MethodView):
     @blp.response(200, ImageResponse)
     def get(self, image_id):
         """Get an image's metadata."""
-        return found("image", _image(image_id))
+        return found("image", db.get_or_404(Image, image_id))
 
     @requires_permission("patch:images")
     @blp.arguments(ImageSchema(partial=True))
@@ -118,16 +106,13 @@ class ImageDetail(MethodView):
     def patch(self, data, image_id):
         """Change title, description or tags."""
         require_changes(data)
-        image = _image(image_id)
-        apply_changes(image, data)
-        db.session.commit()
-        return found("image", image)
+        return found("image", update(db.get_or_404(Image, image_id), data))
 
     @requires_permission("delete:images")
     @blp.response(200, DeletedSchema)
     def delete(self, image_id):
         """Delete an image; its bytes go when no other image shares them."""
-        image_service.delete_image(_image(image_id))
+        image_service.delete_image(db.get_or_404(Image, image_id))
         return deleted(image_id)
 
 
@@ -165,7 +150,7 @@ def _redirect_to_store(key, headers):
 @requires_permission("get:images")
 def image_file(image_id):
     """Download the image (ETag is its sha256; honours If-None-Match)."""
-    image = _image(image_id)
+    image = db.get_or_404(Image, image_id)
     return _send_stored(image.sha256, image.content_type, image.sha256, image.filename)
 
 
@@ -176,6 +161,6 @@ def image_file(image_id):
 @requires_permission("get:images")
 def image_thumbnail(image_id):
     """Download the thumbnail (longest side THUMBNAIL_SIZE)."""
-    image = _image(image_id)
+    image = db.get_or_404(Image, image_id)
     key = image_service.thumbnail_key(image.sha256)
     return _send_stored(key, image_service.thumbnail_content_type(image.content_type), key)

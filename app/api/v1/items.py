@@ -3,63 +3,38 @@
 from flask.views import MethodView
 from sqlalchemy import select
 
-from app.auth import auth_required
-from app.extensions import db
+from app.api.responses import created, deleted, found, listed
+from app.auth import auth_required, current_user
 from app.http import Blueprint
 from app.models import Item
-from app.pagination import paginate
-from app.schemas.bucket import (
-    ItemListArgs,
-    ItemListResponse,
-    ItemPatchSchema,
-    ItemResponse,
-    ItemSchema,
-)
+from app.schemas.bucket import ITEMS, ItemListResponse, ItemPatchSchema, ItemResponse, ItemSchema
 from app.schemas.common import DeletedSchema
-from app.services.buckets import owned_bucket, owned_item
-from app.services.crud import (
-    apply_changes,
-    created,
-    delete_and_confirm,
-    found,
-    require_changes,
-)
+from app.services import buckets
+from app.services.crud import require_changes, update
 
-blp = Blueprint("items", __name__, url_prefix="/v1/buckets/<id:bucket_id>/items", description="Items in a bucket")
-
-SORTABLE = {
-    "id": Item.id,
-    "name": Item.name,
-    "done": Item.done,
-    "created_at": Item.created_at,
-    "modified_at": Item.modified_at,
-}
+blp = Blueprint("items", __name__, url_prefix="/buckets/<id:bucket_id>/items", description="Items in a bucket")
 
 
 @blp.route("")
 class Items(MethodView):
     @auth_required
-    @blp.arguments(ItemListArgs, location="query", error_status_code=400)
+    @blp.arguments(ITEMS.args, location="query", error_status_code=400)
     @blp.response(200, ItemListResponse)
     def get(self, args, bucket_id):
         """List a bucket's items (q searches name and description; filter by done)."""
-        bucket = owned_bucket(bucket_id)
+        bucket = buckets.owned_bucket(bucket_id, current_user())
         stmt = select(Item).where(Item.bucket_id == bucket.id)
         if "done" in args:
             stmt = stmt.where(Item.done == args["done"])
-        page = paginate(stmt, args, search=[Item.name, Item.description], sortable=SORTABLE, tie_breaker=Item.id)
-        return page.respond("items")
+        return listed(ITEMS.page(stmt, args, unfiltered_total=bucket.item_count))
 
     @auth_required
     @blp.arguments(ItemSchema)
     @blp.response(201, ItemResponse)
     def post(self, data, bucket_id):
         """Add an item to a bucket."""
-        bucket = owned_bucket(bucket_id)
-        item = Item(bucket_id=bucket.id, **data)
-        db.session.add(item)
-        db.session.commit()
-        return created("item", item, f"/v1/buckets/{bucket.id}/items/{item.id}")
+        item = buckets.add_item(buckets.owned_bucket(bucket_id, current_user()), data)
+        return created("item", item, "items.ItemDetail", bucket_id=bucket_id, item_id=item.id)
 
 
 @blp.route("/<id:item_id>")
@@ -68,14 +43,14 @@ class ItemDetail(MethodView):
     @blp.response(200, ItemResponse)
     def get(self, bucket_id, item_id):
         """Get an item."""
-        return found("item", owned_item(bucket_id, item_id))
+        return found("item", buckets.owned_item(bucket_id, item_id, current_user()))
 
     @auth_required
     @blp.arguments(ItemSchema)
     @blp.response(200, ItemResponse)
     def put(self, data, bucket_id, item_id):
         """Replace an item: fields left out return to their defaults."""
-        return self._update(bucket_id, item_id, data)
+        return found("item", update(buckets.owned_item(bucket_id, item_id, current_user()), data))
 
     @auth_required
     @blp.arguments(ItemPatchSchema)
@@ -83,17 +58,11 @@ class ItemDetail(MethodView):
     def patch(self, data, bucket_id, item_id):
         """Change the fields given."""
         require_changes(data)
-        return self._update(bucket_id, item_id, data)
+        return found("item", update(buckets.owned_item(bucket_id, item_id, current_user()), data))
 
     @auth_required
     @blp.response(200, DeletedSchema)
     def delete(self, bucket_id, item_id):
         """Delete an item."""
-        return delete_and_confirm(owned_item(bucket_id, item_id))
-
-    @staticmethod
-    def _update(bucket_id, item_id, data):
-        item = owned_item(bucket_id, item_id)
-        apply_changes(item, data)
-        db.session.commit()
-        return found("item", item)
+        buckets.delete_item(buckets.owned_item(bucket_id, item_id, current_user()))
+        return deleted(item_id)

@@ -1,23 +1,28 @@
 """Service endpoints: the index pages and the health check."""
 
-from flask import current_app
+from flask import current_app, url_for
 from sqlalchemy import text
 
 from app.errors import APIError
 from app.extensions import db
 from app.http import Blueprint
 
+root = Blueprint("root", __name__, description="Index")
 blp = Blueprint("service", __name__, description="Index and health")
 
-COLLECTIONS = {
-    "register": "/v1/auth/register",
-    "login": "/v1/auth/login",
-    "me": "/v1/auth/me",
-    "users": "/v1/users",
-    "buckets": "/v1/buckets",
-    "actors": "/v1/actors",
-    "movies": "/v1/movies",
-    "images": "/v1/images",
+# Link name -> endpoint.
+LINKS = {
+    "register": "auth.register",
+    "login": "auth.login",
+    "me": "auth.me",
+    "users": "users.Users",
+    "buckets": "buckets.Buckets",
+    "actors": "actors.Actors",
+    "movies": "movies.Movies",
+    "images": "images.Images",
+    "health": "service.health",
+    "openapi": "api-docs.openapi_json",
+    "docs": "docs.page",
 }
 
 
@@ -26,30 +31,25 @@ def _index():
         "success": True,
         "name": current_app.config["API_TITLE"],
         "version": current_app.config["API_VERSION"],
-        "links": {
-            **COLLECTIONS,
-            "health": "/v1/health",
-            "openapi": "/v1/openapi.json",
-            "docs": "/docs",
-        },
+        "links": {name: url_for(endpoint) for name, endpoint in LINKS.items()},
     }
 
 
-@blp.route("/", methods=["GET"])
-@blp.response(200)
-def root():
+@root.route("/", methods=["GET"])
+@root.response(200)
+def index():
     """Index of the API with links."""
     return _index()
 
 
-@blp.route("/v1", methods=["GET"])
+@blp.route("", methods=["GET"])
 @blp.response(200)
 def v1_index():
     """Index of version 1 with links."""
     return _index()
 
 
-@blp.route("/v1/health", methods=["GET"])
+@blp.route("/health", methods=["GET"])
 @blp.response(200)
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def health():

@@ -1,0 +1,40 @@
+"""Every success answer is shaped here: envelopes, 201 with Location, deletions, pages, tokens."""
+
+from flask import url_for
+
+from app.auth import ACCESS, REFRESH, encode_token, token_lifetime
+
+
+def found(key, obj):
+    return {"success": True, key: obj}
+
+
+def created(key, obj, endpoint, **values):
+    """201 with the new resource and a Location built from its endpoint."""
+    return found(key, obj), 201, {"Location": url_for(endpoint, **values)}
+
+
+def deleted(obj_id):
+    return {"success": True, "deleted": obj_id}
+
+
+def listed(page):
+    body = {"success": True, page.listing.key: page.items, "pagination": page.metadata()}
+    return body, 200, {"Link": page.link_header()}
+
+
+def tokens(user, message):
+    return {
+        "success": True,
+        "message": message,
+        "auth_token": encode_token(user, ACCESS),
+        "refresh_token": encode_token(user, REFRESH),
+        "expires_in": int(token_lifetime(ACCESS).total_seconds()),
+        "token_type": "Bearer",
+    }
+
+
+def registered(user):
+    """201: the new account, logged in; Location names the account."""
+    body = {**tokens(user, "Successfully registered"), "user": user}
+    return body, 201, {"Location": url_for("auth.me")}
