@@ -90,6 +90,10 @@ def build_config(env_name=None, **overrides):
         "MAX_JSON_BYTES": _env_int("MAX_JSON_BYTES", 1024 * 1024),
         # Page numbers reach this many rows deep; cursors walk any depth.
         "MAX_PAGE_OFFSET": _env_int("MAX_PAGE_OFFSET", 10_000),
+        # Idempotency-Key: how long an answer is kept, and after how long a request
+        # still marked running is taken for dead and its key may be taken over.
+        "IDEMPOTENCY_KEY_TTL_SECONDS": _env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600),
+        "IDEMPOTENCY_RUNNING_TIMEOUT_SECONDS": _env_int("IDEMPOTENCY_RUNNING_TIMEOUT_SECONDS", 120),
         # Images
         "IMAGE_STORAGE": _env_str("IMAGE_STORAGE", "local"),
         "UPLOAD_DIR": _env_str("UPLOAD_DIR", str(BASE_DIR / "instance" / "uploads")),

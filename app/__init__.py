@@ -37,8 +37,8 @@ def create_app(config=None, **overrides):
     cors.init_app(
         app,
         origins=origins or [],
-        expose_headers=["Link", "Location", "X-Request-ID", "Retry-After", "ETag"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-None-Match"],
+        expose_headers=["Link", "Location", "X-Request-ID", "Retry-After", "ETag", "Idempotent-Replayed"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-None-Match", "If-Match", "Idempotency-Key"],
     )
     api.init_app(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name)})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

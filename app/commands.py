@@ -1,4 +1,4 @@
-"""manage.py commands: create-user, purge-tokens, seed (plus Flask's db and routes)."""
+"""manage.py commands: create-user, purge-tokens, purge-idempotency-keys, seed (plus Flask's db and routes)."""
 
 import click
 from flask.cli import with_appcontext
@@ -11,7 +11,7 @@ from app.models import RevokedToken, User
 from app.models.base import utcnow
 from app.permissions import ROLES
 from app.schemas.auth import RegisterSchema
-from app.services import accounts
+from app.services import accounts, idempotency
 
 
 @click.command("create-user")
@@ -57,8 +57,15 @@ def purge_tokens():
     click.echo(f"Purged {result.rowcount} expired revoked tokens")
 
 
+@click.command("purge-idempotency-keys")
+@with_appcontext
+def purge_idempotency_keys():
+    """Delete Idempotency-Key rows whose answers have expired (they count as absent anyway)."""
+    click.echo(f"Purged {idempotency.purge_expired()} expired idempotency keys")
+
+
 def register_commands(group):
     from app.seed import seed
 
-    for command in (create_user, purge_tokens, seed):
+    for command in (create_user, purge_tokens, purge_idempotency_keys, seed):
         group.add_command(command)

@@ -2,7 +2,19 @@
 
 from app.models.bucket import Bucket, Item
 from app.models.casting import Actor, Movie, movie_actors
+from app.models.idempotency import IdempotencyKey
 from app.models.image import Image, ImageTag
 from app.models.user import RevokedToken, User
 
-__all__ = ["Actor", "Bucket", "Image", "ImageTag", "Item", "Movie", "RevokedToken", "User", "movie_actors"]
+__all__ = [
+    "Actor",
+    "Bucket",
+    "IdempotencyKey",
+    "Image",
+    "ImageTag",
+    "Item",
+    "Movie",
+    "RevokedToken",
+    "User",
+    "movie_actors",
+]

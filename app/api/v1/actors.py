@@ -2,6 +2,8 @@
 
 from flask.views import MethodView
 
+from app.api.conditional import check_if_match, conditional
+from app.api.idempotency import idempotent
 from app.api.responses import created, deleted, found, listed
 from app.auth import requires_permission
 from app.extensions import db
@@ -25,8 +27,10 @@ class Actors(MethodView):
         return listed(ACTORS.page(filtered_actors(args), args))
 
     @requires_permission("post:actors")
+    @idempotent
     @blp.arguments(ActorSchema)
     @blp.response(201, ActorResponse)
+    @conditional
     def post(self, data):
         """Add an actor."""
         actor = add(Actor(**data))
@@ -37,6 +41,7 @@ class Actors(MethodView):
 class ActorDetail(MethodView):
     @requires_permission("get:actors")
     @blp.response(200, ActorResponse)
+    @conditional
     def get(self, actor_id):
         """Get an actor."""
         return found("actor", db.get_or_404(Actor, actor_id))
@@ -44,16 +49,18 @@ class ActorDetail(MethodView):
     @requires_permission("patch:actors")
     @blp.arguments(ActorSchema(partial=True))
     @blp.response(200, ActorResponse)
+    @conditional
     def patch(self, data, actor_id):
         """Change the fields given."""
         require_changes(data)
-        return found("actor", update(db.get_or_404(Actor, actor_id), data))
+        return found("actor", update(check_if_match(db.get_or_404(Actor, actor_id)), data))
 
     @requires_permission("delete:actors")
     @blp.response(200, DeletedSchema)
+    @conditional
     def delete(self, actor_id):
         """Delete an actor; they leave every cast."""
-        remove(db.get_or_404(Actor, actor_id))
+        remove(check_if_match(db.get_or_404(Actor, actor_id)))
         return deleted(actor_id)
 
 

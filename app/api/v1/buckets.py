@@ -3,6 +3,8 @@
 from flask.views import MethodView
 from sqlalchemy import select
 
+from app.api.conditional import check_if_match, conditional
+from app.api.idempotency import idempotent
 from app.api.responses import created, deleted, found, listed
 from app.auth import auth_required, current_user
 from app.http import Blueprint
@@ -27,9 +29,11 @@ class Buckets(MethodView):
         return listed(BUCKETS.page(stmt, args, unfiltered_total=owner.bucket_count))
 
     @auth_required
+    @idempotent
     @blp.arguments(BucketSchema)
     @blp.response(201, BucketResponse)
     @blp.alt_response(409, response="CONFLICT")
+    @conditional
     def post(self, data):
         """Create a bucket."""
         bucket = buckets.create_bucket(current_user(), data)
@@ -40,6 +44,7 @@ class Buckets(MethodView):
 class BucketDetail(MethodView):
     @auth_required
     @blp.response(200, BucketResponse)
+    @conditional
     def get(self, bucket_id):
         """Get one of your buckets."""
         return found("bucket", buckets.owned_bucket(bucket_id, current_user()))
@@ -48,6 +53,7 @@ class BucketDetail(MethodView):
     @blp.arguments(BucketSchema)
     @blp.response(200, BucketResponse)
     @blp.alt_response(409, response="CONFLICT")
+    @conditional
     def put(self, data, bucket_id):
         """Replace a bucket (name required)."""
         return found("bucket", self._update(bucket_id, data))
@@ -56,6 +62,7 @@ class BucketDetail(MethodView):
     @blp.arguments(BucketSchema(partial=True))
     @blp.response(200, BucketResponse)
     @blp.alt_response(409, response="CONFLICT")
+    @conditional
     def patch(self, data, bucket_id):
         """Change the fields given."""
         require_changes(data)
@@ -63,12 +70,13 @@ class BucketDetail(MethodView):
 
     @auth_required
     @blp.response(200, DeletedSchema)
+    @conditional
     def delete(self, bucket_id):
         """Delete a bucket and all its items."""
-        buckets.delete_bucket(buckets.owned_bucket(bucket_id, current_user()))
+        buckets.delete_bucket(check_if_match(buckets.owned_bucket(bucket_id, current_user())))
         return deleted(bucket_id)
 
     @staticmethod
     def _update(bucket_id, data):
-        bucket = buckets.owned_bucket(bucket_id, current_user())
+        bucket = check_if_match(buckets.owned_bucket(bucket_id, current_user()))
         return update_or_conflict(bucket, data, buckets.DUPLICATE_BUCKET)

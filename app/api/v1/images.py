@@ -6,6 +6,8 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from werkzeug.utils import secure_filename
 
+from app.api.conditional import check_if_match, conditional
+from app.api.idempotency import idempotent
 from app.api.responses import created, deleted, found, listed
 from app.auth import current_user, requires_permission
 from app.errors import APIError, invalid
@@ -80,10 +82,12 @@ class Images(MethodView):
         return listed(IMAGES.page(stmt, args))
 
     @requires_permission("post:images")
+    @idempotent
     @blp.doc(requestBody=UPLOAD_BODY)
     @blp.response(201, ImageUploadResponse)
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    @conditional
     def post(self):
         """Upload one or more images (all or nothing)."""
         metadata, files = _upload_form()
@@ -96,6 +100,7 @@ class Images(MethodView):
 class ImageDetail(MethodView):
     @requires_permission("get:images")
     @blp.response(200, ImageResponse)
+    @conditional
     def get(self, image_id):
         """Get an image's metadata."""
         return found("image", db.get_or_404(Image, image_id))
@@ -103,16 +108,18 @@ class ImageDetail(MethodView):
     @requires_permission("patch:images")
     @blp.arguments(ImageSchema(partial=True))
     @blp.response(200, ImageResponse)
+    @conditional
     def patch(self, data, image_id):
         """Change title, description or tags."""
         require_changes(data)
-        return found("image", update(db.get_or_404(Image, image_id), data))
+        return found("image", update(check_if_match(db.get_or_404(Image, image_id)), data))
 
     @requires_permission("delete:images")
     @blp.response(200, DeletedSchema)
+    @conditional
     def delete(self, image_id):
         """Delete an image; its bytes go when no other image shares them."""
-        image_service.delete_image(db.get_or_404(Image, image_id))
+        image_service.delete_image(check_if_match(db.get_or_404(Image, image_id)))
         return deleted(image_id)
 
 

@@ -3,6 +3,8 @@
 from flask.views import MethodView
 from sqlalchemy import select
 
+from app.api.conditional import check_if_match, conditional
+from app.api.idempotency import idempotent
 from app.api.responses import created, deleted, found, listed
 from app.auth import auth_required, current_user
 from app.http import Blueprint
@@ -29,8 +31,10 @@ class Items(MethodView):
         return listed(ITEMS.page(stmt, args, unfiltered_total=bucket.item_count))
 
     @auth_required
+    @idempotent
     @blp.arguments(ItemSchema)
     @blp.response(201, ItemResponse)
+    @conditional
     def post(self, data, bucket_id):
         """Add an item to a bucket."""
         item = buckets.add_item(buckets.owned_bucket(bucket_id, current_user()), data)
@@ -41,6 +45,7 @@ class Items(MethodView):
 class ItemDetail(MethodView):
     @auth_required
     @blp.response(200, ItemResponse)
+    @conditional
     def get(self, bucket_id, item_id):
         """Get an item."""
         return found("item", buckets.owned_item(bucket_id, item_id, current_user()))
@@ -48,21 +53,24 @@ class ItemDetail(MethodView):
     @auth_required
     @blp.arguments(ItemSchema)
     @blp.response(200, ItemResponse)
+    @conditional
     def put(self, data, bucket_id, item_id):
         """Replace an item: fields left out return to their defaults."""
-        return found("item", update(buckets.owned_item(bucket_id, item_id, current_user()), data))
+        return found("item", update(check_if_match(buckets.owned_item(bucket_id, item_id, current_user())), data))
 
     @auth_required
     @blp.arguments(ItemPatchSchema)
     @blp.response(200, ItemResponse)
+    @conditional
     def patch(self, data, bucket_id, item_id):
         """Change the fields given."""
         require_changes(data)
-        return found("item", update(buckets.owned_item(bucket_id, item_id, current_user()), data))
+        return found("item", update(check_if_match(buckets.owned_item(bucket_id, item_id, current_user())), data))
 
     @auth_required
     @blp.response(200, DeletedSchema)
+    @conditional
     def delete(self, bucket_id, item_id):
         """Delete an item."""
-        buckets.delete_item(buckets.owned_item(bucket_id, item_id, current_user()))
+        buckets.delete_item(check_if_match(buckets.owned_item(bucket_id, item_id, current_user())))
         return deleted(item_id)

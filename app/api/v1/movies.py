@@ -2,6 +2,8 @@
 
 from flask.views import MethodView
 
+from app.api.conditional import check_if_match, conditional
+from app.api.idempotency import idempotent
 from app.api.responses import created, deleted, found, listed
 from app.auth import requires_permission
 from app.extensions import db
@@ -25,9 +27,11 @@ class Movies(MethodView):
         return listed(MOVIES.page(casting.filtered_movies(args), args))
 
     @requires_permission("post:movies")
+    @idempotent
     @blp.arguments(MovieSchema)
     @blp.response(201, MovieResponse)
     @blp.alt_response(409, response="CONFLICT")
+    @conditional
     def post(self, data):
         """Add a movie, optionally with its cast (`actor_ids`)."""
         movie = casting.create_movie(data)
@@ -38,6 +42,7 @@ class Movies(MethodView):
 class MovieDetail(MethodView):
     @requires_permission("get:movies")
     @blp.response(200, MovieResponse)
+    @conditional
     def get(self, movie_id):
         """Get a movie with its cast."""
         return found("movie", db.get_or_404(Movie, movie_id))
@@ -46,16 +51,18 @@ class MovieDetail(MethodView):
     @blp.arguments(MovieSchema(partial=True))
     @blp.response(200, MovieResponse)
     @blp.alt_response(409, response="CONFLICT")
+    @conditional
     def patch(self, data, movie_id):
         """Change the fields given; `actor_ids` replaces the whole cast."""
         require_changes(data)
-        return found("movie", casting.update_movie(db.get_or_404(Movie, movie_id), data))
+        return found("movie", casting.update_movie(check_if_match(db.get_or_404(Movie, movie_id)), data))
 
     @requires_permission("delete:movies")
     @blp.response(200, DeletedSchema)
+    @conditional
     def delete(self, movie_id):
         """Delete a movie (its cast rows go with it)."""
-        casting.delete_movie(db.get_or_404(Movie, movie_id))
+        casting.delete_movie(check_if_match(db.get_or_404(Movie, movie_id)))
         return deleted(movie_id)
 
 

@@ -3,6 +3,7 @@
 from flask.views import MethodView
 from sqlalchemy import select
 
+from app.api.conditional import check_if_match, conditional
 from app.api.responses import deleted, found, listed
 from app.auth import requires_permission
 from app.extensions import db
@@ -32,6 +33,7 @@ class Users(MethodView):
 class UserDetail(MethodView):
     @requires_permission("manage:users")
     @blp.response(200, UserResponse)
+    @conditional
     def get(self, user_id):
         """Get an account."""
         return found("user", db.get_or_404(User, user_id))
@@ -40,16 +42,18 @@ class UserDetail(MethodView):
     @blp.arguments(RoleChangeSchema)
     @blp.response(200, UserResponse)
     @blp.alt_response(409, response="CONFLICT")
+    @conditional
     def patch(self, data, user_id):
         """Change an account's role (takes effect on its next request)."""
-        user = db.get_or_404(User, user_id)
+        user = check_if_match(db.get_or_404(User, user_id))
         accounts.change_role(user, data["role"])
         return found("user", user)
 
     @requires_permission("manage:users")
     @blp.response(200, DeletedSchema)
     @blp.alt_response(409, response="CONFLICT")
+    @conditional
     def delete(self, user_id):
         """Delete an account with its buckets; its tokens stop working."""
-        accounts.delete_user(db.get_or_404(User, user_id))
+        accounts.delete_user(check_if_match(db.get_or_404(User, user_id)))
         return deleted(user_id)

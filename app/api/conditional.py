@@ -1,0 +1,126 @@
+"""Conditional requests on single JSON resources: ETag, If-None-Match, If-Match.
+
+A resource's ETag is a hash of its representation (what GET answers under its
+key), so it changes whenever anything shown changes: a bucket's item_count, a
+movie's cast, an image's tags. `If-Match` is checked atomically with the write:
+the row's `version` (moved by every write) is claimed with a conditional
+UPDATE, so of two writers holding the same ETag only one gets through.
+"""
+
+import hashlib
+from functools import wraps
+
+import orjson
+from flask import Response, g, request
+from flask_smorest.utils import unpack_tuple_response
+from sqlalchemy import update
+
+from app.api.apidoc import document
+from app.errors import APIError
+from app.extensions import db
+from app.models import Actor, Bucket, Image, Item, Movie, User
+from app.schemas.auth import UserSchema
+from app.schemas.bucket import BucketSchema, ItemSchema
+from app.schemas.casting import ActorSchema, MovieSchema
+from app.schemas.image import ImageSchema
+
+PRECONDITION_FAILED = "Precondition failed: the resource has changed"
+WRITES = ("PUT", "PATCH", "DELETE")
+
+# What each kind of resource looks like to clients: the ETag hashes this.
+REPRESENTATIONS = {
+    Bucket: BucketSchema(),
+    Item: ItemSchema(),
+    Actor: ActorSchema(),
+    Movie: MovieSchema(),
+    Image: ImageSchema(),
+    User: UserSchema(),
+}
+
+ETAG_HEADER = {"description": "Strong validator of the resource's representation", "schema": {"type": "string"}}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "ETag(s) you hold: if one still matches, the answer is 304 with no body.",
+    "schema": {"type": "string"},
+}
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "ETag you last saw (or `*`): if the resource has changed since, nothing is changed and "
+    "the answer is 412.",
+    "schema": {"type": "string"},
+}
+NOT_MODIFIED = {"description": "Not modified: your copy is current (no body)", "headers": {"ETag": ETAG_HEADER}}
+
+
+def etag_of(resource):
+    representation = REPRESENTATIONS[type(resource)].dump(resource)
+    digest = hashlib.sha256(orjson.dumps(representation, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f'"{digest[:40]}"'
+
+
+def check_if_match(resource):
+    """Honour `If-Match` before `resource` is written or deleted; returns `resource`.
+
+    The ETag is compared first, then the version the resource was read at is
+    claimed by `UPDATE ... SET version = version + 1 WHERE id = :id AND version
+    = :read`. The claim holds the row until the request commits, and a writer
+    that got in since the read makes it match nothing: 412 either way.
+    """
+    g.if_match_checked = True
+    if "If-Match" not in request.headers:
+        return resource
+    condition = request.if_match
+    if not (condition.star_tag or condition.contains(etag_of(resource).strip('"'))):
+        raise APIError(412, PRECONDITION_FAILED)
+    model = type(resource)
+    claim = update(model).where(model.id == resource.id).values(version=model.version + 1)
+    if not condition.star_tag:
+        claim = claim.where(model.version == resource.version)
+    if db.session.execute(claim.execution_options(synchronize_session=False)).rowcount != 1:
+        raise APIError(412, PRECONDITION_FAILED)
+    return resource
+
+
+def _resource_in(body):
+    """The resource an answer is about: `{"bucket": <Bucket>}`, or the first of an
+    upload's `{"images": [...]}` (the one `Location` names)."""
+    for value in body.values() if isinstance(body, dict) else ():
+        candidate = value[0] if isinstance(value, list) and value else value
+        if type(candidate) in REPRESENTATIONS:
+            return candidate
+    return None
+
+
+def conditional(view):
+    """For a single resource's GET, POST, PUT, PATCH and DELETE (put it under
+    `@blp.response`): the answer carries the resource's ETag; a GET whose
+    `If-None-Match` matches is 304 with no body. A write must call
+    `check_if_match` on the resource it changes, before changing it."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        g.if_match_checked = False
+        result = view(*args, **kwargs)
+        if request.method in WRITES and not g.if_match_checked:
+            raise RuntimeError(f"{view.__qualname__} does not call check_if_match")
+        body, status, headers = unpack_tuple_response(result)
+        resource = _resource_in(body)
+        if resource is None:
+            return result
+        etag = etag_of(resource)
+        if request.method in ("GET", "HEAD") and request.if_none_match.contains_weak(etag.strip('"')):
+            return Response(status=304, headers={"ETag": etag})
+        return body, status, {**(headers or {}), "ETag": etag}
+
+    method = view.__name__.upper()
+    parameters, responses = [], {}
+    if method == "GET":
+        parameters, responses = [IF_NONE_MATCH], {304: NOT_MODIFIED}
+    if method in WRITES:
+        parameters, responses = [IF_MATCH], {412: "PRECONDITION_FAILED"}
+    success_headers = {} if method == "DELETE" else {"ETag": ETAG_HEADER}
+    return document(wrapper, parameters=parameters, responses=responses, success_headers=success_headers)
