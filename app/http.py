@@ -77,11 +77,8 @@ class ApiRequest(Request):
         self._max_content_length = value
 
 
-def read_json_object(max_bytes):
-    """The request body as a dict, or an APIError saying exactly what is wrong.
-
-    An empty body reads as `{}` so that missing fields are reported per field.
-    """
+def read_json_bytes(max_bytes):
+    """The raw body of a JSON request (kept for later reads), or 413 if it is over `max_bytes`."""
     # Werkzeug refuses a larger Content-Length unread, and stops a chunked body at the
     # cap without an error: one byte past the limit is how an over-long stream shows.
     request.max_content_length = max_bytes + 1
@@ -91,6 +88,15 @@ def read_json_object(max_bytes):
         raw = None
     if raw is None or len(raw) > max_bytes:
         raise APIError(413, f"JSON body is larger than {max_bytes} bytes")
+    return raw
+
+
+def read_json_object(max_bytes):
+    """The request body as a dict, or an APIError saying exactly what is wrong.
+
+    An empty body reads as `{}` so that missing fields are reported per field.
+    """
+    raw = read_json_bytes(max_bytes)
     if not raw.strip():
         return {}
     if not is_json_content_type(request.mimetype):

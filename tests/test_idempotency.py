@@ -131,6 +131,12 @@ class IdempotencyTests(APITestCase):
         self.assertEqual(self.post("/v1/buckets", "~" * 255, {"name": "B"}).status_code, 201)
         self.assertEqual(count(Bucket), 1)
 
+    def test_an_oversized_body_is_413_before_the_key_is_taken(self):
+        limit = self.app.config["MAX_JSON_BYTES"]
+        response = self.post("/v1/buckets", "big", {"name": "x" * limit})
+        self.assertError(response, 413, f"JSON body is larger than {limit} bytes")
+        self.assertEqual(count(IdempotencyKey), 0)
+
     def test_without_a_key_nothing_changes(self):
         for name in ("x", "y"):
             self.assertEqual(self.client.post("/v1/buckets", headers=self.user, json={"name": name}).status_code, 201)

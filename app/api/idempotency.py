@@ -18,6 +18,7 @@ from app.api.apidoc import document
 from app.auth import current_user
 from app.errors import APIError, handle_exception
 from app.extensions import db
+from app.http import read_json_bytes
 from app.services import idempotency
 from app.services.idempotency import IN_PROGRESS, Fingerprint
 
@@ -43,7 +44,9 @@ REPLAYED_HEADER = {
 
 
 def _fingerprint():
-    body = request.get_data(cache=True)  # multipart included: the whole raw body
+    # The whole raw body, multipart included, read under the same caps as the view's.
+    multipart = request.mimetype == "multipart/form-data"
+    body = request.get_data(cache=True) if multipart else read_json_bytes(current_app.config["MAX_JSON_BYTES"])
     return Fingerprint(request.method, request.path, hashlib.sha256(body).hexdigest())
 
 
