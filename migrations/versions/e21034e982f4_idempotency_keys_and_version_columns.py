@@ -1,7 +1,7 @@
 """Idempotency keys, and a version column on every resource (for If-Match)
 
 Revision ID: e21034e982f4
-Revises: b44b57f3cc57
+Revises: 5e2ef15ade1d
 Create Date: 2026-11-23 21:46:31.402902
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = "e21034e982f4"
-down_revision = "b44b57f3cc57"
+down_revision = "5e2ef15ade1d"
 branch_labels = None
 depends_on = None
 
