@@ -53,8 +53,8 @@ class Listing:
         )
 
     def page(self, stmt, args, unfiltered_total=None):
-        """The page `args` ask for. `unfiltered_total` is a maintained count of `stmt`'s rows,
-        used when neither `q` nor a filter narrows the list."""
+        """The page `args` ask for. `unfiltered_total` is a maintained count of `stmt`'s rows (or a
+        function that reads one), used in page mode when neither `q` nor a filter narrows the list."""
         if args.get("q") and self.search:
             stmt = stmt.where(or_(*(contains_ci(column, args["q"]) for column in self.search)))
         column, descending = self._sort_column(args["sort"])
@@ -70,7 +70,10 @@ class Listing:
         page = args.get("page", 1)
         offset = (page - 1) * per_page
         narrowed = args.get("q") or any(name in args for name in self.filters)
-        total = unfiltered_total if unfiltered_total is not None and not narrowed else _count(stmt)
+        if unfiltered_total is None or narrowed:
+            total = _count(stmt)
+        else:
+            total = unfiltered_total() if callable(unfiltered_total) else unfiltered_total
         if offset >= total:
             return Page(self, args, [], None, page=page, total=total)
         if offset >= current_app.config["MAX_PAGE_OFFSET"]:
@@ -171,14 +174,15 @@ class Page:
         return f"{request.path}?{urlencode(params)}"
 
     def _links(self):
+        by_cursor = self._url(cursor=self.next_cursor) if self.next_cursor else None
         if self.page is None:
-            return {
-                "next": self._url(cursor=self.next_cursor) if self.next_cursor else None,
-                "first": self._url(page=1),
-            }
+            return {"next": by_cursor, "first": self._url(page=1)}
         last = max(self.pages, 1)
+        # Past the page window, `next` walks on by cursor.
+        within_window = self.page * self.per_page < current_app.config["MAX_PAGE_OFFSET"]
+        following = self._url(page=self.page + 1) if within_window else by_cursor
         return {
-            "next": self._url(page=self.page + 1) if self.page < self.pages else None,
+            "next": following if self.page < self.pages else None,
             "prev": self._url(page=min(self.page - 1, last)) if self.page > 1 else None,
             "first": self._url(page=1),
             "last": self._url(page=last),

@@ -17,14 +17,18 @@ def owned_bucket(bucket_id, owner):
     return db.first_or_404(select(Bucket).where(Bucket.id == bucket_id, Bucket.owner_id == owner.id))
 
 
-def owned_item(bucket_id, item_id, owner):
-    """An item, reached only through its own bucket, of `owner`."""
-    stmt = (
+def owned_items(bucket_id, owner):
+    """The items of a bucket of `owner` (none if it is another's): one statement, no bucket lookup."""
+    return (
         select(Item)
         .join(Bucket, Bucket.id == Item.bucket_id)
-        .where(Item.id == item_id, Item.bucket_id == bucket_id, Bucket.owner_id == owner.id)
+        .where(Item.bucket_id == bucket_id, Bucket.owner_id == owner.id)
     )
-    return db.first_or_404(stmt)
+
+
+def owned_item(bucket_id, item_id, owner):
+    """An item, reached only through its own bucket, of `owner`."""
+    return db.first_or_404(owned_items(bucket_id, owner).where(Item.id == item_id))
 
 
 def create_bucket(owner, data):

@@ -1,7 +1,6 @@
 """/v1/buckets/<id>/items: the items of one of your buckets."""
 
 from flask.views import MethodView
-from sqlalchemy import select
 
 from app.api.conditional import check_if_match, conditional
 from app.api.idempotency import idempotent
@@ -24,11 +23,14 @@ class Items(MethodView):
     @blp.response(200, ItemListResponse)
     def get(self, args, bucket_id):
         """List a bucket's items (q searches name and description; filter by done)."""
-        bucket = buckets.owned_bucket(bucket_id, current_user())
-        stmt = select(Item).where(Item.bucket_id == bucket.id)
+        owner = current_user()
+        stmt = buckets.owned_items(bucket_id, owner)
         if "done" in args:
             stmt = stmt.where(Item.done == args["done"])
-        return listed(ITEMS.page(stmt, args, unfiltered_total=bucket.item_count))
+        page = ITEMS.page(stmt, args, unfiltered_total=lambda: buckets.owned_bucket(bucket_id, owner).item_count)
+        if not page.items:
+            buckets.owned_bucket(bucket_id, owner)  # nothing listed: is it an empty bucket, or not one of yours?
+        return listed(page)
 
     @auth_required
     @idempotent

@@ -1,0 +1,394 @@
+"""Every list: statement counts, cursor walks under concurrent writes, bad cursors, the page window,
+and (on PostgreSQL) the plans behind search and deep pages."""
+
+import io
+import unittest
+from contextlib import contextmanager
+from datetime import date, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy import event, insert, select, text
+
+from app.extensions import db
+from app.models import Actor, Bucket, Item, Movie, movie_actors
+from app.models.base import utcnow
+from app.schemas.auth import USERS
+from app.schemas.bucket import BUCKETS, ITEMS
+from app.schemas.casting import ACTORS, MOVIES
+from app.schemas.image import IMAGES
+from app.seed import recount_all
+from tests.helpers import IS_POSTGRES, APITestCase, count_queries, image_bytes
+
+BAD_CURSOR = "Invalid cursor: it was altered, or it belongs to another list, sort, filter or user"
+
+
+class CollectionCase(APITestCase):
+    def setUp(self):
+        super().setUp()
+        self.user_id, self.h = self.account()
+        self.admin_id, self.admin = self.account("admin")
+
+    def buckets(self, names, owner_id=None, items=0):
+        """Buckets (and `items` items in each) inserted in bulk, counters set as the services keep them."""
+        owner_id = owner_id or self.user_id
+        ids = db.session.scalars(
+            insert(Bucket).returning(Bucket.id, sort_by_parameter_order=True),
+            [{"owner_id": owner_id, "name": name} for name in names],
+        ).all()
+        if items:
+            rows = [
+                {"bucket_id": bid, "name": f"item {n % 7}", "done": n % 2 == 0} for bid in ids for n in range(items)
+            ]
+            db.session.execute(insert(Item), rows)
+        recount_all()
+        return ids
+
+    def catalogue(self, actors=6, movies=6):
+        actor_ids = db.session.scalars(
+            insert(Actor).returning(Actor.id, sort_by_parameter_order=True),
+            [{"name": f"actor {n % 3}", "age": 20 + n % 4, "gender": "x"} for n in range(actors)],
+        ).all()
+        movie_ids = db.session.scalars(
+            insert(Movie).returning(Movie.id, sort_by_parameter_order=True),
+            [
+                {"title": f"movie {movies}-{n}", "release_date": date(2000, 1, 1) + timedelta(days=n % 3)}
+                for n in range(movies)
+            ],
+        ).all()
+        db.session.execute(
+            insert(movie_actors), [{"movie_id": m, "actor_id": a} for m in movie_ids for a in actor_ids[:3]]
+        )
+        recount_all()
+        return actor_ids, movie_ids
+
+    def images(self, count):
+        files = [("images", (io.BytesIO(image_bytes(color=(n, 0, 0))), f"i{n}.png")) for n in range(count)]
+        data = {"images": [f[1] for f in files], "tags": "sea"}
+        response = self.client.post("/v1/images", headers=self.admin, data=data, content_type="multipart/form-data")
+        self.assertEqual(response.status_code, 201, response.json)
+        return [image["id"] for image in response.json["images"]]
+
+    def statements(self, url, headers):
+        with count_queries() as statements:
+            response = self.client.get(url, headers=headers)
+        self.assertEqual(response.status_code, 200, response.json)
+        return len(statements), response.json
+
+
+class StatementCountTests(CollectionCase):
+    """Auth is one statement, the page one, the total one or none (a counter)."""
+
+    def fill(self, size):
+        bucket_ids = self.buckets([f"b{size}-{n}" for n in range(size)], items=size)
+        self.catalogue(actors=size, movies=size)
+        return bucket_ids[0]
+
+    def list_urls(self, bucket_id, actor_id, movie_id):
+        return {
+            "/v1/users": (self.admin, 3),
+            "/v1/users?q=example&role=user": (self.admin, 3),
+            "/v1/buckets": (self.h, 2),  # total from users.bucket_count
+            "/v1/buckets?q=b": (self.h, 3),
+            f"/v1/buckets/{bucket_id}/items": (self.h, 3),  # auth, bucket (carries item_count), page
+            f"/v1/buckets/{bucket_id}/items?sort=-name": (self.h, 3),
+            "/v1/actors?sort=-age": (self.admin, 3),
+            "/v1/actors?gender=x&min_age=21&q=act": (self.admin, 3),
+            "/v1/movies?sort=title": (self.admin, 3),
+            "/v1/movies?released_after=2000-01-02": (self.admin, 3),
+            f"/v1/actors/{actor_id}/movies": (self.admin, 3),  # auth, actor (carries movie_count), page
+            f"/v1/movies/{movie_id}/actors": (self.admin, 3),  # auth, movie with its cast, page
+            "/v1/images?tag=sea&sort=-size_bytes": (self.admin, 3),
+        }
+
+    def test_every_list_costs_at_most_three_statements_whatever_the_page_or_the_size(self):
+        self.account()
+        self.account()
+        self.images(3)
+        first = self.fill(4)
+        actor_id = db.session.scalars(select(Actor.id)).first()
+        movie_id = db.session.scalars(select(Movie.id)).first()
+        small = {}
+        for url, (headers, expected) in self.list_urls(first, actor_id, movie_id).items():
+            with self.subTest(url=url):
+                count, body = self.statements(f"{url}{'&' if '?' in url else '?'}per_page=1", headers)
+                self.assertLessEqual(count, expected)
+                small[url] = count
+                cursor = body["pagination"]["next_cursor"]
+                self.assertIsNotNone(cursor, body)
+                count, _ = self.statements(f"{url}{'&' if '?' in url else '?'}per_page=1&page=2", headers)
+                self.assertEqual(count, small[url], "page 2 costs what page 1 costs")
+                count, _ = self.statements(f"{url}{'&' if '?' in url else '?'}per_page=1&cursor={cursor}", headers)
+                self.assertLessEqual(count, small[url], "a cursor page costs no more (no total)")
+        self.fill(30)
+        for url, (headers, _) in self.list_urls(first, actor_id, movie_id).items():
+            with self.subTest(url=url, size="large"):
+                count, _ = self.statements(f"{url}{'&' if '?' in url else '?'}per_page=1&page=2", headers)
+                self.assertEqual(count, small[url], "more rows cost no more statements")
+
+    def test_a_single_get_is_two_statements_auth_and_the_row(self):
+        bucket_id = self.buckets(["b"], items=1)[0]
+        item_id = db.session.scalars(select(Item.id)).first()
+        actor_id, movie_id = (ids[0] for ids in self.catalogue())
+        image_id = self.images(1)[0]
+        for url, headers in (
+            (f"/v1/buckets/{bucket_id}", self.h),
+            (f"/v1/buckets/{bucket_id}/items/{item_id}", self.h),
+            (f"/v1/actors/{actor_id}", self.admin),
+            (f"/v1/movies/{movie_id}", self.admin),
+            (f"/v1/images/{image_id}", self.admin),
+            (f"/v1/users/{self.user_id}", self.admin),
+        ):
+            with self.subTest(url=url):
+                count, body = self.statements(url, headers)
+                self.assertEqual(count, 2, body)
+        self.assertEqual(self.statements("/v1/auth/me", self.h)[0], 1, "the auth statement is the row")
+        self.assertEqual(len(self.client.get(f"/v1/movies/{movie_id}", headers=self.admin).json["movie"]["actors"]), 3)
+
+    def test_counters_follow_every_write(self):
+        bucket = self.client.post("/v1/buckets", headers=self.h, json={"name": "one"}).json["bucket"]
+        self.client.post("/v1/buckets", headers=self.h, json={"name": "ONE"})  # 409: counts nothing
+        items = f"/v1/buckets/{bucket['id']}/items"
+        first = self.client.post(items, headers=self.h, json={"name": "a"}).json["item"]
+        self.client.post(items, headers=self.h, json={"name": "b"})
+        self.client.delete(f"{items}/{first['id']}", headers=self.h)
+        self.assertEqual(self.client.get(f"/v1/buckets/{bucket['id']}", headers=self.h).json["bucket"]["item_count"], 1)
+        self.assertEqual(self.client.get("/v1/buckets", headers=self.h).json["pagination"]["total"], 1)
+        a, b, c = (
+            self.client.post("/v1/actors", headers=self.admin, json={"name": n, "age": 1, "gender": "x"}) for n in "abc"
+        )
+        a, b, c = (r.json["actor"]["id"] for r in (a, b, c))
+        movie = self.client.post(
+            "/v1/movies", headers=self.admin, json={"title": "m", "release_date": "2001-01-01", "actor_ids": [a, b]}
+        ).json["movie"]
+        self.client.patch(f"/v1/movies/{movie['id']}", headers=self.admin, json={"actor_ids": [b, c]})
+        counts = lambda: {  # noqa: E731
+            x: self.client.get(f"/v1/actors/{x}", headers=self.admin).json["actor"]["movie_count"] for x in (a, b, c)
+        }
+        self.assertEqual(counts(), {a: 0, b: 1, c: 1})
+        self.client.delete(f"/v1/movies/{movie['id']}", headers=self.admin)
+        self.assertEqual(counts(), {a: 0, b: 0, c: 0})
+        self.client.delete(f"/v1/buckets/{bucket['id']}", headers=self.h)
+        self.assertEqual(self.client.get("/v1/buckets", headers=self.h).json["pagination"]["total"], 0)
+
+
+class CursorTests(CollectionCase):
+    def walk(self, url, headers, per_page=3, between=None):
+        """Follow next_cursor to the end; `between(n)` runs after the n-th page."""
+        seen, cursor, pages = [], None, 0
+        while True:
+            query = f"per_page={per_page}" + (f"&cursor={cursor}" if cursor else "")
+            response = self.client.get(f"{url}{'&' if '?' in url else '?'}{query}", headers=headers)
+            self.assertEqual(response.status_code, 200, response.json)
+            key = next(k for k in response.json if k not in ("success", "pagination"))
+            seen += [row["id"] for row in response.json[key]]
+            cursor = response.json["pagination"]["next_cursor"]
+            pages += 1
+            if cursor is None:
+                return seen
+            if between:
+                between(pages)
+
+    def test_walks_neither_repeat_nor_skip_while_rows_come_and_go(self):
+        bucket_id = self.buckets(["churn"])[0]
+        items = f"/v1/buckets/{bucket_id}/items"
+        now = utcnow()
+        for sort in ("name", "-name", "done", "-done", "created_at", "-created_at", "id", "-id", "modified_at"):
+            with self.subTest(sort=sort):
+                # Few distinct names, two done states, one creation time: ties everywhere.
+                rows = [
+                    {
+                        "bucket_id": bucket_id,
+                        "name": "abc"[n % 3],
+                        "done": n % 2 == 0,
+                        "created_at": now,
+                        "modified_at": now,
+                    }
+                    for n in range(14)
+                ]
+                ids = db.session.scalars(insert(Item).returning(Item.id, sort_by_parameter_order=True), rows).all()
+                recount_all()
+                doomed = set(ids[1::4])
+
+                def churn(page, doomed=doomed):
+                    if page == 1:
+                        for victim in doomed:
+                            self.assertEqual(self.client.delete(f"{items}/{victim}", headers=self.h).status_code, 200)
+                    if page <= 2:
+                        for name, done in (("a", True), ("b", False), ("z", True)):
+                            body = {"name": name, "done": done}
+                            self.assertEqual(self.client.post(items, headers=self.h, json=body).status_code, 201)
+
+                seen = self.walk(f"{items}?sort={sort}", self.h, between=churn)
+                self.assertEqual(len(seen), len(set(seen)), "no row twice")
+                self.assertLessEqual(set(ids) - doomed, set(seen), "no row that stayed is skipped")
+                db.session.execute(Item.__table__.delete())
+                db.session.commit()
+
+    def test_walks_of_every_list_cover_it_exactly(self):
+        bucket_id = self.buckets(["x"], items=11)[0]
+        actor_ids, movie_ids = self.catalogue(actors=8, movies=7)
+        self.images(4)
+        for url, headers, expected in (
+            ("/v1/users?sort=-role", self.admin, 2),
+            (f"/v1/buckets/{bucket_id}/items?sort=done", self.h, 11),
+            (f"/v1/buckets/{bucket_id}/items?sort=-name&done=true", self.h, 6),
+            (f"/v1/buckets/{bucket_id}/items?q=ITEM 1", self.h, 2),
+            ("/v1/actors?sort=-age", self.admin, 8),
+            ("/v1/actors?sort=name&min_age=21", self.admin, 6),
+            ("/v1/movies?sort=-release_date", self.admin, 7),
+            (f"/v1/actors/{actor_ids[0]}/movies?sort=release_date", self.admin, 7),
+            (f"/v1/movies/{movie_ids[0]}/actors?sort=-name", self.admin, 3),
+            ("/v1/images?sort=-size_bytes", self.admin, 4),
+            ("/v1/images?sort=title&tag=sea", self.admin, 4),
+        ):
+            with self.subTest(url=url):
+                seen = self.walk(url, headers, per_page=2)
+                self.assertEqual(len(seen), expected)
+                self.assertEqual(len(set(seen)), expected)
+
+    def test_cursor_mode_pagination_and_links(self):
+        self.buckets([f"b{n}" for n in range(5)])
+        first = self.client.get("/v1/buckets?per_page=2&sort=-name&q=b", headers=self.h)
+        cursor = first.json["pagination"]["next_cursor"]
+        self.assertIsInstance(cursor, str)
+        response = self.client.get(f"/v1/buckets?per_page=2&sort=-name&q=b&cursor={cursor}", headers=self.h)
+        pagination = response.json["pagination"]
+        self.assertEqual([b["name"] for b in response.json["buckets"]], ["b2", "b1"])
+        self.assertEqual(
+            (pagination["page"], pagination["pages"], pagination["total"], pagination["prev"]), (None,) * 4
+        )
+        self.assertEqual(pagination["per_page"], 2)
+        following = parse_qs(urlsplit(pagination["next"]).query)
+        self.assertEqual(following["cursor"], [pagination["next_cursor"]])
+        self.assertEqual((following["sort"], following["q"], following["per_page"]), (["-name"], ["b"], ["2"]))
+        self.assertNotIn("page", following)
+        self.assertIn(f'<{pagination["next"]}>; rel="next"', response.headers["Link"])
+        last = self.client.get(pagination["next"], headers=self.h).json
+        self.assertEqual([b["name"] for b in last["buckets"]], ["b0"])
+        self.assertIsNone(last["pagination"]["next_cursor"])
+        self.assertIsNone(last["pagination"]["next"])
+
+    def test_bad_cursors_are_400(self):
+        bucket_id = self.buckets([f"b{n}" for n in range(4)], items=4)[0]
+        cursor = self.client.get("/v1/buckets?per_page=1&sort=name", headers=self.h).json["pagination"]["next_cursor"]
+        payload, signature = cursor.split(".")
+        altered = ("A" if payload[0] != "A" else "B") + payload[1:]
+        _, other_user = self.account()
+        self.buckets(["mine"], owner_id=db.session.scalars(select(Bucket.owner_id).order_by(Bucket.id.desc())).first())
+        for url, headers in (
+            (f"/v1/buckets?sort=name&cursor={altered}.{signature}", self.h),
+            (f"/v1/buckets?sort=name&cursor={payload}.{signature[:-2]}", self.h),
+            ("/v1/buckets?sort=name&cursor=garbage", self.h),
+            ("/v1/buckets?sort=name&cursor=a.b.c", self.h),
+            (f"/v1/buckets?sort=-name&cursor={cursor}", self.h),  # another sort
+            (f"/v1/buckets?cursor={cursor}", self.h),  # the default sort is another sort
+            (f"/v1/buckets?sort=name&q=b&cursor={cursor}", self.h),  # another filter
+            (f"/v1/buckets/{bucket_id}/items?sort=name&cursor={cursor}", self.h),  # another endpoint
+            (f"/v1/buckets?sort=name&cursor={cursor}", other_user),  # another user
+        ):
+            with self.subTest(url=url):
+                self.assertError(self.client.get(url, headers=headers), 400, BAD_CURSOR)
+        items = f"/v1/buckets/{bucket_id}/items"
+        item_cursor = self.client.get(f"{items}?per_page=1&done=true", headers=self.h).json["pagination"]["next_cursor"]
+        self.assertError(self.client.get(f"{items}?done=false&cursor={item_cursor}", headers=self.h), 400, BAD_CURSOR)
+        self.assertEqual(self.client.get(f"{items}?done=true&cursor={item_cursor}", headers=self.h).status_code, 200)
+        body = self.assertError(self.client.get(f"/v1/buckets?sort=name&page=1&cursor={cursor}", headers=self.h), 400)
+        self.assertIn("cursor", body["errors"])
+        self.assertEqual(self.client.get(f"/v1/buckets?sort=name&cursor={cursor}", headers=self.h).status_code, 200)
+
+
+class PageWindowTests(CollectionCase):
+    app_overrides = {"MAX_PAGE_OFFSET": 10}
+
+    def test_pages_reach_max_page_offset_rows_then_point_to_cursor(self):
+        self.buckets([f"b{n:02d}" for n in range(30)])
+        ok = self.client.get("/v1/buckets?per_page=5&page=2", headers=self.h).json
+        self.assertEqual(len(ok["buckets"]), 5)
+        deep = self.assertError(self.client.get("/v1/buckets?per_page=5&page=3", headers=self.h), 400)
+        self.assertIn("cursor", deep["message"])
+        self.assertIn("10 rows", deep["message"])
+        past = self.client.get("/v1/buckets?per_page=5&page=7", headers=self.h)
+        self.assertEqual(past.status_code, 200)
+        self.assertEqual((past.json["buckets"], past.json["pagination"]["total"]), ([], 30))
+        cursor = ok["pagination"]["next_cursor"]
+        walked = self.client.get(f"/v1/buckets?per_page=5&cursor={cursor}", headers=self.h).json
+        self.assertEqual([b["name"] for b in walked["buckets"]], [f"b{n:02d}" for n in range(10, 15)])
+        self.assertEqual(ok["pagination"]["next"], f"/v1/buckets?cursor={cursor}&per_page=5", "next walks on by cursor")
+
+
+class DeclarationTests(unittest.TestCase):
+    def test_every_sort_key_is_backed_by_an_index_led_by_the_scope(self):
+        scopes = {"buckets": "owner_id", "items": "bucket_id"}
+        for listing in (USERS, BUCKETS, ITEMS, ACTORS, MOVIES, IMAGES):
+            table = listing.tie_breaker.table
+            leads = {tuple(column.name for column in index.columns)[:3] for index in table.indexes}
+            for name in listing.sortable:
+                with self.subTest(list=listing.key, sort=name):
+                    lead = (scopes[table.name],) if table.name in scopes else ()
+                    wanted = (*lead, *dict.fromkeys((name, "id")))
+                    self.assertTrue(wanted in leads or wanted == ("id",), f"{table.name}: no index on {wanted}")
+
+
+@contextmanager
+def captured_statements():
+    captured = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        captured.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield captured
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+@unittest.skipUnless(IS_POSTGRES, "plans are PostgreSQL's")
+class PlanTests(CollectionCase):
+    SIZE = 5000
+
+    def setUp(self):
+        super().setUp()
+        now = utcnow()
+        rows = [
+            {"owner_id": self.user_id, "name": f"trip {n} {'zebra' if n % 1000 == 0 else 'plain'}", "created_at": now}
+            for n in range(self.SIZE)
+        ]
+        db.session.execute(insert(Bucket), rows)
+        recount_all()
+        # As autovacuum would: statistics, and the GIN pending list merged into the index.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE buckets")
+
+    def plan_of(self, url, table="buckets"):
+        with captured_statements() as captured:
+            response = self.client.get(url, headers=self.h)
+        self.assertEqual(response.status_code, 200, response.json)
+        statement, parameters = next(s for s in reversed(captured) if f"FROM {table}" in s[0] and "LIMIT" in s[0])
+        rows = db.session.connection().exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
+        return response.json, "\n".join(row[0] for row in rows)
+
+    def test_q_search_uses_the_trigram_index(self):
+        body, plan = self.plan_of("/v1/buckets?q=ZEBRA&per_page=10")
+        self.assertEqual(len(body["buckets"]), self.SIZE // 1000)
+        self.assertIn("ix_buckets_name_trgm", plan)
+
+    def test_a_deep_cursor_page_is_an_index_range_scan(self):
+        cursor = None
+        url = "/v1/buckets?sort=-name&per_page=100"
+        for _ in range(40):  # 4000 rows deep
+            cursor = self.client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=self.h).json["pagination"][
+                "next_cursor"
+            ]
+        body, plan = self.plan_of(f"{url}&cursor={cursor}")
+        self.assertEqual(len(body["buckets"]), 100)
+        self.assertIn("ix_buckets_owner_id_name", plan)
+        self.assertNotIn("Seq Scan", plan)
+        self.assertNotIn("Sort", plan.replace("Sort Key", ""))
+
+    def test_every_search_column_has_a_trigram_index(self):
+        indexes = set(db.session.scalars(text("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%_trgm'")))
+        for listing in (USERS, BUCKETS, ITEMS, ACTORS, MOVIES, IMAGES):
+            for column in listing.search:
+                with self.subTest(column=str(column)):
+                    self.assertIn(f"ix_{column.table.name}_{column.name}_trgm", indexes)
