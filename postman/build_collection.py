@@ -236,6 +236,34 @@ def build():
                     save={"itemId": "pm.response.json().item.id"},
                 ),
                 request("List items", "GET", "/v1/buckets/{{bucketId}}/items?done=false"),
+                request(
+                    "Add a second item", "POST", "/v1/buckets/{{bucketId}}/items", status=201, body={"name": "Unpack"}
+                ),
+                request(
+                    "List items one per page",
+                    "GET",
+                    "/v1/buckets/{{bucketId}}/items?per_page=1&sort=name",
+                    save={"itemCursor": "pm.response.json().pagination.next_cursor"},
+                    checks=[
+                        "pm.test('next_cursor', () => pm.expect(pm.response.json().pagination.next_cursor).to.be.a('string'));"
+                    ],
+                ),
+                request(
+                    "Next page by cursor",
+                    "GET",
+                    "/v1/buckets/{{bucketId}}/items?per_page=1&sort=name&cursor={{itemCursor}}",
+                    checks=[
+                        "pm.test('cursor mode', () => pm.expect(pm.response.json().pagination.total).to.eql(null));",
+                        "pm.test('last page', () => pm.expect(pm.response.json().pagination.next_cursor).to.eql(null));",
+                        "pm.test('Unpack', () => pm.expect(pm.response.json().items[0].name).to.eql('Unpack'));",
+                    ],
+                ),
+                request(
+                    "Cursor of another sort is 400",
+                    "GET",
+                    "/v1/buckets/{{bucketId}}/items?per_page=1&sort=-name&cursor={{itemCursor}}",
+                    status=400,
+                ),
                 request("Get item", "GET", "/v1/buckets/{{bucketId}}/items/{{itemId}}"),
                 request("Replace item", "PUT", "/v1/buckets/{{bucketId}}/items/{{itemId}}", body={"name": "Pack bags"}),
                 request(
