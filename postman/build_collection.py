@@ -15,7 +15,18 @@ JSON_ENVELOPE = "pm.test('envelope', () => pm.expect(pm.response.json().success)
 
 
 def request(
-    name, method, path, *, token="token", body=None, status=200, save=None, checks=(), form=None, raw_check=False
+    name,
+    method,
+    path,
+    *,
+    token="token",
+    body=None,
+    status=200,
+    save=None,
+    checks=(),
+    form=None,
+    raw_check=False,
+    headers=None,
 ):
     tests = [OK.format(status=status)]
     if not raw_check and status not in (204, 304):
@@ -28,7 +39,7 @@ def request(
         "event": [{"listen": "test", "script": {"type": "text/javascript", "exec": tests}}],
         "request": {
             "method": method,
-            "header": [],
+            "header": [{"key": key, "value": value} for key, value in (headers or {}).items()],
             "url": {
                 "raw": "{{baseUrl}}" + path,
                 "host": ["{{baseUrl}}"],
@@ -283,6 +294,74 @@ def build():
                     ],
                 ),
                 request("Deleted bucket is 404", "GET", "/v1/buckets/{{bucketId}}", status=404),
+            ),
+            folder(
+                "Safe retries and concurrent edits",
+                request(
+                    "Create with an Idempotency-Key",
+                    "POST",
+                    "/v1/buckets",
+                    status=201,
+                    headers={"Idempotency-Key": "create-{{userEmail}}"},
+                    body={"name": "Postman retry"},
+                    save={"retryBucketId": "pm.response.json().bucket.id", "etag": "pm.response.headers.get('ETag')"},
+                ),
+                request(
+                    "Retry gets the same answer, nothing created",
+                    "POST",
+                    "/v1/buckets",
+                    status=201,
+                    headers={"Idempotency-Key": "create-{{userEmail}}"},
+                    body={"name": "Postman retry"},
+                    checks=[
+                        "pm.test('replayed', () => pm.expect(pm.response.headers.get('Idempotent-Replayed')).to.eql('true'));",
+                        "pm.test('same bucket', () => pm.expect(pm.response.json().bucket.id).to.eql(pm.collectionVariables.get('retryBucketId')));",
+                    ],
+                ),
+                request(
+                    "Same key, other body is 422",
+                    "POST",
+                    "/v1/buckets",
+                    status=422,
+                    headers={"Idempotency-Key": "create-{{userEmail}}"},
+                    body={"name": "Something else"},
+                    checks=[
+                        "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Idempotency-Key was used with a different request'));"
+                    ],
+                ),
+                request(
+                    "Unchanged since the ETag is 304",
+                    "GET",
+                    "/v1/buckets/{{retryBucketId}}",
+                    status=304,
+                    raw_check=True,
+                    headers={"If-None-Match": "{{etag}}"},
+                ),
+                request(
+                    "Edit with If-Match",
+                    "PATCH",
+                    "/v1/buckets/{{retryBucketId}}",
+                    headers={"If-Match": "{{etag}}"},
+                    body={"name": "Postman edited on device A"},
+                    save={"newEtag": "pm.response.headers.get('ETag')"},
+                ),
+                request(
+                    "Lost update refused: stale If-Match is 412",
+                    "PATCH",
+                    "/v1/buckets/{{retryBucketId}}",
+                    status=412,
+                    headers={"If-Match": "{{etag}}"},
+                    body={"name": "Postman edited on device B"},
+                    checks=[
+                        "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Precondition failed: the resource has changed'));"
+                    ],
+                ),
+                request(
+                    "Delete with the current ETag",
+                    "DELETE",
+                    "/v1/buckets/{{retryBucketId}}",
+                    headers={"If-Match": "{{newEtag}}"},
+                ),
             ),
             folder(
                 "Casting (as admin)",
