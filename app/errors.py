@@ -110,6 +110,16 @@ def _is_database_unreachable(exc):
     return isinstance(exc, OperationalError) and not _database_answers()
 
 
+# PostgreSQL gave up on one of two concurrent transactions (deadlock, serialization):
+# nothing was written, and the same request sent again can succeed.
+TRANSIENT_CONFLICTS = {"40P01", "40001"}
+CONCURRENT_CONFLICT = "The request collided with a concurrent change; nothing was changed, please retry"
+
+
+def _is_transient_conflict(exc):
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "pgcode", None) in TRANSIENT_CONFLICTS
+
+
 def handle_exception(exc):
     # Whatever failed, nothing half-done may be committed by a later request.
     db.session.rollback()
@@ -119,6 +129,8 @@ def handle_exception(exc):
         return _from_http_exception(exc)
     if isinstance(exc, ValidationError):
         return error_response(422, None, _flatten_locations(exc.messages))
+    if _is_transient_conflict(exc):
+        return error_response(409, CONCURRENT_CONFLICT)
     request_id = g.get("request_id", "-")
     if _is_database_unreachable(exc):
         log.error("database unreachable (request %s): %s", request_id, exc.__class__.__name__)

@@ -72,7 +72,9 @@ def log_out(access_claims, refresh_token=None):
 
 
 def change_role(user, role):
-    _write_keeping_an_admin(update(User).where(User.id == user.id).values(role=role), "Cannot demote the last admin")
+    # A bulk UPDATE skips the ORM's version bump: move it here, so If-Match sees this write.
+    change = update(User).where(User.id == user.id).values(role=role, version=User.version + 1)
+    _write_keeping_an_admin(change, "Cannot demote the last admin")
 
 
 def delete_user(user):

@@ -3,6 +3,8 @@
 from tests.liveserver import LiveServerTestCase
 
 TRIES = 3
+# Each round of the mutual demotion deadlocks only now and then: enough rounds to meet one.
+DEMOTION_ROUNDS = 25
 
 
 class RetryRaces(LiveServerTestCase):
@@ -46,3 +48,28 @@ class RetryRaces(LiveServerTestCase):
             current = self.server.request("GET", url, headers=headers)
             self.assertEqual(current.json["bucket"]["name"], winners[0].json["bucket"]["name"])
             self.assertEqual(current.headers["etag"], winners[0].headers["etag"])
+
+    def test_admins_demote_each_other_with_if_match(self):
+        """The If-Match claim locks the target row before the last-admin rule locks every admin,
+        so PostgreSQL may find a deadlock: the victim is 409 (retry), never 500."""
+        for _ in range(DEMOTION_ROUNDS):
+            self.server.execute("UPDATE users SET role = 'user' WHERE role = 'admin'")
+            (a, a_headers), (b, b_headers) = self.server.account("admin"), self.server.account("admin")
+            a_etag = self.server.request("GET", f"/v1/users/{a}", headers=b_headers).headers["etag"]
+            b_etag = self.server.request("GET", f"/v1/users/{b}", headers=a_headers).headers["etag"]
+            answers = self.server.at_once(
+                [
+                    (
+                        "PATCH",
+                        f"/v1/users/{b}",
+                        {"json": {"role": "user"}, "headers": {**a_headers, "If-Match": b_etag}},
+                    ),
+                    (
+                        "PATCH",
+                        f"/v1/users/{a}",
+                        {"json": {"role": "user"}, "headers": {**b_headers, "If-Match": a_etag}},
+                    ),
+                ]
+            )
+            self.assertStatuses(answers, {200, 403, 409})
+            self.assertGreaterEqual(self.server.scalar("SELECT count(*) FROM users WHERE role = 'admin'"), 1)
