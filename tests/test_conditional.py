@@ -165,3 +165,23 @@ class ConditionalTests(APITestCase):
         for thread in threads:
             thread.join()
         return statuses
+
+
+class CorsTests(APITestCase):
+    def test_browsers_may_send_and_read_the_new_headers(self):
+        preflight = self.client.options(
+            "/v1/buckets/1",
+            headers={
+                "Origin": "https://app.example.com",
+                "Access-Control-Request-Method": "PATCH",
+                "Access-Control-Request-Headers": "Authorization, If-Match, Idempotency-Key, If-None-Match",
+            },
+        )
+        allowed = preflight.headers["Access-Control-Allow-Headers"].lower()
+        for header in ("if-match", "idempotency-key", "if-none-match"):
+            self.assertIn(header, allowed)
+        exposed = self.client.get("/v1/health", headers={"Origin": "https://app.example.com"}).headers[
+            "Access-Control-Expose-Headers"
+        ]
+        for header in ("ETag", "Idempotent-Replayed"):
+            self.assertIn(header, exposed)
