@@ -82,7 +82,11 @@ def build_config(env_name=None, **overrides):
         "RATELIMIT_STORAGE_URI": _env_str("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_LOGIN": _env_str("RATELIMIT_LOGIN", "10 per minute"),
         "RATELIMIT_REGISTER": _env_str("RATELIMIT_REGISTER", "300 per minute"),
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # Retry-After goes on 429 and 503 only (app.errors); no X-RateLimit-* headers.
+        "RATELIMIT_HEADERS_ENABLED": False,
+        # When the rate-limit store (Redis) is down: false counts in memory per process
+        # (logged), true refuses rate-limited requests with 503.
+        "RATELIMIT_FAIL_CLOSED": _env_bool("RATELIMIT_FAIL_CLOSED", False),
         "RATELIMIT_KEY_PREFIX": _env_str("RATELIMIT_KEY_PREFIX", "api"),
         "CORS_ORIGINS": _env_str("CORS_ORIGINS", "" if production else "*"),
         "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
@@ -122,6 +126,7 @@ def build_config(env_name=None, **overrides):
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
     config["SQLALCHEMY_ENGINE_OPTIONS"] = {**config["SQLALCHEMY_ENGINE_OPTIONS"], **pool_options(config)}
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
+    config.update(rate_limit_store_settings(config["RATELIMIT_STORAGE_URI"], config["RATELIMIT_FAIL_CLOSED"]))
     if production:
         check_production_secret(config["SECRET_KEY"])
     return config
@@ -132,6 +137,21 @@ def pool_options(config):
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return {}
     return {"pool_size": config["DB_POOL_SIZE"], "max_overflow": config["DB_MAX_OVERFLOW"]}
+
+
+def rate_limit_store_settings(uri, fail_closed):
+    """Flask-Limiter's settings for a store that may go away.
+
+    Store errors surface as limits' StorageError; a Redis that hangs costs at most a second.
+    """
+    options = {"wrap_exceptions": True}
+    if uri.startswith(("redis", "rediss")):
+        options.update(socket_connect_timeout=1, socket_timeout=1)
+    return {
+        "RATELIMIT_STORAGE_OPTIONS": options,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": not fail_closed,
+        "RATELIMIT_SWALLOW_ERRORS": not fail_closed,
+    }
 
 
 def check_production_secret(secret):

@@ -16,11 +16,21 @@ from config import build_config
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 
 
+class ApiFlask(Flask):
+    request_class = http.ApiRequest
+
+    def make_default_options_response(self):
+        """OPTIONS on any route: 204 with `Allow` (Flask-CORS adds its headers), no HTML body."""
+        response = super().make_default_options_response()
+        response.status_code = 204
+        response.headers.pop("Content-Type", None)
+        return response
+
+
 def create_app(config=None, **overrides):
     """Build an app for `config` (an environment name; default $APP_ENV)."""
     load_dotenv()
-    app = Flask(__name__, instance_relative_config=True)
-    app.request_class = http.ApiRequest
+    app = ApiFlask(__name__, instance_relative_config=True)
     app.config.update(build_config(config, **overrides))
     app.url_map.strict_slashes = False
     app.url_map.converters["id"] = http.IdConverter
@@ -45,6 +55,7 @@ def create_app(config=None, **overrides):
 
     app.before_request(http.assign_request_id)
     app.after_request(http.add_request_id)
+    app.after_request(http.add_standard_headers)
     errors.init_app(app)
     register_routes(app, api)
     init_storage(app)

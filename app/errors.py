@@ -1,14 +1,16 @@
 """The one error handler: every exception leaves the API in the same envelope."""
 
 import logging
+import time
 
 from flask import g, jsonify
+from limits.errors import StorageError
 from marshmallow import ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, TooManyRequests
 
-from app.extensions import db
+from app.extensions import db, limiter
 
 log = logging.getLogger("app.errors")
 
@@ -26,6 +28,9 @@ DEFAULT_MESSAGES = {
     500: "Internal server error",
     503: "Service unavailable: the database cannot be reached",
 }
+RATE_LIMIT_STORE_DOWN = "Service unavailable: the rate-limit store cannot be reached"
+# A client may retry a 503 this soon: the app reconnects as soon as the service is back.
+RETRY_503_SECONDS = 1
 
 # webargs nests validation messages under the request location.
 REQUEST_LOCATIONS = {"json", "query", "querystring", "form", "files", "view_args"}
@@ -66,6 +71,8 @@ def error_response(status, message=None, errors=None, headers=None):
     response.status_code = status
     if status == 401:
         response.headers.setdefault("WWW-Authenticate", "Bearer")
+    if status == 503:
+        response.headers.setdefault("Retry-After", str(RETRY_503_SECONDS))
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -86,11 +93,21 @@ def _from_http_exception(exc):
     headers = dict(data.get("headers") or {})
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(_seconds_until_reset())
     status = exc.code or 500
     message = data.get("message") or DEFAULT_MESSAGES.get(status) or exc.description
     if errors and status == 400:
         message = "Invalid query parameters"
     return error_response(status, message, errors, headers)
+
+
+def _seconds_until_reset():
+    limit = limiter.current_limit
+    try:
+        return max(1, int(limit.reset_at - time.time()) + 1)
+    except Exception:  # the store went away after refusing: a window is the honest bound
+        return limit.limit.get_expiry()
 
 
 def _database_answers():
@@ -123,6 +140,8 @@ def _is_transient_conflict(exc):
 def handle_exception(exc):
     # Whatever failed, nothing half-done may be committed by a later request.
     db.session.rollback()
+    if isinstance(exc, InternalServerError) and exc.original_exception is not None:
+        exc = exc.original_exception  # raised outside a view (e.g. an after_request hook)
     if isinstance(exc, APIError):
         return error_response(exc.status, exc.message, exc.errors, exc.headers)
     if isinstance(exc, HTTPException):
@@ -132,6 +151,9 @@ def handle_exception(exc):
     if _is_transient_conflict(exc):
         return error_response(409, CONCURRENT_CONFLICT)
     request_id = g.get("request_id", "-")
+    if isinstance(exc, StorageError):
+        log.error("rate-limit store unreachable (request %s): %s", request_id, exc.storage_error)
+        return error_response(503, RATE_LIMIT_STORE_DOWN)
     if _is_database_unreachable(exc):
         log.error("database unreachable (request %s): %s", request_id, exc.__class__.__name__)
         return error_response(503)

@@ -37,14 +37,27 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class OneLineErrors(logging.Filter):
+    """A rate-limit store outage is an expected event: one line per error, no traceback."""
+
+    def filter(self, record):
+        if record.exc_info:
+            record.msg, record.args = f"{record.getMessage()}: {record.exc_info[1]}", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def configure_logging(level):
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
-    root = logging.getLogger("app")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    # Flask-Limiter logs its store going away and coming back: that belongs in our log too.
+    for name in ("app", "flask-limiter"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+    logging.getLogger("flask-limiter").filters[:] = [OneLineErrors()]
 
 
 def assign_request_id():
@@ -54,6 +67,21 @@ def assign_request_id():
 
 def add_request_id(response):
     response.headers["X-Request-ID"] = g.get("request_id", "-")
+    return response
+
+
+def add_standard_headers(response):
+    """Headers every answer carries (the contract's "Headers every client can rely on")."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Authenticated JSON: no shared cache keeps it, a client cache revalidates it (ETags make that cheap).
+    if "Authorization" in request.headers and response.mimetype == "application/json":
+        response.headers.setdefault("Cache-Control", "private, no-cache")
+    return response
+
+
+def no_store(response):
+    """For answers that carry tokens or the account itself: no cache may keep them."""
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -14,6 +14,7 @@ import socket
 import tempfile
 import threading
 import unittest
+import uuid
 from contextlib import contextmanager
 
 import flask_migrate
@@ -30,6 +31,9 @@ atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_TMP}/test.db"
 IS_POSTGRES = DATABASE_URL.startswith("postgres")
 PASSWORD = "correct horse battery"
+# Flask-Limiter keeps the first app's key prefix for every later app in the process:
+# every test that enables rate limits uses this one, unique to the run.
+RATELIMIT_TEST_PREFIX = f"ratelimit-test-{uuid.uuid4().hex}"
 
 BASE_CONFIG = {
     "SQLALCHEMY_DATABASE_URI": DATABASE_URL,

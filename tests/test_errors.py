@@ -45,7 +45,7 @@ class EnvelopeTests(APITestCase):
                 "Access-Control-Request-Headers": "Authorization, Content-Type",
             },
         )
-        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.status_code, 204)
         self.assertIn(response.headers["Access-Control-Allow-Origin"], ("*", "https://app.example.com"))
         self.assertIn("POST", response.headers["Access-Control-Allow-Methods"])
         self.assertIn("authorization", response.headers["Access-Control-Allow-Headers"].lower())

@@ -18,6 +18,7 @@ from tests.helpers import (
     DATABASE_URL,
     IS_POSTGRES,
     PASSWORD,
+    RATELIMIT_TEST_PREFIX,
     APITestCase,
     TcpProxy,
     bearer,
@@ -44,6 +45,7 @@ class DatabaseOutageTests(unittest.TestCase):
             proxy.stop()
             for response in (client.get("/v1/health"), client.get("/v1/buckets", headers=bearer(token))):
                 self.assertEqual(response.status_code, 503)
+                self.assertEqual(response.headers["Retry-After"], "1")
                 self.assertEqual(response.json["error"], 503)
                 self.assertIs(response.json["success"], False)
             proxy.start()
@@ -59,7 +61,7 @@ class DatabaseOutageTests(unittest.TestCase):
 
 
 class RedisRateLimitTests(APITestCase):
-    prefix = f"ratelimit-test-{uuid.uuid4().hex}"
+    prefix = RATELIMIT_TEST_PREFIX
     app_overrides = {
         "RATELIMIT_ENABLED": True,
         "RATELIMIT_STORAGE_URI": REDIS_URL,

@@ -50,3 +50,16 @@ class BodyLimits(LiveServerTestCase):
             "Transfer-Encoding: chunked\r\n\r\n"
         )
         self.assert413(*self.send_raw(head, f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"))
+
+
+class GunicornLimits(LiveServerTestCase):
+    """gunicorn.conf.py's limits: long cursors fit; past them gunicorn itself answers."""
+
+    def test_request_line_and_header_limits(self):
+        _, headers = self.server.account()
+        fits = self.server.request("GET", "/v1/buckets?ignored=" + "a" * 8000, headers=headers)
+        self.assertEqual(fits.status, 200)
+        self.assertEqual(self.server.request("GET", "/v1/health?q=" + "a" * 8200).status, 414)
+        self.assertEqual(self.server.request("GET", "/v1/health", headers={"X-Big": "b" * 8200}).status, 431)
+        many = {f"X-Field-{n}": "1" for n in range(70)}
+        self.assertEqual(self.server.request("GET", "/v1/health", headers=many).status, 431)

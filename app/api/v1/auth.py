@@ -7,7 +7,7 @@ from app.api.responses import found, registered, tokens
 from app.auth import auth_required, current_user
 from app.errors import APIError
 from app.extensions import limiter
-from app.http import Blueprint, read_json_object
+from app.http import Blueprint, no_store, read_json_object
 from app.schemas.auth import (
     LoginSchema,
     LogoutSchema,
@@ -22,6 +22,7 @@ from app.schemas.common import MessageSchema
 from app.services import accounts
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens")
+blp.after_request(no_store)  # tokens and the account itself
 
 
 def _login_limit_key():
