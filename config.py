@@ -71,7 +71,9 @@ def build_config(env_name=None, **overrides):
         "TESTING": testing,
         "SECRET_KEY": _env_str("SECRET_KEY", None if production else DEV_SECRET_KEY),
         "SQLALCHEMY_DATABASE_URI": _env_str("DATABASE_URL", _default_database_url()),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pool_pre_ping: a dead connection is found by the statement that uses it (app/database.py).
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        "DB_STATEMENT_TIMEOUT_MS": _env_int("DB_STATEMENT_TIMEOUT_MS", 5000),
         # Per worker process; instances x workers x (pool + overflow) must stay under max_connections.
         "DB_POOL_SIZE": _env_int("DB_POOL_SIZE", 8),
         "DB_MAX_OVERFLOW": _env_int("DB_MAX_OVERFLOW", 2),

@@ -7,7 +7,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import errors, http
+from app import database, errors, http
 from app.api import register_routes
 from app.extensions import api, cors, db, limiter, migrate, schema_name
 from app.storage import init_storage
@@ -26,6 +26,9 @@ class ApiFlask(Flask):
         response.headers.pop("Content-Type", None)
         return response
 
+    def dispatch_request(self):
+        return database.retry_read_once(super().dispatch_request)
+
 
 def create_app(config=None, **overrides):
     """Build an app for `config` (an environment name; default $APP_ENV)."""
@@ -41,6 +44,7 @@ def create_app(config=None, **overrides):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
     db.init_app(app)
+    database.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS, compare_type=True, render_as_batch=True)
     limiter.init_app(app)
     origins = [o.strip() for o in app.config["CORS_ORIGINS"].split(",") if o.strip()]

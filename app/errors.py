@@ -6,11 +6,11 @@ import time
 from flask import g, jsonify
 from limits.errors import StorageError
 from marshmallow import ValidationError
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, TooManyRequests
 
-from app.extensions import db, limiter
+from app import database
+from app.extensions import limiter
 
 log = logging.getLogger("app.errors")
 
@@ -110,23 +110,6 @@ def _seconds_until_reset():
         return limit.limit.get_expiry()
 
 
-def _database_answers():
-    try:
-        db.session.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-    finally:
-        db.session.rollback()
-
-
-def _is_database_unreachable(exc):
-    """A lost connection, told apart from bad SQL (both can be OperationalError) by asking again."""
-    if isinstance(exc, DisconnectionError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
-        return True
-    return isinstance(exc, OperationalError) and not _database_answers()
-
-
 # PostgreSQL gave up on one of two concurrent transactions (deadlock, serialization):
 # nothing was written, and the same request sent again can succeed.
 TRANSIENT_CONFLICTS = {"40P01", "40001"}
@@ -139,7 +122,7 @@ def _is_transient_conflict(exc):
 
 def handle_exception(exc):
     # Whatever failed, nothing half-done may be committed by a later request.
-    db.session.rollback()
+    database.rollback()
     if isinstance(exc, InternalServerError) and exc.original_exception is not None:
         exc = exc.original_exception  # raised outside a view (e.g. an after_request hook)
     if isinstance(exc, APIError):
@@ -154,7 +137,7 @@ def handle_exception(exc):
     if isinstance(exc, StorageError):
         log.error("rate-limit store unreachable (request %s): %s", request_id, exc.storage_error)
         return error_response(503, RATE_LIMIT_STORE_DOWN)
-    if _is_database_unreachable(exc):
+    if database.is_outage(exc):
         log.error("database unreachable (request %s): %s", request_id, exc.__class__.__name__)
         return error_response(503)
     log.exception("unhandled error (request %s)", request_id)

@@ -16,6 +16,7 @@ import threading
 import unittest
 import uuid
 from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 import flask_migrate
 from PIL import Image as PILImage
@@ -200,13 +201,19 @@ class TcpProxy:
                 return
             upstream = socket.create_connection(self.target)
             self._sockets += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+            for src, dst, watch in ((client, upstream, self._watcher()), (upstream, client, None)):
+                threading.Thread(target=self._pipe, args=(src, dst, watch), daemon=True).start()
+
+    def _watcher(self):
+        """A callable fed with the bytes a client sends (None: nothing watches them)."""
+        return None
 
     @staticmethod
-    def _pipe(src, dst):
+    def _pipe(src, dst, watch=None):
         try:
             while data := src.recv(65536):
+                if watch:
+                    watch(data)
                 dst.sendall(data)
         except OSError:
             pass
@@ -232,3 +239,50 @@ class TcpProxy:
             except OSError:
                 pass
         self._sockets = []
+
+
+class StatementCounter(TcpProxy):
+    """A TcpProxy that reads the PostgreSQL wire protocol the app sends and keeps the text of
+    every query message (simple `Q` and extended `P`), so a test counts true round trips:
+    BEGIN, ROLLBACK and pings included, which SQLAlchemy's events never see.
+    Connect with `sslmode=disable` so the stream stays readable."""
+
+    SSL_REQUEST = 80877103
+
+    def __init__(self, target_host, target_port):
+        super().__init__(target_host, target_port)
+        self.statements = []
+
+    def url(self, database_url):
+        parts = urlsplit(database_url)
+        netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{self.port}")
+        query = "&".join(filter(None, [parts.query, "sslmode=disable"]))
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+    def _watcher(self):
+        state = {"buffer": b"", "started": False}
+
+        def watch(data):
+            state["buffer"] += data
+            while True:
+                buffer = state["buffer"]
+                if not state["started"]:  # untyped: SSLRequest, then the startup message
+                    if len(buffer) < 8:
+                        return
+                    length = int.from_bytes(buffer[:4], "big")
+                    state["started"] = int.from_bytes(buffer[4:8], "big") != self.SSL_REQUEST
+                    state["buffer"] = buffer[length:]
+                    continue
+                if len(buffer) < 5:
+                    return
+                length = int.from_bytes(buffer[1:5], "big")
+                if len(buffer) < 1 + length:
+                    return
+                kind, body = buffer[:1], buffer[5 : 1 + length]
+                if kind == b"Q":
+                    self.statements.append(body.rstrip(b"\0").decode())
+                elif kind == b"P":
+                    self.statements.append(body.split(b"\0")[1].decode())
+                state["buffer"] = buffer[1 + length :]
+
+        return watch

@@ -1,10 +1,9 @@
 """Service endpoints: the index pages and the health check."""
 
 from flask import current_app, url_for
-from sqlalchemy import text
 
+from app.database import database_is_reachable
 from app.errors import APIError
-from app.extensions import db
 from app.http import Blueprint
 
 root = Blueprint("root", __name__, description="Index")
@@ -54,9 +53,6 @@ def v1_index():
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def health():
     """Liveness and database reachability."""
-    try:
-        db.session.execute(text("SELECT 1"))
-    except Exception:
-        db.session.rollback()
-        raise APIError(503, "Database unreachable") from None
+    if not database_is_reachable():
+        raise APIError(503, "Database unreachable")
     return {"success": True, "status": "ok", "database": "ok"}

@@ -1,0 +1,135 @@
+"""How the app talks to its database: round trips, session settings, and outages.
+
+- GET and HEAD run on autocommit connections (PostgreSQL): each read is its own
+  transaction, as under READ COMMITTED anyway, with no BEGIN and no ROLLBACK round trip.
+  Writes keep one transaction per request, committed or rolled back by the app.
+- No pre-ping: a connection that died (database restarted or cut) fails its statement;
+  SQLAlchemy then invalidates the whole pool, a GET or HEAD is run once more on a new
+  connection, and anything else answers 503.
+- Each new PostgreSQL connection gets `jit = off` and `statement_timeout`, once.
+"""
+
+import logging
+
+import psycopg2
+from flask import has_request_context, request
+from flask_sqlalchemy.session import Session
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+
+from app.extensions import db
+
+log = logging.getLogger("app.database")
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+# SQLSTATEs that mean "the database cannot serve now", not "this statement is wrong":
+# connection exceptions (08), shutdown / starting up (57P01-57P03), statement_timeout
+# (57014), and insufficient resources such as too many connections (53).
+OUTAGE_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03", "57014", "53")
+
+
+@event.listens_for(Session, "after_begin")
+def _reads_autocommit(_session, _transaction, connection):
+    """A GET or HEAD's connection runs in autocommit (set on the driver, before any statement).
+
+    Set on psycopg2 directly, not through SQLAlchemy's isolation_level: that one restores the
+    level on check-in with an extra `SET default_transaction_isolation` round trip.
+    A read request must therefore not open a savepoint (begin_nested) or need two writes
+    to be atomic: it has no transaction to hold them.
+    """
+    if connection.dialect.name == "postgresql" and has_request_context() and request.method in READ_METHODS:
+        connection.connection.dbapi_connection.autocommit = True
+
+
+def _back_to_transactions(dbapi_connection, _record):
+    if dbapi_connection is not None:
+        dbapi_connection.autocommit = False
+
+
+def session_settings(statement_timeout_ms):
+    """SQL run once on each new PostgreSQL connection (one round trip, outside any transaction).
+
+    A SET rather than the `options` startup parameter, which PgBouncer refuses.
+    """
+    return f"SET jit = off; SET statement_timeout = {int(statement_timeout_ms)}"
+
+
+def init_app(app):
+    with app.app_context():
+        engine = db.engine
+    app.teardown_appcontext(end_session)  # registered after Flask-SQLAlchemy's, so it runs first
+    if engine.dialect.name != "postgresql":
+        return
+    sql = session_settings(app.config["DB_STATEMENT_TIMEOUT_MS"])
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record):
+        autocommit_before = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True  # a SET inside a transaction would end with its rollback
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(sql)
+        dbapi_connection.autocommit = autocommit_before
+
+    event.listen(engine, "checkin", _back_to_transactions)
+
+
+def end_session(_exc=None):
+    """Close the request's session; a connection that died with it is dropped, never raised.
+
+    A rollback on a dead connection raises, and outside the error handler that would be
+    the WSGI server's own HTML 500.
+    """
+    try:
+        db.session.close()
+    except Exception:
+        log.warning("closing the session failed; dropping its connection", exc_info=True)
+        db.session.invalidate()
+
+
+def rollback():
+    """Undo whatever the request began, even on a connection that is gone."""
+    try:
+        db.session.rollback()
+    except Exception:
+        db.session.invalidate()
+
+
+def retry_read_once(dispatch):
+    """Run a view; a GET or HEAD whose pooled connection had died runs once more.
+
+    Reads change nothing, so running one again is safe; the pool was already invalidated
+    by SQLAlchemy, so the second run gets a fresh connection (or fails with a 503).
+    """
+    try:
+        return dispatch()
+    except DBAPIError as exc:
+        if not (exc.connection_invalidated and request.method in READ_METHODS):
+            raise
+        log.warning("database connection lost; running the read once more")
+        end_session()
+        return dispatch()
+
+
+def database_is_reachable():
+    """The one liveness check: /v1/health and the error classifier both ask it."""
+    try:
+        db.session.execute(text("SELECT 1"))
+        return True
+    except DBAPIError:
+        return False
+    finally:
+        rollback()
+
+
+def is_outage(exc):
+    """Whether `exc` means the database cannot serve (503) rather than a bug (500)."""
+    if isinstance(exc, DisconnectionError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if isinstance(exc.orig, psycopg2.OperationalError):
+        # No SQLSTATE: the client lost or never got a connection (refused, closed,
+        # "the database system is starting up" during the handshake).
+        code = exc.orig.pgcode
+        return code is None or code.startswith(OUTAGE_SQLSTATE_PREFIXES)
+    return not database_is_reachable()
