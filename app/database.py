@@ -83,7 +83,7 @@ def end_session(_exc=None):
         db.session.close()
     except Exception:
         log.warning("closing the session failed; dropping its connection", exc_info=True)
-        db.session.invalidate()
+        db.session().invalidate()  # the scoped session does not proxy invalidate()
 
 
 def rollback():
@@ -91,7 +91,7 @@ def rollback():
     try:
         db.session.rollback()
     except Exception:
-        db.session.invalidate()
+        db.session().invalidate()  # the scoped session does not proxy invalidate()
 
 
 def retry_read_once(dispatch):

@@ -182,6 +182,22 @@ class TcpProxy:
         probe.close()
         self._listener = None
         self._sockets = []
+        self._fatal_answers = 0
+
+    def starting_up(self, connections):
+        """The next `connections` new connections hear what a PostgreSQL server says while it
+        starts (FATAL 57P03) and are closed; later ones are forwarded again."""
+        self._fatal_answers = connections
+
+    @staticmethod
+    def _refuse(client):
+        fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
+        with client:
+            request = client.recv(8)
+            if int.from_bytes(request[4:8], "big") == StatementCounter.SSL_REQUEST:
+                client.sendall(b"N")
+            client.recv(65536)  # the startup message
+            client.sendall(b"E" + (4 + len(fields)).to_bytes(4, "big") + fields)
 
     def start(self):
         if self._listener:
@@ -199,6 +215,10 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self._fatal_answers:
+                self._fatal_answers -= 1
+                threading.Thread(target=self._refuse, args=(client,), daemon=True).start()
+                continue
             upstream = socket.create_connection(self.target)
             self._sockets += [client, upstream]
             for src, dst, watch in ((client, upstream, self._watcher()), (upstream, client, None)):

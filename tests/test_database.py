@@ -1,0 +1,163 @@
+"""The app's conversation with PostgreSQL: round trips on the wire, per-connection settings,
+statement timeouts and outages. Counted with a proxy that reads the wire protocol, so BEGIN,
+ROLLBACK and pings show up too (SQLAlchemy's events never see them)."""
+
+import time
+import unittest
+import uuid
+from urllib.parse import urlsplit
+
+from sqlalchemy import create_engine, text
+
+from app.extensions import db
+from app.models import User
+from config import normalize_database_url
+from tests.helpers import DATABASE_URL, IS_POSTGRES, PASSWORD, StatementCounter, bearer, make_app
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK")
+
+
+@unittest.skipUnless(IS_POSTGRES, "round trips and server settings are PostgreSQL's")
+class DatabaseTestCase(unittest.TestCase):
+    overrides = {}
+
+    def setUp(self):
+        parts = urlsplit(DATABASE_URL)
+        self.proxy = StatementCounter(parts.hostname or "127.0.0.1", parts.port or 5432)
+        self.proxy.start()
+        self.app = make_app(SQLALCHEMY_DATABASE_URI=self.proxy.url(DATABASE_URL), **self.overrides)
+        self.client = self.app.test_client()
+        self.token = self.client.post(
+            "/v1/auth/register", json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD}
+        ).json["auth_token"]
+        self.bucket_id = self.client.post("/v1/buckets", json={"name": "one"}, headers=self.auth).json["bucket"]["id"]
+
+    def tearDown(self):
+        self.proxy.start()
+        with self.app.app_context():
+            db.engine.dispose()  # connections a test cut are gone
+            db.session.execute(db.delete(User))
+            db.session.commit()
+            db.engine.dispose()
+        self.proxy.stop()
+
+    @property
+    def auth(self):
+        return bearer(self.token)
+
+    def wire(self, method, path, **kwargs):
+        """(response, statements the app sent for it)."""
+        self.client.open(path, method=method, headers=self.auth, **kwargs)  # warm: connections exist
+        time.sleep(0.05)  # let the proxy's reader threads catch up
+        self.proxy.statements.clear()
+        response = self.client.open(path, method=method, headers=self.auth, **kwargs)
+        time.sleep(0.05)
+        return response, list(self.proxy.statements)
+
+
+class RoundTripTests(DatabaseTestCase):
+    def test_reads_send_only_their_statements(self):
+        for path, most in (("/v1/buckets", 3), (f"/v1/buckets/{self.bucket_id}", 2), ("/v1/health", 1)):
+            with self.subTest(path=path):
+                response, statements = self.wire("GET", path)
+                self.assertEqual(response.status_code, 200)
+                self.assertLessEqual(len(statements), most, statements)
+                self.assertFalse([s for s in statements if s.startswith(TRANSACTION_CONTROL)], statements)
+                if path != "/v1/health":
+                    self.assertNotIn("SELECT 1", statements)  # no pre-ping
+
+    def test_a_failed_read_sends_no_rollback(self):
+        response, statements = self.wire("GET", "/v1/buckets/999999")
+        self.assertEqual(response.status_code, 404)
+        self.assertEqual(len(statements), 2, statements)
+
+    def test_a_write_is_one_transaction_without_a_rollback(self):
+        self.proxy.statements.clear()
+        response = self.client.post("/v1/buckets", json={"name": "two"}, headers=self.auth)
+        time.sleep(0.05)
+        self.assertEqual(response.status_code, 201)
+        statements = self.proxy.statements
+        self.assertEqual(statements[0], "BEGIN", statements)
+        self.assertNotIn("ROLLBACK", statements[: statements.index("COMMIT")])
+
+    def test_a_refused_write_rolls_back_once(self):
+        response, statements = self.wire("POST", "/v1/buckets", json={"name": "one"})
+        self.assertEqual(response.status_code, 409)
+        self.assertEqual(statements.count("ROLLBACK"), 1, statements)
+
+
+class SessionSettingTests(DatabaseTestCase):
+    overrides = {"DB_STATEMENT_TIMEOUT_MS": 1234}
+
+    def test_each_connection_has_jit_off_and_the_statement_timeout(self):
+        with self.app.app_context():
+            self.assertEqual(db.session.execute(text("SHOW jit")).scalar(), "off")
+            self.assertEqual(db.session.execute(text("SHOW statement_timeout")).scalar(), "1234ms")
+
+
+class StatementTimeoutTests(DatabaseTestCase):
+    overrides = {"DB_STATEMENT_TIMEOUT_MS": 200}
+
+    def test_a_statement_over_the_timeout_is_a_503_and_the_app_stays_usable(self):
+        # A real slow statement: the bucket list waits for a lock another session holds.
+        locker = create_engine(normalize_database_url(DATABASE_URL))
+        try:
+            with locker.begin() as connection:
+                connection.execute(text("LOCK TABLE buckets IN ACCESS EXCLUSIVE MODE"))
+                response = self.client.get("/v1/buckets", headers=self.auth)
+                self.assertEqual(response.status_code, 503)
+                self.assertEqual(response.json["error"], 503)
+                self.assertIs(response.json["success"], False)
+                self.assertEqual(self.client.get("/v1/auth/me", headers=self.auth).status_code, 200)
+                created = self.client.post("/v1/buckets", json={"name": "blocked"}, headers=self.auth)
+                self.assertEqual(created.status_code, 503)
+        finally:
+            locker.dispose()
+        self.assertEqual(self.client.get("/v1/buckets", headers=self.auth).status_code, 200)
+
+
+class OutageTests(DatabaseTestCase):
+    def _new_connections_only(self):
+        with self.app.app_context():
+            db.engine.dispose()
+
+    def test_starting_up_is_a_503_even_when_the_next_connection_works(self):
+        # The classifier used to ask the database again, got an answer, and called this a bug.
+        for method, path, body in (("GET", "/v1/buckets", None), ("POST", "/v1/buckets", {"name": "x"})):
+            with self.subTest(method=method):
+                self._new_connections_only()
+                self.proxy.starting_up(1)
+                response = self.client.open(path, method=method, json=body, headers=self.auth)
+                self.assertEqual(response.status_code, 503, response.json)
+                self.assertEqual(response.json["error"], 503)
+        self.assertEqual(self.client.get("/v1/buckets", headers=self.auth).status_code, 200)
+
+    def test_a_read_on_a_connection_that_died_is_run_again(self):
+        self.proxy.stop()  # every pooled connection dies
+        self.proxy.start()
+        self.assertEqual(self.client.get("/v1/buckets", headers=self.auth).status_code, 200)
+
+    def test_a_write_on_a_connection_that_died_is_a_503_then_works(self):
+        self.proxy.stop()
+        self.proxy.start()
+        response = self.client.post("/v1/buckets", json={"name": "two"}, headers=self.auth)
+        self.assertEqual(response.status_code, 503)
+        self.assertEqual(self.client.post("/v1/buckets", json={"name": "two"}, headers=self.auth).status_code, 201)
+
+    def test_a_connection_lost_inside_a_transaction_never_escapes_the_request(self):
+        app = make_app(SQLALCHEMY_DATABASE_URI=self.proxy.url(DATABASE_URL))
+
+        @app.post("/test-only/cut-mid-transaction")
+        def cut_mid_transaction():  # test app only: a transaction left open on a connection that dies
+            db.session.execute(text("SELECT count(*) FROM users"))
+            self.proxy.stop()
+            self.proxy.start()
+            return {"success": True}
+
+        try:
+            response = app.test_client().post("/test-only/cut-mid-transaction")
+            self.assertEqual(response.status_code, 200)
+            self.assertEqual(app.test_client().get("/v1/health").status_code, 200)
+        finally:
+            with app.app_context():
+                db.engine.dispose()
