@@ -4,15 +4,18 @@ import os
 import shutil
 import tempfile
 import threading
+import time
+import unittest
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, select, text, update
 
 from app.commands import purge_idempotency_keys
 from app.extensions import db
 from app.models import Actor, Bucket, IdempotencyKey, Image, Item, Movie
 from app.models.base import utcnow
-from tests.helpers import APITestCase, image_bytes
+from config import normalize_database_url
+from tests.helpers import DATABASE_URL, IS_POSTGRES, APITestCase, image_bytes
 
 REUSED = "Idempotency-Key was used with a different request"
 IN_PROGRESS = "A request with this Idempotency-Key is in progress"
@@ -200,6 +203,60 @@ class IdempotencyTests(APITestCase):
     def _set_key(self, key, **values):
         db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == key).values(**values))
         db.session.commit()
+
+
+@unittest.skipUnless(IS_POSTGRES, "needs PostgreSQL: requests held mid-write by a row lock")
+class TakeOverTests(APITestCase):
+    """A request taken for dead that wakes up again records nothing: the new holder's answer counts."""
+
+    def test_a_request_whose_key_was_taken_over_keeps_nothing(self):
+        user_id, headers = self.account()
+        engine = create_engine(normalize_database_url(DATABASE_URL))
+        blocker = engine.connect()
+        hold = blocker.begin()  # an uncommitted bucket of the same name: both requests wait on its index entry
+        blocker.execute(
+            text("INSERT INTO buckets (owner_id, name, created_at, modified_at) VALUES (:u, 'Held', now(), now())"),
+            {"u": user_id},
+        )
+        answers = {}
+
+        def send(name):
+            with self.app.app_context():
+                answers[name] = self.app.test_client().post(
+                    "/v1/buckets", headers={**headers, "Idempotency-Key": "held"}, json={"name": "Held"}
+                )
+
+        first = threading.Thread(target=send, args=("first",))
+        first.start()
+        self._wait_for_lock_waiters(engine, 1)
+        timeout = self.app.config["IDEMPOTENCY_RUNNING_TIMEOUT_SECONDS"]
+        with engine.begin() as conn:  # the first request now looks dead
+            conn.execute(update(IdempotencyKey).values(locked_at=utcnow() - timedelta(seconds=timeout + 1)))
+        second = threading.Thread(target=send, args=("second",))
+        second.start()
+        self._wait_for_lock_waiters(engine, 2)
+        hold.rollback()
+        first.join()
+        second.join()
+        blocker.close()
+        engine.dispose()
+        self.assertError(answers["first"], 409, IN_PROGRESS)
+        self.assertEqual(answers["second"].status_code, 201, answers["second"].json)
+        self.assertEqual(count(Bucket), 1)
+        kept = db.session.scalars(select(IdempotencyKey)).one()
+        self.assertEqual((kept.state, kept.status_code, kept.body), ("done", 201, answers["second"].get_data()))
+
+    @staticmethod
+    def _wait_for_lock_waiters(engine, n):
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        for _ in range(200):
+            with engine.connect() as conn:
+                if conn.execute(query).scalar() >= n:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"{n} requests never waited on the held row")
 
 
 class ServerErrorTests(APITestCase):
