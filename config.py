@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
+# The release: `/`, `/v1` and the OpenAPI document's info.version all say this.
+RELEASE_VERSION = "1.1.0"
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me-in-production-please"
 API_PREFIX = "/v1"  # every versioned route, and the OpenAPI document, live under it
@@ -118,7 +120,7 @@ def build_config(env_name=None, **overrides):
         "THUMBNAIL_SIZE": _env_int("THUMBNAIL_SIZE", 256),
         # OpenAPI (flask-smorest)
         "API_TITLE": "Buckets, Images & Casting API",
-        "API_VERSION": "v1",
+        "API_VERSION": RELEASE_VERSION,
         "OPENAPI_VERSION": "3.0.3",
         "API_PREFIX": API_PREFIX,
         "OPENAPI_URL_PREFIX": API_PREFIX,

@@ -8,7 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import database, errors, http
-from app.api import register_routes
+from app.api import openapi, register_routes
 from app.extensions import api, cors, db, limiter, migrate, schema_name
 from app.storage import init_storage
 from config import build_config
@@ -54,8 +54,8 @@ def create_app(config=None, **overrides):
         expose_headers=["Link", "Location", "X-Request-ID", "Retry-After", "ETag", "Idempotent-Replayed"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-None-Match", "If-Match", "Idempotency-Key"],
     )
-    api.init_app(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name)})
-    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    marshmallow_plugin = MarshmallowPlugin(schema_name_resolver=schema_name)
+    api.init_app(app, spec_kwargs={"marshmallow_plugin": marshmallow_plugin, **openapi.spec_kwargs()})
 
     app.before_request(http.assign_request_id)
     app.after_request(http.add_request_id)

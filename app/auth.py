@@ -29,7 +29,9 @@ MSG_EXPIRED = "Signature expired. Please log in again."
 MSG_INVALID = "Invalid token. Please log in again."
 MSG_REVOKED = "Token has been revoked. Please log in again."
 
-BEARER_SECURITY = [{"bearerAuth": []}]
+# OpenAPI security schemes that carry our bearer token: pasted as is, or got by the OAuth2 password grant.
+BEARER_SCHEMES = ("bearerAuth", "oauth2Password")
+BEARER_SECURITY = [{scheme: []} for scheme in BEARER_SCHEMES]
 
 # INSERT ... ON CONFLICT DO NOTHING, in each supported database's dialect.
 INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}

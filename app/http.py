@@ -3,6 +3,7 @@
 import logging
 import re
 import uuid
+from functools import wraps
 
 import flask_smorest
 import orjson
@@ -136,6 +137,24 @@ def read_json_object(max_bytes):
     if not isinstance(data, dict):
         raise APIError(400, "Request body must be a JSON object")
     return data
+
+
+FORM_MIMETYPE = "application/x-www-form-urlencoded"
+
+
+def require_mimetype(mimetype):
+    """A view decorator: a request body of another type is 415 before anything is parsed."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if request.mimetype != mimetype:
+                raise APIError(415, f"Content-Type must be {mimetype}")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 class StrictJsonParser(FlaskParser):

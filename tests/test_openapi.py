@@ -2,9 +2,17 @@
 
 import re
 
+from config import RELEASE_VERSION
 from tests.helpers import APITestCase
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
+INPUTLESS_OPERATIONS = {("/", "get"), ("/v1", "get"), ("/v1/health", "get"), ("/v1/openapi.json", "get")}
+OPEN_OPERATIONS = INPUTLESS_OPERATIONS | {
+    ("/v1/auth/register", "post"),
+    ("/v1/auth/login", "post"),
+    ("/v1/auth/refresh", "post"),
+    ("/v1/auth/token", "post"),
+}
 
 
 class OpenAPITests(APITestCase):
@@ -38,20 +46,18 @@ class OpenAPITests(APITestCase):
         envelope = self.spec["components"]["schemas"]["Error"]["properties"]
         self.assertEqual(set(envelope), {"success", "error", "message", "errors"})
 
+    def operations(self):
+        for path, item in self.spec["paths"].items():
+            for method, operation in item.items():
+                if method != "parameters":
+                    yield path, method, operation
+
     def test_guarded_operations_declare_security_and_errors(self):
-        open_operations = {
-            ("/", "get"),
-            ("/v1", "get"),
-            ("/v1/health", "get"),
-            ("/v1/openapi.json", "get"),
-            ("/v1/auth/register", "post"),
-            ("/v1/auth/login", "post"),
-            ("/v1/auth/refresh", "post"),
-        }
-        for path, method in self.documented() - open_operations:
-            operation = self.spec["paths"][path][method]
+        for path, method, operation in self.operations():
+            if (path, method) in OPEN_OPERATIONS:
+                continue
             with self.subTest(path=path, method=method):
-                self.assertEqual(operation.get("security"), [{"bearerAuth": []}])
+                self.assertEqual(operation.get("security"), [{"bearerAuth": []}, {"oauth2Password": []}])
                 self.assertIn("401", operation["responses"])
         movie_post = self.spec["paths"]["/v1/movies"]["post"]
         self.assertIn("post:movies", movie_post["description"])
@@ -59,6 +65,106 @@ class OpenAPITests(APITestCase):
         self.assertIn("422", movie_post["responses"])
         self.assertIn("400", self.spec["paths"]["/v1/movies"]["get"]["responses"])
         self.assertIn("multipart/form-data", self.spec["paths"]["/v1/images"]["post"]["requestBody"]["content"])
+
+    def test_public_operations_say_so(self):
+        for path, method in OPEN_OPERATIONS:
+            with self.subTest(path=path, method=method):
+                self.assertEqual(self.spec["paths"][path][method]["security"], [])
+
+    def test_operation_ids_are_unique_and_readable(self):
+        ids = {(path, method): operation["operationId"] for path, method, operation in self.operations()}
+        self.assertEqual(len(set(ids.values())), len(ids))
+        for operation_id in ids.values():
+            self.assertRegex(operation_id, r"^[a-z][A-Za-z0-9]+$")
+        expected = {
+            ("/v1/buckets", "get"): "listBuckets",
+            ("/v1/buckets", "post"): "createBucket",
+            ("/v1/buckets/{bucket_id}", "get"): "getBucket",
+            ("/v1/buckets/{bucket_id}", "put"): "replaceBucket",
+            ("/v1/buckets/{bucket_id}", "patch"): "updateBucket",
+            ("/v1/buckets/{bucket_id}", "delete"): "deleteBucket",
+            ("/v1/buckets/{bucket_id}/items", "post"): "createItem",
+            ("/v1/actors/{actor_id}/movies", "get"): "listActorMovies",
+            ("/v1/images", "post"): "uploadImages",
+            ("/v1/images/{image_id}/file", "get"): "getImageFile",
+            ("/v1/auth/login", "post"): "login",
+            ("/v1/auth/token", "post"): "issueToken",
+            ("/v1/auth/password", "put"): "changePassword",
+            ("/v1/auth/me", "get"): "getMe",
+        }
+        for key, operation_id in expected.items():
+            self.assertEqual(ids[key], operation_id)
+
+    def test_every_operation_with_input_lists_its_4xx_answers(self):
+        """Stands in for Redocly's operation-4xx-response, switched off only for operations without input."""
+        for path, method, operation in self.operations():
+            statuses = set(operation["responses"])
+            with self.subTest(path=path, method=method):
+                if "{" in path:
+                    self.assertIn("404", statuses)
+                if any(parameter["in"] == "query" for parameter in operation.get("parameters", [])):
+                    self.assertIn("400", statuses)
+                if "requestBody" in operation:
+                    self.assertLessEqual({"413", "415", "422"}, statuses)
+                if (path, method) not in INPUTLESS_OPERATIONS:
+                    self.assertTrue(any(status.startswith("4") for status in statuses))
+
+    def test_info_servers_and_version(self):
+        info = self.spec["info"]
+        self.assertEqual(info["version"], RELEASE_VERSION)
+        self.assertTrue(info["description"])
+        self.assertTrue(info["contact"]["name"])
+        self.assertTrue(info["license"]["name"])
+        self.assertEqual(self.spec["servers"][0]["url"], "/")
+        for path in ("/", "/v1"):
+            self.assertEqual(self.client.get(path).json["version"], RELEASE_VERSION)
+
+    def test_every_array_has_items(self):
+        def walk(node, where):
+            if isinstance(node, dict):
+                if node.get("type") == "array":
+                    self.assertIn("items", node, where)
+                for key, value in node.items():
+                    walk(value, f"{where}/{key}")
+            elif isinstance(node, list):
+                for index, value in enumerate(node):
+                    walk(value, f"{where}/{index}")
+
+        walk(self.spec, "#")
+
+    def test_response_schemas_require_every_field_and_requests_hold_no_read_only_field(self):
+        schemas = self.spec["components"]["schemas"]
+        for name in ("Bucket", "Item", "Actor", "Movie", "Image", "User", "Pagination", "Token", "OAuthToken"):
+            with self.subTest(schema=name):
+                self.assertEqual(set(schemas[name]["required"]), set(schemas[name]["properties"]))
+        self.assertEqual(set(schemas["Error"]["required"]), {"success", "error", "message"})
+        self.assertNotIn("actor_ids", schemas["Movie"]["properties"])
+        self.assertEqual(schemas["BucketInput"]["required"], ["name"])
+        self.assertEqual(set(schemas["BucketInput"]["properties"]), {"name"})
+        self.assertNotIn("id", schemas["ImagePatch"]["properties"])
+        create = self.spec["paths"]["/v1/buckets"]["post"]["requestBody"]["content"]["application/json"]
+        self.assertEqual(create["schema"]["$ref"], "#/components/schemas/BucketInput")
+
+    def test_response_headers_are_documented(self):
+        def headers(response):
+            if "$ref" in response:
+                response = self.spec["components"]["responses"][response["$ref"].rpartition("/")[2]]
+            return set(response.get("headers", {}))
+
+        for path, method, operation in self.operations():
+            for status, response in operation["responses"].items():
+                with self.subTest(path=path, method=method, status=status):
+                    self.assertIn("X-Request-ID", headers(response))
+                    if status == "201":
+                        self.assertIn("Location", headers(response))
+                    if status in ("429", "503"):
+                        self.assertIn("Retry-After", headers(response))
+                    if status == "401":
+                        self.assertIn("WWW-Authenticate", headers(response))
+        self.assertIn("Link", headers(self.spec["paths"]["/v1/buckets"]["get"]["responses"]["200"]))
+        image_file = self.spec["paths"]["/v1/images/{image_id}/file"]["get"]["responses"]["200"]
+        self.assertEqual(set(image_file["content"]), {"image/jpeg", "image/png", "image/gif", "image/webp"})
+        self.assertLessEqual({"ETag", "Cache-Control", "Content-Disposition"}, headers(image_file))
 
     def test_docs_page_is_served_from_the_app(self):
         page = self.client.get("/docs")

@@ -1,6 +1,6 @@
 """Where every URL is served: one module per resource under app/api/v1/, all under one prefix."""
 
-from app.api import docs
+from app.api import docs, openapi
 from app.api.v1 import actors, auth, buckets, images, items, meta, movies, users
 from app.http import IdConverter
 from app.schemas.common import MAX_ID
@@ -16,12 +16,16 @@ def register_routes(app, api):
         api.register_blueprint(module.blp, url_prefix=prefix + (module.blp.url_prefix or ""))
     app.register_blueprint(docs.blp)
     api.spec.path(
-        rule=next(app.url_map.iter_rules("api-docs.openapi_json")),
+        rule=next(app.url_map.iter_rules(openapi.OPENAPI_ENDPOINT)),
         operations={
             "get": {
                 "summary": "This OpenAPI document",
                 "tags": ["service"],
-                "responses": {"200": {"description": "OK"}},
+                "responses": {
+                    "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+                },
             }
         },
     )
+    openapi.register_security_schemes(api.spec)
+    openapi.finish(api.spec)

@@ -34,6 +34,17 @@ def tokens(user, message):
     }
 
 
+def oauth_tokens(user):
+    """The OAuth2 token answer (RFC 6749 section 5.1) in our success envelope."""
+    return {
+        "success": True,
+        "access_token": encode_token(user, ACCESS),
+        "token_type": "bearer",
+        "expires_in": int(token_lifetime(ACCESS).total_seconds()),
+        "refresh_token": encode_token(user, REFRESH),
+    }
+
+
 def registered(user):
     """201: the new account, logged in; Location names the account."""
     body = {**tokens(user, "Successfully registered"), "user": user}

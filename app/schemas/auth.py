@@ -75,6 +75,25 @@ class TokenSchema(Schema):
     token_type = fields.String(metadata={"example": "Bearer"})
 
 
+class TokenRequestSchema(Schema):
+    """RFC 6749 section 4.3.2; a public client, so client_id and client_secret are accepted and ignored."""
+
+    grant_type = fields.String(required=True, validate=validate.OneOf(["password"]))
+    username = Text(required=True, max_length=254, metadata={"description": "Your e-mail address"})
+    password = Text(required=True, trim=False, max_length=1024)
+    scope = fields.String(metadata={"description": "Ignored: a token carries its user's permissions"})
+    client_id = fields.String(metadata={"description": "Ignored"})
+    client_secret = fields.String(metadata={"description": "Ignored"})
+
+
+class OAuthTokenSchema(Schema):
+    success = fields.Boolean()
+    access_token = fields.String()
+    token_type = fields.String(metadata={"example": "bearer"})
+    expires_in = fields.Integer(metadata={"description": "Seconds until the access token expires"})
+    refresh_token = fields.String()
+
+
 class RegisterResponseSchema(TokenSchema):
     user = fields.Nested(UserSchema)
 

@@ -116,6 +116,19 @@ class MessageSchema(Schema):
     message = fields.String()
 
 
+class IndexSchema(Schema):
+    success = fields.Boolean()
+    name = fields.String()
+    version = fields.String(metadata={"description": "The release version", "example": "1.1.0"})
+    links = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "Name -> path"})
+
+
+class HealthSchema(Schema):
+    success = fields.Boolean()
+    status = fields.String(metadata={"example": "ok"})
+    database = fields.String(metadata={"example": "ok"})
+
+
 def envelope(name, key, schema, *, many=False, paginated=None):
     """A response schema: `{"success": true, key: <schema>}`, plus pagination for lists
     (unless `paginated=False`, as for the list an upload answers)."""

@@ -34,15 +34,24 @@ class Tags(fields.Field):
         return parse_tags(value)
 
 
-class LinksSchema(Schema):
-    file = fields.String()
-    thumbnail = fields.String()
+class ImageLinksSchema(Schema):
+    """Dumped from the image's id (see ImageSchema.links)."""
+
+    file = fields.Function(lambda image_id: url_for("images.image_file", image_id=image_id))
+    thumbnail = fields.Function(lambda image_id: url_for("images.image_thumbnail", image_id=image_id))
 
 
 class ImageSchema(ResourceSchema):
     title = Text(max_length=200)
     description = Text(max_length=2000, trim=False)
-    tags = Tags(metadata={"description": "Comma-separated string or list of strings", "type": "array"})
+    tags = Tags(
+        metadata={
+            "description": "A list of strings (a comma-separated string is accepted too)",
+            "type": "array",
+            "items": {"type": "string", "maxLength": MAX_TAG_LENGTH},
+            "maxItems": MAX_TAGS,
+        }
+    )
     filename = fields.String(dump_only=True)
     content_type = fields.String(dump_only=True)
     size_bytes = fields.Integer(dump_only=True)
@@ -50,13 +59,7 @@ class ImageSchema(ResourceSchema):
     height = fields.Integer(dump_only=True)
     sha256 = fields.String(dump_only=True)
     owner_id = fields.Integer(dump_only=True, allow_none=True)
-    links = fields.Method("_links", dump_only=True, metadata={"type": "object"})
-
-    def _links(self, image):
-        return {
-            "file": url_for("images.image_file", image_id=image.id),
-            "thumbnail": url_for("images.image_thumbnail", image_id=image.id),
-        }
+    links = fields.Nested(ImageLinksSchema, attribute="id", dump_only=True)
 
 
 class UploadFormSchema(Schema):

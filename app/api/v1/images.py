@@ -6,6 +6,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from werkzeug.utils import secure_filename
 
+from app.api import openapi
 from app.api.conditional import check_if_match, conditional
 from app.api.idempotency import idempotent
 from app.api.responses import created, deleted, found, listed
@@ -83,7 +84,7 @@ class Images(MethodView):
 
     @requires_permission("post:images")
     @idempotent
-    @blp.doc(requestBody=UPLOAD_BODY)
+    @blp.doc(requestBody=UPLOAD_BODY, operationId="uploadImages")
     @blp.response(201, ImageUploadResponse)
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
@@ -151,7 +152,7 @@ def _redirect_to_store(key, headers):
 
 
 @blp.route("/<id:image_id>/file")
-@blp.response(200, content_type="image/*", description="The image bytes (IMAGE_DELIVERY=proxy, the default)")
+@blp.doc(responses={200: openapi.image_bytes("The image bytes (IMAGE_DELIVERY=proxy, the default)")})
 @blp.alt_response(302, **REDIRECT_DOC)
 @blp.alt_response(304, description="Not modified (If-None-Match)")
 @requires_permission("get:images")
@@ -162,7 +163,7 @@ def image_file(image_id):
 
 
 @blp.route("/<id:image_id>/thumbnail")
-@blp.response(200, content_type="image/*", description="The thumbnail bytes (IMAGE_DELIVERY=proxy, the default)")
+@blp.doc(responses={200: openapi.image_bytes("The thumbnail bytes: JPEG for JPEG images, PNG otherwise (IMAGE_DELIVERY=proxy)")})
 @blp.alt_response(302, **REDIRECT_DOC)
 @blp.alt_response(304, description="Not modified (If-None-Match)")
 @requires_permission("get:images")

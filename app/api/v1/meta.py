@@ -5,6 +5,7 @@ from flask import current_app, url_for
 from app.database import database_is_reachable
 from app.errors import APIError
 from app.http import Blueprint
+from app.schemas.common import HealthSchema, IndexSchema
 
 root = Blueprint("root", __name__, description="Index")
 blp = Blueprint("service", __name__, description="Index and health")
@@ -35,21 +36,21 @@ def _index():
 
 
 @root.route("/", methods=["GET"])
-@root.response(200)
+@root.response(200, IndexSchema)
 def index():
     """Index of the API with links."""
     return _index()
 
 
 @blp.route("", methods=["GET"])
-@blp.response(200)
+@blp.response(200, IndexSchema)
 def v1_index():
     """Index of version 1 with links."""
     return _index()
 
 
 @blp.route("/health", methods=["GET"])
-@blp.response(200)
+@blp.response(200, HealthSchema)
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def health():
     """Liveness and database reachability."""

@@ -1,0 +1,280 @@
+"""The OpenAPI document: flask-smorest derives it from the routes and schemas; this module completes it.
+
+What every operation shares is filled in here, once, rather than on each route:
+- an operationId derived from the endpoint (`Buckets` GET -> listBuckets, `BucketDetail` PUT -> replaceBucket,
+  a function view `image_file` GET -> getImageFile);
+- `security: []` on public operations;
+- the 4xx answers its inputs can produce (a body: 400/413/415/422, query parameters: 400, a path id: 404,
+  a token: 401) and 503 (the database is down);
+- the response headers (X-Request-ID everywhere, Location on 201, Link on pages, Retry-After on 429/503, ...);
+- concrete media types for image bytes.
+`finish()` then makes the schemas say what a client can rely on: a component used both ways is split into
+a request form without the read-only fields (`BucketInput`) and the response form, whose fields are all
+`required` (every field is always sent, possibly as null).
+"""
+
+import re
+from copy import deepcopy
+from http import HTTPStatus
+
+from apispec import BasePlugin
+
+from app.services.images import CONTENT_TYPES
+
+DESCRIPTION = """One JSON REST API for accounts, per-user buckets and their items, a shared image repository,
+and a casting catalogue of actors and movies.
+
+Every answer is JSON (except image bytes and the docs page). Success: `{"success": true, ...}` with the
+resource under a named key; errors: `{"success": false, "error": <status>, "message": "..."}`, plus
+`errors` per field on validation failures. Sign in with `POST /v1/auth/login` (JSON) or
+`POST /v1/auth/token` (OAuth2 password grant, what the docs page's Authorize button uses), then send
+`Authorization: Bearer <access token>`."""
+
+SPEC_OPTIONS = {
+    "info": {
+        "description": DESCRIPTION,
+        "contact": {"name": "API maintainers", "email": "api@example.com"},
+        "license": {"name": "MIT", "url": "https://opensource.org/license/mit"},
+    },
+    "servers": [{"url": "/", "description": "The server that serves this document"}],
+}
+
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "oauth2Password": {
+        "type": "oauth2",
+        "description": "The OAuth2 password grant (RFC 6749 section 4.3): the docs page signs in with it.",
+        "flows": {"password": {"tokenUrl": "/v1/auth/token", "scopes": {}}},
+    },
+}
+
+# Response fields that are not always sent.
+OPTIONAL_RESPONSE_FIELDS = {"Error": {"errors"}}
+
+HEADERS = {
+    "X-Request-ID": ("The request id (yours if you sent a valid one); server logs carry it", {"type": "string"}),
+    "X-Content-Type-Options": ("Always `nosniff`", {"type": "string", "enum": ["nosniff"]}),
+    "Location": ("The URL of what was created (the first image of an upload)", {"type": "string"}),
+    "Link": ("RFC 8288 links to the next, previous, first and last pages", {"type": "string"}),
+    "Cache-Control": (
+        "`no-store` on answers that carry tokens and on /v1/auth/me, `private, no-cache` on other "
+        "authenticated JSON, `private` on image bytes",
+        {"type": "string"},
+    ),
+    "ETag": ("A strong validator; send it back in If-None-Match", {"type": "string"}),
+    "Content-Disposition": ('`inline; filename="<id>.<extension of the detected type>"`', {"type": "string"}),
+    "Retry-After": ("Seconds to wait before trying again", {"type": "integer", "minimum": 0}),
+    "WWW-Authenticate": ("Always `Bearer`", {"type": "string"}),
+    "X-RateLimit-Limit": ("Requests allowed in the current window", {"type": "integer"}),
+    "X-RateLimit-Remaining": ("Requests left in the current window", {"type": "integer"}),
+    "X-RateLimit-Reset": ("When the current window ends (Unix time)", {"type": "integer"}),
+}
+RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+# Headers of the shared error answers (components/responses), by status.
+ERROR_HEADERS = {
+    "UNAUTHORIZED": ("WWW-Authenticate",),
+    "TOO_MANY_REQUESTS": ("Retry-After", *RATE_LIMIT_HEADERS),
+    "SERVICE_UNAVAILABLE": ("Retry-After",),
+}
+
+# Public operations whose answers carry tokens (so Cache-Control: no-store).
+TOKEN_OPERATIONS = {"register", "login", "refresh", "issueToken"}
+COLLECTION_VERBS = {"get": "list", "post": "create"}
+ITEM_VERBS = {"get": "get", "put": "replace", "patch": "update", "delete": "delete"}
+JSON = "application/json"
+OPENAPI_ENDPOINT = "api-docs.openapi_json"
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+IMAGE_MEDIA_TYPES = sorted(set(CONTENT_TYPES.values()))
+
+
+def operation_id(endpoint, method):
+    """A readable id from the Flask endpoint: class views by their verbs, function views by their names."""
+    view = endpoint.rpartition(".")[2]
+    if view[0].isupper():
+        if view.endswith("Detail"):
+            return ITEM_VERBS[method] + view.removesuffix("Detail")
+        noun = view if method == "get" else view.removesuffix("s")
+        return COLLECTION_VERBS[method] + noun
+    name = re.sub(r"_(\w)", lambda match: match.group(1).upper(), view)
+    # GET views are named for what they answer, the others for what they do.
+    return "get" + name[0].upper() + name[1:] if method == "get" else name
+
+
+def _header_refs(*names):
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
+
+
+def _error_statuses(operation, path):
+    """The 4xx (and 503) answers an operation's inputs can produce."""
+    statuses = {503}
+    body = operation.get("requestBody", {}).get("content", {})
+    if body:
+        statuses |= {413, 415, 422}
+    if JSON in body or any(parameter.get("in") == "query" for parameter in operation.get("parameters", [])):
+        statuses.add(400)
+    if "{" in path:
+        statuses.add(404)
+    if operation["security"]:
+        statuses.add(401)
+    return statuses
+
+
+def _success_headers(status, operation):
+    names = ["X-Request-ID", "X-Content-Type-Options"]
+    if status == "201":
+        names.append("Location")
+    if status == "200" and any(parameter.get("name") == "per_page" for parameter in operation.get("parameters", [])):
+        names.append("Link")
+    if operation["security"] or operation["operationId"] in TOKEN_OPERATIONS:
+        names.append("Cache-Control")
+    if status == "304" or any(
+        media.startswith("image/") for media in operation["responses"][status].get("content", {})
+    ):
+        names += ["ETag", "Cache-Control", "Content-Disposition"] if status != "304" else ["ETag", "Cache-Control"]
+    if "429" in operation["responses"]:
+        names += RATE_LIMIT_HEADERS
+    return _header_refs(*dict.fromkeys(names))
+
+
+def complete_operation(operation, method, path, endpoint):
+    operation.setdefault("operationId", operation_id(endpoint, method))
+    if "security" not in operation:
+        operation["security"] = []
+        operation.setdefault("description", "Public: needs no token.")
+    responses = operation["responses"] = {str(status): answer for status, answer in operation["responses"].items()}
+    statuses = _error_statuses(operation, path)
+    if endpoint == OPENAPI_ENDPOINT:
+        statuses.discard(503)  # served from memory
+    for status in sorted(statuses):
+        responses.setdefault(str(status), HTTPStatus(status).name)  # flask-smorest's shared error answers
+    for status, response in responses.items():
+        if not isinstance(response, dict) or "$ref" in response:
+            continue  # a shared answer: its headers are set once, in finish()
+        if status == "304":
+            operation.setdefault("parameters", []).append(IF_NONE_MATCH)
+        response["headers"] = {**_success_headers(status, operation), **response.get("headers", {})}
+
+
+def image_bytes(description):
+    """A response whose body is image bytes, of any type an upload can have."""
+    return {"description": description, "content": {media: deepcopy(BINARY) for media in IMAGE_MEDIA_TYPES}}
+
+
+IF_NONE_MATCH = {
+    "in": "header",
+    "name": "If-None-Match",
+    "required": False,
+    "description": "The ETag you have: 304 with no body if it still matches",
+    "schema": {"type": "string"},
+}
+
+
+class OperationsPlugin(BasePlugin):
+    """Completes every operation as flask-smorest registers it."""
+
+    def init_spec(self, spec):
+        self.spec = spec
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        endpoint = kwargs["rule"].endpoint
+        for method, operation in operations.items():
+            complete_operation(operation, method, path, endpoint)
+
+
+def spec_kwargs():
+    """What `Api.init_app` needs to build the document this module completes."""
+    return {"extra_plugins": [OperationsPlugin()], **SPEC_OPTIONS}
+
+
+def register_security_schemes(spec):
+    for name, scheme in SECURITY_SCHEMES.items():
+        spec.components.security_scheme(name, scheme)
+
+
+# -- finishing the document once every route is in -------------------------
+
+
+def _refs(node):
+    """Names of the schemas `node` refers to, directly."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        found = {ref.rpartition("/")[2]} if ref.startswith("#/components/schemas/") else set()
+        for value in node.values():
+            found |= _refs(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_refs(value) for value in node)) if node else set()
+    return set()
+
+
+def _closure(names, schemas):
+    seen, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in seen and name in schemas:
+            seen.add(name)
+            todo += _refs(schemas[name])
+    return seen
+
+
+def _without(schema, flag):
+    """A copy of an object schema without the properties marked `flag` (readOnly or writeOnly)."""
+    result = deepcopy(schema)
+    dropped = {name for name, prop in result.get("properties", {}).items() if prop.get(flag)}
+    for name in dropped:
+        del result["properties"][name]
+    required = [name for name in result.get("required", []) if name not in dropped]
+    if required:
+        result["required"] = required
+    else:
+        result.pop("required", None)
+    return result
+
+
+def _operations(paths):
+    for item in paths.values():
+        yield from (operation for key, operation in item.items() if key != "parameters")
+
+
+def _request_media(paths):
+    """The request bodies' media objects whose schema is a component."""
+    for operation in _operations(paths):
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            if "$ref" in media.get("schema", {}):
+                yield media
+
+
+def finish(spec):
+    """Request and response forms of the schemas; headers of the shared answers. Call once, at the end."""
+    document = spec.to_dict()
+    schemas = spec.components.schemas
+    request_media = list(_request_media(document["paths"]))
+    answers = [operation["responses"] for operation in _operations(document["paths"])]
+    responses = _closure(_refs(answers) | _refs(spec.components.responses_lazy), schemas)
+    for media in request_media:
+        name = media["schema"]["$ref"].rpartition("/")[2]
+        if name in responses:
+            request_name = f"{name}Input"
+            schemas.setdefault(request_name, _without(schemas[name], "readOnly"))
+            media["schema"] = {"$ref": f"#/components/schemas/{request_name}"}
+        else:
+            schemas[name] = _without(schemas[name], "readOnly")
+    for name in responses:
+        schema = _without(schemas[name], "writeOnly")
+        for field, prop in schema.get("properties", {}).items():
+            prop.pop("readOnly", None)
+            if list(prop) == ["allOf"] and len(prop["allOf"]) == 1:  # apispec's wrapper for a read-only $ref
+                schema["properties"][field] = prop["allOf"][0]
+        properties = list(schema.get("properties", {}))
+        required = [field for field in properties if field not in OPTIONAL_RESPONSE_FIELDS.get(name, ())]
+        if required:
+            schema["required"] = required
+        schemas[name] = schema
+    used = _closure(responses | _refs(request_media), schemas)
+    for name in set(schemas) - used:
+        del schemas[name]  # e.g. flask-smorest's own pagination schema, which our envelopes do not use
+    for name, response in {**spec.components.responses_lazy, **spec.components.responses}.items():
+        extra = ("X-Request-ID", "X-Content-Type-Options", *ERROR_HEADERS.get(name, ()))
+        response["headers"] = {**_header_refs(*extra), **response.get("headers", {})}
+    for name, (description, schema) in HEADERS.items():
+        spec.components.header(name, {"description": description, "schema": schema})

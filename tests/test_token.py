@@ -1,0 +1,76 @@
+"""POST /v1/auth/token: the OAuth2 password grant (RFC 6749 section 4.3) the docs page signs in with."""
+
+from tests.helpers import PASSWORD, APITestCase, bearer
+
+FORM = "application/x-www-form-urlencoded"
+
+
+class TokenTests(APITestCase):
+    def grant(self, email, password=PASSWORD, **extra):
+        form = {"grant_type": "password", "username": email, "password": password, **extra}
+        return self.client.post("/v1/auth/token", data=form, content_type=FORM)
+
+    def test_password_grant_answers_a_bearer_token_pair(self):
+        self.register("ada@example.com")
+        response = self.grant("ADA@example.com ")
+        self.assertEqual(response.status_code, 200, response.json)
+        body = response.json
+        self.assertEqual(
+            set(body), {"success", "access_token", "token_type", "expires_in", "refresh_token"}, "RFC 6749 5.1"
+        )
+        self.assertIs(body["success"], True)
+        self.assertEqual(body["token_type"], "bearer")
+        self.assertEqual(body["expires_in"], 15 * 60)
+        self.assertEqual(response.headers["Cache-Control"], "no-store")
+        me = self.client.get("/v1/auth/me", headers=bearer(body["access_token"]))
+        self.assertEqual(me.json["user"]["email"], "ada@example.com")
+        refreshed = self.client.post("/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+        self.assertEqual(refreshed.status_code, 200)
+
+    def test_what_swagger_ui_sends_is_accepted(self):
+        self.register("ui@example.com")
+        response = self.grant("ui@example.com", scope="", client_id="", client_secret="")
+        self.assertEqual(response.status_code, 200, response.json)
+        with_basic = self.client.post(
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": "ui@example.com", "password": PASSWORD, "scope": ""},
+            content_type=FORM,
+            headers={"Authorization": "Basic Og=="},  # an empty client id and secret
+        )
+        self.assertEqual(with_basic.status_code, 200, with_basic.json)
+
+    def test_wrong_credentials_are_401_in_the_envelope(self):
+        self.register("bob@example.com")
+        for email, password in (("bob@example.com", "wrong password"), ("nobody@example.com", PASSWORD)):
+            with self.subTest(email=email):
+                response = self.grant(email, password)
+                self.assertError(response, 401, "Invalid email or password")
+                self.assertEqual(response.headers["WWW-Authenticate"], "Bearer")
+
+    def test_other_grants_and_missing_fields_are_422(self):
+        self.register("carol@example.com")
+        self.assertFieldError(self.grant("carol@example.com", grant_type="client_credentials"), "grant_type")
+        response = self.client.post("/v1/auth/token", data={"grant_type": "password"}, content_type=FORM)
+        body = self.assertFieldError(response, "username")
+        self.assertIn("password", body["errors"])
+        self.assertFieldError(self.grant("carol@example.com", colour="red"), "colour")
+
+    def test_a_json_body_is_415(self):
+        response = self.client.post(
+            "/v1/auth/token", json={"grant_type": "password", "username": "a@example.com", "password": PASSWORD}
+        )
+        self.assertError(response, 415, "Content-Type must be application/x-www-form-urlencoded")
+
+
+class TokenRateLimitTests(APITestCase):
+    app_overrides = {"RATELIMIT_ENABLED": True, "RATELIMIT_LOGIN": "2 per minute", "RATELIMIT_KEY_PREFIX": "token-test"}
+
+    def test_failed_grants_and_failed_logins_share_one_count(self):
+        self.register("dave@example.com")
+        form = {"grant_type": "password", "username": "dave@example.com", "password": "wrong password"}
+        self.assertEqual(self.client.post("/v1/auth/token", data=form, content_type=FORM).status_code, 401)
+        login = {"email": "dave@example.com", "password": "wrong password"}
+        self.assertEqual(self.client.post("/v1/auth/login", json=login).status_code, 401)
+        response = self.client.post("/v1/auth/token", data=form, content_type=FORM)
+        self.assertError(response, 429)
+        self.assertError(self.client.post("/v1/auth/login", json=login), 429)
