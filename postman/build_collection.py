@@ -510,7 +510,7 @@ def build():
 
 
 def environment():
-    values = {"baseUrl": "http://127.0.0.1:5000", "adminEmail": "admin@example.com", "adminPassword": "admin password"}
+    values = {"baseUrl": "http://127.0.0.1:5000", "adminEmail": "admin@example.com", "adminPassword": "password123"}
     return {"name": "Local", "values": [{"key": k, "value": v, "enabled": True} for k, v in values.items()]}
 
 

@@ -67,7 +67,8 @@ class ActorDetail(MethodView):
 @blp.route("/<id:actor_id>/movies")
 class ActorMovies(MethodView):
     @requires_permission("get:actors")
-    @blp.arguments(MOVIES.args, location="query", error_status_code=400)
+    # The path names the actor: the list's own actor_id filter would only clash with it.
+    @blp.arguments(MOVIES.args(exclude=("actor_id",)), location="query", error_status_code=400)
     @blp.response(200, MovieListResponse)
     def get(self, args, actor_id):
         """The movies an actor plays in."""
