@@ -127,7 +127,7 @@ def _picture(fmt, color):
 
 
 def service(s):
-    for operation_id in ("getRoot", "getV1Index"):
+    for operation_id in ("getIndex", "getV1Index"):
         assert s.call(operation_id, 200, "Index").parsed.version
     s.call("getHealth", 200, "Health")
     s.call("getOpenapiJson", 200, "GetOpenapiJsonResponse200")

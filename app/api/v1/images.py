@@ -163,7 +163,11 @@ def image_file(image_id):
 
 
 @blp.route("/<id:image_id>/thumbnail")
-@blp.doc(responses={200: openapi.image_bytes("The thumbnail bytes: JPEG for JPEG images, PNG otherwise (IMAGE_DELIVERY=proxy)")})
+@blp.doc(
+    responses={
+        200: openapi.image_bytes("The thumbnail bytes: JPEG for JPEG images, PNG otherwise (IMAGE_DELIVERY=proxy)")
+    }
+)
 @blp.alt_response(302, **REDIRECT_DOC)
 @blp.alt_response(304, description="Not modified (If-None-Match)")
 @requires_permission("get:images")
