@@ -21,7 +21,7 @@ from PIL import Image as PILImage
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "build" / "api-client"))
 
 from api_client import AuthenticatedClient, Client, models  # noqa: E402
-from api_client.types import UNSET, File  # noqa: E402
+from api_client.types import File  # noqa: E402
 
 # Models whose extra keys are their content (free-form maps).
 MAPS = {"IndexLinks", "ErrorErrors", "GetOpenapiJsonResponse200"}
@@ -88,30 +88,30 @@ class Scenario:
         return response
 
     def walk(self, operation_id, key, **kwargs):
-        """Every row of a list, page by page following `pagination.next`, then by `next_cursor` if offered."""
-        by_page, query = [], {"per_page": 2}
-        while True:
-            parsed = self.call(operation_id, 200, _list_model(operation_id), **kwargs, **query).parsed
-            by_page += [row.id for row in getattr(parsed, key)]
-            if not parsed.pagination.next_:
-                break
-            query = {
-                name: int(value)
-                for name, value in parse_qsl(urlsplit(parsed.pagination.next_).query)
-                if name in ("page", "per_page")
-            }
-        cursor = getattr(parsed.pagination, "next_cursor", UNSET)
-        if cursor is UNSET:
-            return by_page
-        by_cursor, query = [], {"per_page": 2}
-        while True:
-            parsed = self.call(operation_id, 200, _list_model(operation_id), **kwargs, **query).parsed
-            by_cursor += [row.id for row in getattr(parsed, key)]
-            if not parsed.pagination.next_cursor:
-                break
-            query = {"per_page": 2, "page": UNSET, "cursor": parsed.pagination.next_cursor}
+        """Every row of a list, two pages at a time: by `pagination.next`, then again by `next_cursor`."""
+        by_page = self._collect(operation_id, key, kwargs, lambda pagination: _page_query(pagination.next_))
+        by_cursor = self._collect(operation_id, key, kwargs, lambda pagination: _cursor_query(pagination.next_cursor))
         assert by_cursor == by_page, f"{operation_id}: cursor walk {by_cursor} != page walk {by_page}"
         return by_page
+
+    def _collect(self, operation_id, key, kwargs, next_query):
+        ids, query = [], {"per_page": 2}
+        while query:
+            parsed = self.call(operation_id, 200, _list_model(operation_id), **kwargs, **query).parsed
+            ids += [row.id for row in getattr(parsed, key)]
+            query = next_query(parsed.pagination)
+        return ids
+
+
+def _page_query(link):
+    """The page and per_page of a `next` link, or None on the last page."""
+    if not link:
+        return None
+    return {name: int(value) for name, value in parse_qsl(urlsplit(link).query) if name in ("page", "per_page")}
+
+
+def _cursor_query(cursor):
+    return {"per_page": 2, "cursor": cursor} if cursor else None
 
 
 def _list_model(operation_id):
