@@ -150,7 +150,7 @@ def complete_operation(operation, method, path, endpoint):
     for status, response in responses.items():
         if not isinstance(response, dict) or "$ref" in response:
             continue  # a shared answer: its headers are set once, in finish()
-        if status == "304":
+        if status == "304" and not any(param["name"] == "If-None-Match" for param in operation.get("parameters", [])):
             operation.setdefault("parameters", []).append(IF_NONE_MATCH)
         response["headers"] = {**_success_headers(status, operation), **response.get("headers", {})}
 
