@@ -65,15 +65,11 @@ HEADERS = {
     "Content-Disposition": ('`inline; filename="<id>.<extension of the detected type>"`', {"type": "string"}),
     "Retry-After": ("Seconds to wait before trying again", {"type": "integer", "minimum": 0}),
     "WWW-Authenticate": ("Always `Bearer`", {"type": "string"}),
-    "X-RateLimit-Limit": ("Requests allowed in the current window", {"type": "integer"}),
-    "X-RateLimit-Remaining": ("Requests left in the current window", {"type": "integer"}),
-    "X-RateLimit-Reset": ("When the current window ends (Unix time)", {"type": "integer"}),
 }
-RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 # Headers of the shared error answers (components/responses), by status.
 ERROR_HEADERS = {
     "UNAUTHORIZED": ("WWW-Authenticate",),
-    "TOO_MANY_REQUESTS": ("Retry-After", *RATE_LIMIT_HEADERS),
+    "TOO_MANY_REQUESTS": ("Retry-After",),
     "SERVICE_UNAVAILABLE": ("Retry-After",),
 }
 
@@ -131,8 +127,6 @@ def _success_headers(status, operation):
         media.startswith("image/") for media in operation["responses"][status].get("content", {})
     ):
         names += ["ETag", "Cache-Control", "Content-Disposition"] if status != "304" else ["ETag", "Cache-Control"]
-    if "429" in operation["responses"]:
-        names += RATE_LIMIT_HEADERS
     return _header_refs(*dict.fromkeys(names))
 
 
