@@ -116,6 +116,8 @@ def build_config(env_name=None, **overrides):
         "MAX_UPLOAD_BYTES": _env_int("MAX_UPLOAD_BYTES", 50 * 1024 * 1024),
         "MAX_IMAGE_BYTES": _env_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024),
         "MAX_IMAGE_PIXELS": _env_int("MAX_IMAGE_PIXELS", 40_000_000),
+        # Frames x canvas of one animation, counted before any frame is decoded.
+        "MAX_ANIMATION_PIXELS": _env_int("MAX_ANIMATION_PIXELS", 40_000_000),
         "MAX_FILES_PER_UPLOAD": _env_int("MAX_FILES_PER_UPLOAD", 20),
         "THUMBNAIL_SIZE": _env_int("THUMBNAIL_SIZE", 256),
         # OpenAPI (flask-smorest)

@@ -27,6 +27,7 @@ DEFAULT_MESSAGES = {
     429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable: the database cannot be reached",
+    507: "Insufficient storage: the image store is full",
 }
 RATE_LIMIT_STORE_DOWN = "Service unavailable: the rate-limit store cannot be reached"
 # A client may retry a 503 this soon: the app reconnects as soon as the service is back.

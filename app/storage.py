@@ -1,8 +1,10 @@
 """Where image bytes live: a local directory or any S3-compatible store.
 
 Keys are content addresses (sha256), so writing the same bytes twice is harmless.
+Who may write or delete a key, and when, is decided in `app/services/images.py`.
 """
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -25,6 +27,16 @@ class StoredFileMissing(Exception):
     """A record points at bytes the store no longer has."""
 
 
+class StorageFull(Exception):
+    """The store has no room left (a full disk or quota, or an S3 store that says so)."""
+
+
+# What S3-compatible stores answer when they are out of space (MinIO says XMinioStorageFull, HTTP 507).
+S3_FULL_CODES = {"XMinioStorageFull", "StorageFull", "InsufficientStorage", "QuotaExceeded"}
+DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+TEMP_PREFIX = ".upload-"
+
+
 class LocalStorage:
     def __init__(self, root):
         self.root = Path(root)
@@ -35,12 +47,20 @@ class LocalStorage:
 
     def put(self, key, data, content_type):
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a reader never sees a half-written file.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename: a reader never sees a half-written file.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)
+        except OSError as error:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+            if error.errno in DISK_FULL_ERRNOS:
+                raise StorageFull(key) from error
+            raise
 
     def exists(self, key):
         return self._path(key).is_file()
@@ -88,7 +108,15 @@ class S3Storage:
 
     def put(self, key, data, content_type):
         self._ensure_bucket()
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except ClientError as error:
+            response = error.response
+            if response.get("Error", {}).get("Code") in S3_FULL_CODES or (
+                response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 507
+            ):
+                raise StorageFull(key) from error
+            raise
 
     def exists(self, key):
         try:

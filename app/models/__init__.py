@@ -3,7 +3,7 @@
 from app.models.bucket import Bucket, Item
 from app.models.casting import Actor, Movie, movie_actors
 from app.models.idempotency import IdempotencyKey
-from app.models.image import Image, ImageTag
+from app.models.image import Image, ImageTag, StoredFile
 from app.models.user import RevokedToken, User
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Item",
     "Movie",
     "RevokedToken",
+    "StoredFile",
     "User",
     "movie_actors",
 ]

@@ -1,8 +1,23 @@
-from sqlalchemy import ForeignKey, Integer, String, Text
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.base import ResourceMixin, sort_indexes
+from app.models.base import ResourceMixin, sort_indexes, utcnow
+
+
+class StoredFile(db.Model):
+    """One row per content address in the store: the lock that orders writers and deleters of those bytes.
+
+    A request that writes or deletes the bytes of a sha256 first locks this row (an upsert, which also
+    takes SQLite's write lock), so a deleter's "no image refers to it any more" cannot race an upload.
+    """
+
+    __tablename__ = "stored_files"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
 
 
 class ImageTag(db.Model):

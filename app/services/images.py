@@ -1,20 +1,31 @@
-"""Turning uploaded bytes into safe stored images, and forgetting them again."""
+"""Turning uploaded bytes into safe stored images, and forgetting them again.
+
+Stored bytes are shared by every image with the same sha256, so who may write or delete them is decided
+under a lock on the hash (a `stored_files` row, see `_lock_contents`): an upload writes missing bytes and
+commits its rows while holding the lock; a deleter, or an upload cleaning up after a failure, removes bytes
+only while holding the lock and after seeing that no committed image refers to them.
+"""
 
 import hashlib
 import io
 import logging
+import os
+import unicodedata
 import warnings
 from dataclasses import dataclass
 
 from flask import current_app
 from PIL import Image as PILImage
-from PIL import ImageOps, ImageSequence
-from sqlalchemy import func, select
+from PIL import ImageOps
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from werkzeug.utils import secure_filename
 
 from app.errors import APIError
 from app.extensions import db
-from app.models import Image
-from app.storage import storage
+from app.models import Image, StoredFile
+from app.models.base import utcnow
+from app.storage import StorageFull, storage
 
 log = logging.getLogger("app.images")
 
@@ -30,6 +41,9 @@ METADATA_INFO_KEYS = ("exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop"
 # What may survive a re-encode: rendering hints, never camera or author data.
 SAFE_INFO_KEYS = ("transparency", "duration", "loop", "background", "icc_profile", "dpi", "disposal")
 MAX_FRAMES = 500
+MAX_FILENAME = 255
+FILE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
+UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 @dataclass
@@ -51,6 +65,22 @@ def thumbnail_content_type(content_type):
     return "image/jpeg" if content_type == "image/jpeg" else "image/png"
 
 
+def download_name(image_id, content_type):
+    """The name a download is offered under: never the uploaded name, whose extension could lie."""
+    return f"{image_id}.{FILE_EXTENSIONS[content_type]}"
+
+
+def clean_filename(name):
+    """The uploaded name made safe and at most 255 characters, keeping its extension where it fits."""
+    name = secure_filename(unicodedata.normalize("NFC", name or "")) or "image"
+    if len(name) <= MAX_FILENAME:
+        return name
+    stem, extension = os.path.splitext(name)
+    if len(extension) > 16:  # not an extension worth keeping
+        return name[:MAX_FILENAME]
+    return stem[: MAX_FILENAME - len(extension)] + extension
+
+
 def _refuse(status, filename, reason):
     return APIError(status, f"File '{filename}' was refused: {reason}", errors={"images": [f"{filename}: {reason}"]})
 
@@ -69,8 +99,7 @@ def _open(filename, data):
                 raise _refuse(415, filename, "it is not a JPEG, PNG, GIF or WebP image")
             if image.width * image.height > config["MAX_IMAGE_PIXELS"]:
                 raise _refuse(413, filename, f"it has more than {config['MAX_IMAGE_PIXELS']} pixels")
-            if getattr(image, "n_frames", 1) > MAX_FRAMES:
-                raise _refuse(413, filename, f"it has more than {MAX_FRAMES} frames")
+            _check_frames(image, filename)
             image.load()
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
         raise _refuse(413, filename, "it decompresses to too many pixels") from None
@@ -79,6 +108,16 @@ def _open(filename, data):
     except Exception:  # Pillow raises many types for undecodable bytes
         raise _refuse(415, filename, "it is not a supported image, or it is truncated or corrupt") from None
     return image
+
+
+def _check_frames(image, filename):
+    """Budget frames x canvas before decoding any frame: counting frames only reads their headers."""
+    frames = getattr(image, "n_frames", 1)
+    if frames > MAX_FRAMES:
+        raise _refuse(413, filename, f"it has more than {MAX_FRAMES} frames")
+    budget = current_app.config["MAX_ANIMATION_PIXELS"]
+    if frames > 1 and frames * image.width * image.height > budget:
+        raise _refuse(413, filename, f"its frames hold more than {budget} pixels in all")
 
 
 def _carries_metadata(image):
@@ -91,14 +130,11 @@ def _carries_metadata(image):
     return False
 
 
-def _encode(image, fmt, frames=None):
+def _encode(image, fmt, **params):
     out = io.BytesIO()
-    params = {"format": fmt}
     if fmt == "JPEG":
         params["quality"] = 95
-    if frames:
-        params.update(save_all=True, append_images=frames)
-    image.save(out, **params)
+    image.save(out, format=fmt, **params)
     return out.getvalue()
 
 
@@ -106,11 +142,11 @@ def _strip_metadata(image):
     """Re-encode without metadata, upright (EXIF orientation applied)."""
     fmt = SAVE_FORMAT.get(image.format, image.format)
     if getattr(image, "is_animated", False) and fmt in ("GIF", "WEBP"):
-        frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
-        safe = {key: image.info[key] for key in SAFE_INFO_KEYS if key in image.info}
-        for frame in frames:
-            frame.info = dict(safe)
-        return _encode(frames[0], fmt, frames[1:]), frames[0]
+        # Pillow walks the frames itself: no list of full-canvas copies of our own. Empty metadata
+        # parameters win over what the frames carry; timing, loop and transparency stay.
+        data = _encode(image, fmt, save_all=True, comment=b"", exif=b"", xmp=b"")
+        image.seek(0)
+        return data, image
     clean = ImageOps.exif_transpose(image)
     clean.info = {key: image.info[key] for key in SAFE_INFO_KEYS if key in image.info}
     if fmt == "JPEG" and clean.mode not in ("RGB", "L", "CMYK"):
@@ -152,39 +188,64 @@ def process_upload(filename, data):
     )
 
 
-def _stored_hashes(hashes):
+def _lock_contents(hashes):
+    """Lock each hash's `stored_files` row until commit, creating it if need be.
+
+    An upsert locks the row on PostgreSQL whether it inserts or not (and waits for an uncommitted
+    insert of the same hash); on SQLite any write takes the database's write lock. Sorted, so two
+    uploads that share hashes lock them in the same order and cannot deadlock.
+    """
+    if not hashes:
+        return
+    upsert = UPSERT[db.session.get_bind().dialect.name]
+    now = utcnow()
+    stmt = upsert(StoredFile).values([{"sha256": sha, "created_at": now} for sha in sorted(hashes)])
+    db.session.execute(stmt.on_conflict_do_update(index_elements=["sha256"], set_={"sha256": stmt.excluded.sha256}))
+
+
+def _referenced(hashes):
+    """The hashes a committed image refers to (under the lock, their bytes are in the store)."""
     if not hashes:
         return set()
     return set(db.session.scalars(select(Image.sha256).where(Image.sha256.in_(hashes)).distinct()))
 
 
-def _write_new_files(processed):
-    """Store bytes no record points at yet; returns the keys written."""
-    present = _stored_hashes({item.sha256 for item in processed})
-    written = []
+def _write_missing_files(processed):
+    """Under the hash locks: write the bytes and thumbnail of every hash no image refers to yet."""
+    present = _referenced({item.sha256 for item in processed})
     for item in processed:
-        if item.sha256 in present or item.sha256 in written:
+        if item.sha256 in present:
             continue
         storage().put(item.sha256, item.data, item.content_type)
-        written.append(item.sha256)
         storage().put(thumbnail_key(item.sha256), item.thumbnail, thumbnail_content_type(item.content_type))
-    return written
+        present.add(item.sha256)
 
 
-def _discard(hashes):
-    for sha in hashes:
-        for key in (sha, thumbnail_key(sha)):
-            try:
+def release_contents(hashes):
+    """Delete the bytes of each hash that no committed image refers to, holding the hash's lock.
+
+    Never raises: bytes that cannot be deleted now stay as orphans for `manage.py sweep-images`.
+    """
+    hashes = set(hashes)
+    try:
+        _lock_contents(hashes)
+        unused = hashes - _referenced(hashes)
+        for sha in unused:
+            for key in (sha, thumbnail_key(sha)):
                 storage().delete(key)
-            except Exception:
-                log.exception("could not delete stored file %s", key)
+        db.session.execute(delete(StoredFile).where(StoredFile.sha256.in_(unused)))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not release stored files %s; manage.py sweep-images will", sorted(hashes))
 
 
 def save_uploads(processed, metadata, owner_id):
-    """Store files and records together: if anything fails, neither remains."""
-    written = []
+    """Store files and records together: if anything fails, neither remains (a full store is 507)."""
+    hashes = {item.sha256 for item in processed}
     try:
-        written = _write_new_files(processed)
+        _lock_contents(hashes)
+        _write_missing_files(processed)
         records = [
             Image(
                 title=metadata.get("title") or item.filename.rsplit(".", 1)[0][:200],
@@ -202,9 +263,11 @@ def save_uploads(processed, metadata, owner_id):
         ]
         db.session.add_all(records)
         db.session.commit()
-    except BaseException:
+    except BaseException as error:
         db.session.rollback()
-        _discard(written)
+        release_contents(hashes)
+        if isinstance(error, StorageFull):
+            raise APIError(507) from None
         raise
     return records
 
@@ -214,6 +277,4 @@ def delete_image(image):
     sha = image.sha256
     db.session.delete(image)
     db.session.commit()
-    remaining = db.session.scalar(select(func.count(Image.id)).where(Image.sha256 == sha))
-    if not remaining:
-        _discard([sha])
+    release_contents({sha})

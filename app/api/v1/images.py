@@ -4,7 +4,6 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from marshmallow import ValidationError
 from sqlalchemy import select
-from werkzeug.utils import secure_filename
 
 from app.api import openapi
 from app.api.conditional import check_if_match, conditional
@@ -31,7 +30,7 @@ from app.storage import StoredFileMissing, storage
 
 blp = Blueprint("images", __name__, url_prefix="/images", description="The shared image repository")
 
-CACHE_CONTROL = "private, max-age=86400"
+CACHE_CONTROL = "private"
 REDIRECT_CACHE_CONTROL = "private, no-store"
 REDIRECT_DOC = {
     "description": "IMAGE_DELIVERY=redirect (S3 storage): the bytes are at a presigned URL that lives "
@@ -65,8 +64,7 @@ def _upload_form():
 
 def _read_upload(upload):
     limit = current_app.config["MAX_IMAGE_BYTES"]
-    name = secure_filename(upload.filename or "") or "image"
-    return name, upload.stream.read(limit + 1)
+    return image_service.clean_filename(upload.filename), upload.stream.read(limit + 1)
 
 
 @blp.route("")
@@ -113,7 +111,8 @@ class ImageDetail(MethodView):
     def patch(self, data, image_id):
         """Change title, description or tags."""
         require_changes(data)
-        return found("image", update(check_if_match(db.get_or_404(Image, image_id)), data))
+        # Locked until commit: concurrent PATCHes of the tags apply one after the other.
+        return found("image", update(check_if_match(db.get_or_404(Image, image_id, with_for_update=True)), data))
 
     @requires_permission("delete:images")
     @blp.response(200, DeletedSchema)
@@ -124,10 +123,13 @@ class ImageDetail(MethodView):
         return deleted(image_id)
 
 
-def _send_stored(key, content_type, etag, filename=None):
-    headers = {"Content-Type": content_type, "Cache-Control": CACHE_CONTROL}
-    if filename:
-        headers["Content-Disposition"] = f'inline; filename="{filename}"'
+def _send_stored(image_id, key, content_type, etag):
+    headers = {
+        "Content-Type": content_type,
+        "Cache-Control": CACHE_CONTROL,
+        # Never the uploaded name: its extension could make a browser treat the bytes as something else.
+        "Content-Disposition": f'inline; filename="{image_service.download_name(image_id, content_type)}"',
+    }
     if request.if_none_match.contains(etag):
         response = Response(status=304, headers={"Cache-Control": CACHE_CONTROL})
     elif current_app.config["IMAGE_DELIVERY"] == "redirect":
@@ -138,6 +140,7 @@ def _send_stored(key, content_type, etag, filename=None):
         except StoredFileMissing:
             raise APIError(404, "The stored file is missing") from None
         response = Response(chunks, headers=headers, direct_passthrough=True)
+        response.headers["X-Content-Type-Options"] = "nosniff"
     response.set_etag(etag)
     return response
 
@@ -159,7 +162,7 @@ def _redirect_to_store(key, headers):
 def image_file(image_id):
     """Download the image (ETag is its sha256; honours If-None-Match)."""
     image = db.get_or_404(Image, image_id)
-    return _send_stored(image.sha256, image.content_type, image.sha256, image.filename)
+    return _send_stored(image_id, image.sha256, image.content_type, image.sha256)
 
 
 @blp.route("/<id:image_id>/thumbnail")
@@ -175,4 +178,4 @@ def image_thumbnail(image_id):
     """Download the thumbnail (longest side THUMBNAIL_SIZE)."""
     image = db.get_or_404(Image, image_id)
     key = image_service.thumbnail_key(image.sha256)
-    return _send_stored(key, image_service.thumbnail_content_type(image.content_type), key)
+    return _send_stored(image_id, key, image_service.thumbnail_content_type(image.content_type), key)
