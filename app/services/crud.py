@@ -48,6 +48,16 @@ def add(obj):
     return obj
 
 
+def get_locked_or_404(model, ident):
+    """The row, locked until commit (PostgreSQL), loaded after the lock so it is the latest committed state.
+
+    Locking first in a statement of its own matters: a FOR UPDATE on a query that also joins a
+    collection would keep the collection as it was before the wait.
+    """
+    db.session.execute(sa.select(model.id).where(model.id == ident).with_for_update())
+    return db.get_or_404(model, ident)
+
+
 def update(obj, data):
     apply_changes(obj, data)
     db.session.commit()

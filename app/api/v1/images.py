@@ -25,7 +25,7 @@ from app.schemas.image import (
     UploadFormSchema,
 )
 from app.services import images as image_service
-from app.services.crud import require_changes, update
+from app.services.crud import get_locked_or_404, require_changes, update
 from app.storage import StoredFileMissing, storage
 
 blp = Blueprint("images", __name__, url_prefix="/images", description="The shared image repository")
@@ -112,7 +112,8 @@ class ImageDetail(MethodView):
         """Change title, description or tags."""
         require_changes(data)
         # Locked until commit: concurrent PATCHes of the tags apply one after the other.
-        return found("image", update(check_if_match(db.get_or_404(Image, image_id, with_for_update=True)), data))
+        # Locked until commit: concurrent PATCHes of the tags apply one after the other.
+        return found("image", update(check_if_match(get_locked_or_404(Image, image_id)), data))
 
     @requires_permission("delete:images")
     @blp.response(200, DeletedSchema)
