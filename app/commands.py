@@ -1,4 +1,7 @@
-"""manage.py commands: create-user, purge-tokens, purge-idempotency-keys, seed (plus Flask's db and routes)."""
+"""manage.py commands: create-user, purge-tokens, purge-idempotency-keys, seed, sweep-images.
+
+(Flask adds db and routes.)
+"""
 
 import click
 from flask.cli import with_appcontext
@@ -11,7 +14,7 @@ from app.models import RevokedToken, User
 from app.models.base import utcnow
 from app.permissions import ROLES
 from app.schemas.auth import RegisterSchema
-from app.services import accounts, idempotency
+from app.services import accounts, idempotency, images
 
 
 @click.command("create-user")
@@ -64,8 +67,16 @@ def purge_idempotency_keys():
     click.echo(f"Purged {idempotency.purge_expired()} expired idempotency keys")
 
 
+@click.command("sweep-images")
+@with_appcontext
+def sweep_images():
+    """Delete stored image bytes that no image refers to (left by a crash mid-upload)."""
+    orphans, temp_files = images.sweep_orphans()
+    click.echo(f"Removed the bytes of {orphans} unreferenced hashes and {temp_files} stale temp files")
+
+
 def register_commands(group):
     from app.seed import seed
 
-    for command in (create_user, purge_tokens, purge_idempotency_keys, seed):
+    for command in (create_user, purge_tokens, purge_idempotency_keys, seed, sweep_images):
         group.add_command(command)

@@ -7,6 +7,7 @@ Who may write or delete a key, and when, is decided in `app/services/images.py`.
 import errno
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import boto3
@@ -82,6 +83,19 @@ class LocalStorage:
     def delete(self, key):
         self._path(key).unlink(missing_ok=True)
 
+    def keys(self):
+        for path in self.root.glob("*/*"):
+            if not path.name.startswith(TEMP_PREFIX):
+                yield path.name
+
+    def remove_stale_temp_files(self, older_than_seconds):
+        """Temp files a killed worker left behind (a failing write removes its own); returns how many."""
+        cutoff = time.time() - older_than_seconds
+        stale = [path for path in self.root.glob(f"*/{TEMP_PREFIX}*") if path.stat().st_mtime < cutoff]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
 
 def _s3_client(endpoint_url, region):
     # SigV4 everywhere: presigned URLs otherwise default to SigV2, which current stores refuse.
@@ -134,6 +148,15 @@ class S3Storage:
 
     def delete(self, key):
         self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def keys(self):
+        self._ensure_bucket()
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for entry in page.get("Contents", []):
+                yield entry["Key"]
+
+    def remove_stale_temp_files(self, older_than_seconds):
+        return 0  # a PUT is atomic: S3 keeps no partial objects
 
     def url_for_key(self, key, seconds, headers):
         """A GET URL valid for `seconds` that makes the store answer with these response headers.

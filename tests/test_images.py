@@ -338,6 +338,19 @@ class ImageSuite:
             event.remove(Session, "before_commit", fail)
         self.assertNothingStored(content[1])
 
+    def test_sweep_removes_only_unreferenced_bytes(self):
+        from app.commands import sweep_images
+
+        self.app.test_cli_runner().invoke(sweep_images, [])  # what earlier tests left (they empty tables only)
+        kept = self.upload(self.png()).json["images"][0]["sha256"]
+        orphan = "ab" * 32
+        storage().put(orphan, b"left by a crash", "image/png")
+        storage().put(thumbnail_key(orphan), b"thumb", "image/png")
+        result = self.app.test_cli_runner().invoke(sweep_images, [])
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertIn("Removed the bytes of 1 unreferenced hashes", result.output)
+        self.assertEqual(sorted(storage().keys()), sorted([kept, thumbnail_key(kept)]))
+
     def test_list_search_tags_sort(self):
         self.upload(self.png(color=(1, 1, 1)), title="Red barn", tags="farm,red")
         self.upload(
@@ -394,6 +407,21 @@ class ImageSuite:
 
 class LocalImageTests(ImageSuite, APITestCase):
     app_overrides = LIMITS
+
+    def test_sweep_removes_stale_temp_files(self):
+        from app.commands import sweep_images
+
+        folder = os.path.join(self.app.config["UPLOAD_DIR"], "ab")
+        os.makedirs(folder, exist_ok=True)
+        stale, fresh = os.path.join(folder, ".upload-stale"), os.path.join(folder, ".upload-fresh")
+        for path in (stale, fresh):
+            with open(path, "wb") as handle:
+                handle.write(b"half")
+        os.utime(stale, (0, 0))
+        result = self.app.test_cli_runner().invoke(sweep_images, [])
+        self.assertIn("and 1 stale temp files", result.output)
+        self.assertEqual((os.path.exists(stale), os.path.exists(fresh)), (False, True))
+        os.remove(fresh)
 
 
 class S3ImageTests(ImageSuite, APITestCase):

@@ -57,8 +57,13 @@ class ProcessedImage:
     thumbnail: bytes
 
 
+THUMBNAIL_SUFFIX = "-thumb"
+SWEEP_BATCH = 500
+TEMP_FILE_GRACE_SECONDS = 3600
+
+
 def thumbnail_key(sha256):
-    return f"{sha256}-thumb"
+    return f"{sha256}{THUMBNAIL_SUFFIX}"
 
 
 def thumbnail_content_type(content_type):
@@ -278,3 +283,19 @@ def delete_image(image):
     db.session.delete(image)
     db.session.commit()
     release_contents({sha})
+
+
+def sweep_orphans():
+    """Delete stored bytes no image refers to, and stale temp files; returns (hashes, temp files) removed.
+
+    Orphans appear only when a process dies between writing bytes and committing (or when a cleanup
+    could not reach the database); each is deleted under its hash's lock, like any release.
+    """
+    hashes = sorted({key.removesuffix(THUMBNAIL_SUFFIX) for key in storage().keys()})
+    orphans = 0
+    for start in range(0, len(hashes), SWEEP_BATCH):
+        batch = set(hashes[start : start + SWEEP_BATCH])
+        unused = batch - _referenced(batch)
+        release_contents(unused)
+        orphans += len(unused)
+    return orphans, storage().remove_stale_temp_files(TEMP_FILE_GRACE_SECONDS)

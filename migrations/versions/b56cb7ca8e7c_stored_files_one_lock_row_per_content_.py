@@ -1,7 +1,7 @@
 """stored_files: one lock row per content address
 
 Revision ID: b56cb7ca8e7c
-Revises: 5e2ef15ade1d
+Revises: e21034e982f4
 Create Date: 2026-11-23 21:42:00.506283
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b56cb7ca8e7c'
-down_revision = '5e2ef15ade1d'
+down_revision = 'e21034e982f4'
 branch_labels = None
 depends_on = None
 

@@ -86,6 +86,7 @@ class Images(MethodView):
     @blp.response(201, ImageUploadResponse)
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    @blp.alt_response(507, response="INSUFFICIENT_STORAGE")
     @conditional
     def post(self):
         """Upload one or more images (all or nothing)."""
