@@ -142,7 +142,6 @@ def _send_stored(image_id, key, content_type, etag):
         except StoredFileMissing:
             raise APIError(404, "The stored file is missing") from None
         response = Response(chunks, headers=headers, direct_passthrough=True)
-        response.headers["X-Content-Type-Options"] = "nosniff"
     response.set_etag(etag)
     return response
 
