@@ -117,7 +117,10 @@ class S3Storage:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError:
-            self.client.create_bucket(Bucket=self.bucket)
+            try:
+                self.client.create_bucket(Bucket=self.bucket)
+            except self.client.exceptions.BucketAlreadyOwnedByYou:
+                pass  # another thread or worker created it at the same moment
         self._bucket_ready = True
 
     def put(self, key, data, content_type):
