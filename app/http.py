@@ -75,7 +75,8 @@ def add_standard_headers(response):
     """Headers every answer carries (the contract's "Headers every client can rely on")."""
     response.headers["X-Content-Type-Options"] = "nosniff"
     # Authenticated JSON: no shared cache keeps it, a client cache revalidates it (ETags make that cheap).
-    if "Authorization" in request.headers and response.mimetype == "application/json":
+    # A 304 has no body but must say what the 200 would have said.
+    if "Authorization" in request.headers and (response.mimetype == "application/json" or response.status_code == 304):
         response.headers.setdefault("Cache-Control", "private, no-cache")
     return response
 

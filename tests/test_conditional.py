@@ -56,6 +56,7 @@ class ConditionalTests(APITestCase):
                 self.assertEqual(cached.status_code, 304)
                 self.assertEqual(cached.get_data(), b"")
                 self.assertEqual(cached.headers["ETag"], etag)
+                self.assertEqual(cached.headers["Cache-Control"], "private, no-cache")
                 listed = self.client.get(url, headers={**self.admin, "If-None-Match": f'"stale", {etag}'})
                 self.assertEqual(listed.status_code, 304)
                 fresh = self.client.get(url, headers={**self.admin, "If-None-Match": '"stale"'})
