@@ -113,7 +113,6 @@ class ImageDetail(MethodView):
         """Change title, description or tags."""
         require_changes(data)
         # Locked until commit: concurrent PATCHes of the tags apply one after the other.
-        # Locked until commit: concurrent PATCHes of the tags apply one after the other.
         return found("image", update(check_if_match(get_locked_or_404(Image, image_id)), data))
 
     @requires_permission("delete:images")
