@@ -7,6 +7,7 @@ from flask import g, jsonify
 from limits.errors import StorageError
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import ObjectDeletedError
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, TooManyRequests
 
 from app import database
@@ -132,6 +133,8 @@ def handle_exception(exc):
         return _from_http_exception(exc)
     if isinstance(exc, ValidationError):
         return error_response(422, None, _flatten_locations(exc.messages))
+    if isinstance(exc, ObjectDeletedError):  # a row this request read was deleted meanwhile
+        return error_response(404)
     if _is_transient_conflict(exc):
         return error_response(409, CONCURRENT_CONFLICT)
     request_id = g.get("request_id", "-")

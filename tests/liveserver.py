@@ -7,7 +7,7 @@
             user_id, headers = self.server.account("admin")
             answers = self.server.fire(20, "POST", "/v1/auth/logout", headers=headers)
             self.assertNo5xx(answers)
-            self.assertEqual(self.server.scalar("SELECT count(*) FROM revoked_tokens"), 1)
+            self.assertEqual(self.server.scalar("SELECT count(*) FROM revoked_tokens WHERE user_id = :u", u=user_id), 1)
 
 The server runs in production mode (random SECRET_KEY, gthread workers, gunicorn.conf.py) on a
 free loopback port, against a database created and migrated for it and dropped afterwards.
@@ -15,6 +15,7 @@ Only bcrypt's cost is lowered (BCRYPT_ROUNDS=4) so that making accounts stays fa
 These tests need TEST_DATABASE_URL (PostgreSQL); on SQLite they are skipped.
 """
 
+import atexit
 import json as jsonlib
 import os
 import secrets
@@ -237,21 +238,41 @@ def bearer(token):
     return {"Authorization": f"Bearer {token}"}
 
 
+_shared = {}
+
+
+def shared_server():
+    """The default server, started once and shared by every test class that overrides nothing."""
+    if "server" not in _shared:
+        _shared["server"] = LiveServer().start()
+        atexit.register(_shared["server"].stop)
+    return _shared["server"]
+
+
 @unittest.skipUnless(IS_POSTGRES, SKIP_REASON)
 class LiveServerTestCase(unittest.TestCase):
-    """One live server per test class; `server_env` overrides its environment."""
+    """A live server for the class: the shared one, or its own when `server_env` (or the
+    worker counts) override anything. Tests should check invariants on their own rows."""
 
     server_env = {}
     server_workers = 2
     server_threads = 8
 
     @classmethod
+    def _own_server(cls):
+        return bool(cls.server_env) or (cls.server_workers, cls.server_threads) != (2, 8)
+
+    @classmethod
     def setUpClass(cls):
-        cls.server = LiveServer(cls.server_env, cls.server_workers, cls.server_threads).start()
+        if cls._own_server():
+            cls.server = LiveServer(cls.server_env, cls.server_workers, cls.server_threads).start()
+        else:
+            cls.server = shared_server()
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.stop()
+        if cls._own_server():
+            cls.server.stop()
 
     def assertNo5xx(self, answers):
         """No answer is a server error, every answer is JSON, and the server logged no traceback."""

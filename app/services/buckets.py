@@ -6,6 +6,7 @@ that adds or removes the rows they count.
 
 from sqlalchemy import select
 
+from app.errors import not_found
 from app.extensions import db
 from app.models import Bucket, Item, User
 from app.services.crud import bump, commit_or_conflict, delete_counted
@@ -46,7 +47,11 @@ def delete_bucket(bucket):
 
 
 def add_item(bucket, data):
-    bump(Bucket.item_count, bucket.id, 1)
+    # The count's UPDATE also locks the bucket row until commit: a DELETE of the bucket
+    # waits for it (and then takes the item along), or went first and the bucket is gone.
+    if not bump(Bucket.item_count, bucket.id, 1):
+        db.session.rollback()
+        raise not_found()
     item = Item(bucket_id=bucket.id, **data)
     db.session.add(item)
     db.session.commit()

@@ -1,24 +1,21 @@
 """The cast: resolving actor ids, the filters of both lists, and each actor's movie_count,
 changed in the transaction that changes a cast."""
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, literal, select
 
-from app.errors import invalid
+from app.errors import invalid, not_found
 from app.extensions import db
 from app.models import Actor, Movie, movie_actors
-from app.services.crud import apply_changes, bump, commit_or_conflict, delete_counted
+from app.services.crud import apply_changes, bump, commit_or_conflict, delete_counted, flush_or_conflict
 
 DUPLICATE_MOVIE = "A movie with this title and release date already exists"
 
 
-def actors_by_ids(actor_ids):
-    """The actors with these ids; any unknown id is a 422 naming them all."""
-    wanted = list(dict.fromkeys(actor_ids))
-    actors = db.session.scalars(select(Actor).where(Actor.id.in_(wanted))).all() if wanted else []
-    missing = sorted(set(wanted) - {actor.id for actor in actors})
-    if missing:
-        raise invalid({"actor_ids": [f"Unknown actor ids: {', '.join(map(str, missing))}."]})
-    return actors
+def unknown_actors(actor_ids):
+    """A 422 naming the ids among `actor_ids` that are no actor's."""
+    known = set(db.session.scalars(select(Actor.id).where(Actor.id.in_(actor_ids))))
+    missing = sorted(set(actor_ids) - known)
+    return invalid({"actor_ids": [f"Unknown actor ids: {', '.join(map(str, missing))}."]})
 
 
 def _cast_of(movie_id):
@@ -52,21 +49,40 @@ def filtered_movies(args):
 
 
 def _recast(movie, actor_ids):
-    """Give `movie` the cast `actor_ids` (422 if any is unknown), counting both ways."""
-    actors = actors_by_ids(actor_ids)
-    before = {actor.id for actor in movie.actors}
-    after = {actor.id for actor in actors}
-    bump(Actor.movie_count, after - before, 1)
-    bump(Actor.movie_count, before - after, -1)
-    movie.actors = actors
+    """Give `movie` (flushed) the cast `actor_ids`, set-based, counting both ways.
+
+    Callers hold the movie's row lock, so recasts of one movie run one after another, each
+    from the cast the one before left. The new cast rows are inserted from the actors that
+    exist at that moment, holding them (FOR KEY SHARE) until commit: an actor deleted
+    meanwhile is not inserted, and the answer is a 422 naming them.
+    """
+    after = set(actor_ids)
+    before = set(db.session.scalars(_cast_of(movie.id)))
+    added, removed = after - before, before - after
+    if added:
+        present = (
+            select(literal(movie.id), Actor.id).where(Actor.id.in_(added)).with_for_update(read=True, key_share=True)
+        )
+        inserted = db.session.execute(insert(movie_actors).from_select(["movie_id", "actor_id"], present)).rowcount
+        if inserted != len(added):
+            db.session.rollback()
+            raise unknown_actors(added)
+    if removed:
+        db.session.execute(
+            delete(movie_actors).where(movie_actors.c.movie_id == movie.id, movie_actors.c.actor_id.in_(removed))
+        )
+    bump(Actor.movie_count, added, 1)
+    bump(Actor.movie_count, removed, -1)
+    db.session.expire(movie, ["actors"])
 
 
 def create_movie(data):
     fields = dict(data)
     actor_ids = fields.pop("actor_ids", [])
     movie = Movie(**fields)
-    _recast(movie, actor_ids)
     db.session.add(movie)
+    flush_or_conflict(DUPLICATE_MOVIE)
+    _recast(movie, actor_ids)
     commit_or_conflict(DUPLICATE_MOVIE)
     return movie
 
@@ -75,6 +91,9 @@ def update_movie(movie, data):
     """Change the fields given; `actor_ids` replaces the whole cast."""
     fields = dict(data)
     if "actor_ids" in fields:
+        if db.session.execute(select(Movie.id).where(Movie.id == movie.id).with_for_update()).first() is None:
+            db.session.rollback()
+            raise not_found()  # deleted meanwhile
         _recast(movie, fields.pop("actor_ids"))
     apply_changes(movie, fields)
     commit_or_conflict(DUPLICATE_MOVIE)

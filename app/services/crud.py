@@ -30,6 +30,15 @@ def commit_or_conflict(message):
         raise conflict(message) from None
 
 
+def flush_or_conflict(message):
+    """Flush (to learn a new row's id mid-transaction); a unique index refusing it is a 409."""
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise conflict(message) from None
+
+
 def insert_or_conflict(obj, message):
     db.session.add(obj)
     commit_or_conflict(message)
@@ -71,11 +80,17 @@ def remove(obj):
 
 def bump(counter, row_ids, by):
     """Add `by` to a counter column in the current transaction: one atomic UPDATE,
-    right under concurrent writers, undone with the rest on rollback."""
+    right under concurrent writers, undone with the rest on rollback.
+
+    Returns how many rows it changed: 0 when they were deleted meanwhile.
+    """
     model = counter.class_
     ids = [row_ids] if isinstance(row_ids, int) else list(row_ids)
     if by and ids:
-        db.session.execute(sa.update(model).where(model.id.in_(ids)).values({counter.key: counter + by}))
+        return db.session.execute(
+            sa.update(model).where(model.id.in_(ids)).values({counter.key: counter + by})
+        ).rowcount
+    return 0
 
 
 def delete_counted(obj):

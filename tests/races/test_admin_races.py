@@ -2,7 +2,7 @@
 
 from tests.liveserver import LiveServerTestCase
 
-TRIES = 5
+TRIES = 4
 
 
 class LastAdminRaces(LiveServerTestCase):

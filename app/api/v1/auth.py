@@ -5,7 +5,6 @@ from flask_limiter.util import get_remote_address
 
 from app.api.responses import found, oauth_tokens, registered, tokens
 from app.auth import auth_required, current_user
-from app.errors import APIError
 from app.extensions import limiter
 from app.http import FORM_MIMETYPE, Blueprint, no_store, read_json_object, require_mimetype
 from app.schemas.auth import (
@@ -32,14 +31,15 @@ def _login_limit_key():
     while many people behind one address can still log in. The JSON login and the OAuth2
     token endpoint (a form) share the count, so two doors give no extra guesses.
 
-    The body is read within the JSON size limit; one the view will refuse counts per address."""
-    if request.mimetype == FORM_MIMETYPE:
-        email = request.form.get("username")
-    else:
-        try:
+    The body is read within the JSON size limit; one the view will refuse counts per address.
+    Nothing may escape from here: Flask-Limiter takes any error for a store outage."""
+    try:
+        if request.mimetype == FORM_MIMETYPE:
+            email = request.form.get("username")
+        else:
             email = read_json_object(current_app.config["MAX_JSON_BYTES"]).get("email")
-        except APIError:
-            email = None
+    except Exception:  # refused (the view answers why) or the client went away
+        email = None
     account = accounts.normalize_email(email) if isinstance(email, str) else ""
     return f"{get_remote_address()}|{account}"
 
