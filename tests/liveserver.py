@@ -1,5 +1,8 @@
 """A live gunicorn on a fresh PostgreSQL database, for race and fault tests.
 
+    def tearDownModule():
+        stop_shared_server()
+
     class MyRace(LiveServerTestCase):
         server_env = {"RATELIMIT_STORAGE_URI": "redis://..."}   # optional overrides
 
@@ -15,7 +18,6 @@ Only bcrypt's cost is lowered (BCRYPT_ROUNDS=4) so that making accounts stays fa
 These tests need TEST_DATABASE_URL (PostgreSQL); on SQLite they are skipped.
 """
 
-import atexit
 import json as jsonlib
 import os
 import secrets
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -101,7 +104,7 @@ class LiveServer:
 
     def start(self):
         self._admin(f'CREATE DATABASE "{self.database}"')
-        self.engine = create_engine(self.database_url, pool_size=4)
+        self.engine = create_engine(self.database_url, poolclass=NullPool)  # holds no idle connection
         env = self.env
         subprocess.run(
             [sys.executable, "manage.py", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True
@@ -242,17 +245,24 @@ _shared = {}
 
 
 def shared_server():
-    """The default server, started once and shared by every test class that overrides nothing."""
+    """The default server, shared by the test classes of a module that override nothing."""
     if "server" not in _shared:
         _shared["server"] = LiveServer().start()
-        atexit.register(_shared["server"].stop)
     return _shared["server"]
+
+
+def stop_shared_server():
+    """Call from the module's tearDownModule: the server and its database connections go."""
+    server = _shared.pop("server", None)
+    if server is not None:
+        server.stop()
 
 
 @unittest.skipUnless(IS_POSTGRES, SKIP_REASON)
 class LiveServerTestCase(unittest.TestCase):
-    """A live server for the class: the shared one, or its own when `server_env` (or the
-    worker counts) override anything. Tests should check invariants on their own rows."""
+    """A live server for the class: the module's shared one (stop it in tearDownModule), or
+    its own when `server_env` or the worker counts override anything. Tests check invariants
+    on their own rows."""
 
     server_env = {}
     server_workers = 2

@@ -7,12 +7,16 @@ the server must answer 413 from what it has, instead of waiting for (and parsing
 import json
 import socket
 
-from tests.liveserver import LiveServerTestCase
+from tests.liveserver import LiveServerTestCase, stop_shared_server
 
 JSON_ROUTES = ["/v1/auth/login", "/v1/auth/register", "/v1/auth/refresh", "/v1/buckets", "/v1/auth/logout"]
 
 
 LIMIT = 1024 * 1024  # MAX_JSON_BYTES's default
+
+
+def tearDownModule():
+    stop_shared_server()
 
 
 class BodyLimits(LiveServerTestCase):

@@ -1,8 +1,12 @@
 """The last-admin rule under concurrency: whatever admins do to each other at once, one stays."""
 
-from tests.liveserver import LiveServerTestCase
+from tests.liveserver import LiveServerTestCase, stop_shared_server
 
 TRIES = 4
+
+
+def tearDownModule():
+    stop_shared_server()
 
 
 class LastAdminRaces(LiveServerTestCase):

@@ -1,6 +1,10 @@
 """Concurrent uses of one token: every answer is 2xx or 4xx, and one revocation row per jti."""
 
-from tests.liveserver import LiveServerTestCase, bearer
+from tests.liveserver import LiveServerTestCase, bearer, stop_shared_server
+
+
+def tearDownModule():
+    stop_shared_server()
 
 
 class TokenRaces(LiveServerTestCase):

@@ -1,10 +1,14 @@
 """Idempotency-Key and If-Match under real concurrency: a live gunicorn (2 workers x 8 threads)."""
 
-from tests.liveserver import LiveServerTestCase
+from tests.liveserver import LiveServerTestCase, stop_shared_server
 
 TRIES = 3
 # Each round of the mutual demotion deadlocks only now and then: enough rounds to meet one.
 DEMOTION_ROUNDS = 25
+
+
+def tearDownModule():
+    stop_shared_server()
 
 
 class RetryRaces(LiveServerTestCase):

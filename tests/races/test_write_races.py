@@ -1,9 +1,13 @@
 """Concurrent writes on one row: 2xx, 404, 409 or 422 with a true message, never 5xx,
 and the database left consistent (no orphans, counters equal to the rows they count)."""
 
-from tests.liveserver import LiveServerTestCase
+from tests.liveserver import LiveServerTestCase, stop_shared_server
 
 ROUNDS = 5
+
+
+def tearDownModule():
+    stop_shared_server()
 
 
 class BucketRaces(LiveServerTestCase):
