@@ -90,7 +90,7 @@ class RedirectDeliveryTests(APITestCase):
         headers, body = self.assertRedirectServesWhatProxyServes(self.image["links"]["file"])
         self.assertEqual(headers["Content-Type"], "image/png")
         self.assertEqual(hashlib.sha256(body).hexdigest(), self.image["sha256"])
-        self.assertTrue(headers["Content-Disposition"].startswith("inline; filename="))
+        self.assertEqual(headers["Content-Disposition"], f'inline; filename="{self.image["id"]}.png"')
 
     def test_thumbnail_is_a_redirect_to_the_same_bytes_and_headers(self):
         self.assertRedirectServesWhatProxyServes(self.image["links"]["thumbnail"])
