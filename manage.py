@@ -5,7 +5,9 @@ from flask.cli import FlaskGroup
 from app import create_app
 from app.commands import register_commands
 
-cli = FlaskGroup(create_app=lambda: create_app())
+# Commands (migrations, seeding a million rows) run as long as they need: the statement
+# timeout guards the web workers, not the operator.
+cli = FlaskGroup(create_app=lambda: create_app(DB_STATEMENT_TIMEOUT_MS=0))
 register_commands(cli)
 
 if __name__ == "__main__":

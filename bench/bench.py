@@ -1,0 +1,432 @@
+"""The bench behind `bench/run.sh`: the API beside a hello-world Flask app, same gunicorn, same run.
+
+For 1k items and for 1M items (100k buckets of one user, 100k actors, 100k movies) it measures,
+with wrk on loopback: list page 1, the page at the MAX_PAGE_OFFSET window edge, a cursor page at
+80 % depth (walked to), q search, items of one bucket, one bucket, actors with filters, movies with
+casts and login; then the noisy neighbour (another user's small list while one user runs 64
+concurrent deep cursor walks). SQL statements per request are counted on the wire, in-process,
+through a proxy that reads the PostgreSQL protocol (so BEGIN/ROLLBACK/pings count too).
+
+Results: bench/results/latest.md (and .json), raw wrk output under bench/results/raw/.
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+BIN = Path(sys.executable).parent
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PASSWORD = "password123"
+OWNER, ADMIN = "demo@example.com", "admin@example.com"
+NEIGHBOUR = "neighbour@example.com"
+SIZES = {
+    "1k": ["--buckets", "100", "--items", "10", "--actors", "100", "--movies", "100"],
+    "1M": ["--buckets", "100000", "--items", "10", "--actors", "100000", "--movies", "100000"],
+}
+PER_PAGE = 20
+SECRET_KEY = "bench-" + secrets.token_hex(32)
+
+
+def psql(sql, database="postgres"):
+    url = urlunsplit(urlsplit(ADMIN_URL)._replace(path=f"/{database}"))
+    out = subprocess.run(["psql", url, "-Atqc", sql], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def database_url(name):
+    return urlunsplit(urlsplit(ADMIN_URL)._replace(path=f"/{name}"))
+
+
+def app_env(database, **extra):
+    env = dict(os.environ)
+    env.update(
+        APP_ENV="production",
+        SECRET_KEY=SECRET_KEY,
+        DATABASE_URL=database_url(database),
+        RATELIMIT_ENABLED="false",
+        LOG_LEVEL="WARNING",
+        **extra,
+    )
+    return env
+
+
+def manage(database, *args):
+    subprocess.run(
+        [BIN / "python", "manage.py", *args],
+        cwd=ROOT,
+        env=app_env(database),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def cache_key():
+    """The seeded 1M database is reused while the migrations and the seed code are the same."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "migrations" / "versions").glob("*.py")) + [ROOT / "app" / "seed.py"]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def seeded_database(size, fresh):
+    """The database for `size`: 1k is seeded each run; 1M is kept between runs (unless fresh)."""
+    if size == "1k":
+        name = f"api_bench_1k_{os.getpid()}"
+        psql(f'DROP DATABASE IF EXISTS "{name}"')
+    else:
+        name = f"api_bench_1m_{cache_key()}"
+        exists = psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        if exists and not fresh:
+            log(f"1M: reusing the seeded database {name}")
+            return name
+        psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    building = f"{name}_building"
+    psql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+    psql(f'CREATE DATABASE "{building}"')
+    started = time.monotonic()
+    manage(building, "db", "upgrade")
+    manage(building, "seed", *SIZES[size], "--random-seed", "1", "--password", PASSWORD)
+    psql("VACUUM ANALYZE", building)
+    psql(f'ALTER DATABASE "{building}" RENAME TO "{name}"')  # a seed cut short never looks complete
+    log(f"{size}: seeded {name} in {time.monotonic() - started:.0f} s")
+    return name
+
+
+def log(message):
+    print(f"[bench {datetime.now(timezone.utc):%H:%M:%S}] {message}", flush=True)
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Gunicorn:
+    def __init__(self, target, env, chdir=None, flags=()):
+        self.port = free_port()
+        command = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), *flags]
+        command += ["--bind", f"127.0.0.1:{self.port}", "--access-logfile", "/dev/null", "--log-level", "warning"]
+        if chdir:
+            command += ["--chdir", str(chdir)]
+        self.process = subprocess.Popen([*command, target], cwd=ROOT, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                get(self.port, "/")
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{target} did not start")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(20)
+
+
+def request(port, method, path, body=None, token=None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    connection.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, json.loads(data) if data else None
+
+
+def get(port, path, token=None):
+    return request(port, "GET", path, token=token)
+
+
+def login(port, email):
+    status, body = request(port, "POST", "/v1/auth/login", {"email": email, "password": PASSWORD})
+    if status != 200:
+        status, body = request(port, "POST", "/v1/auth/register", {"email": email, "password": PASSWORD})
+        assert status == 201, (status, body)
+    return body["auth_token"]
+
+
+# -- wrk ----------------------------------------------------------------------------------------
+
+LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(port, path, token=None, seconds=5, connections=16, script=None, label="run"):
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if token:
+        command += ["-H", f"Authorization: Bearer {token}"]
+    if script:
+        command += ["-s", str(script)]
+    out = subprocess.run([*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True).stdout
+    (RESULTS / "raw").mkdir(parents=True, exist_ok=True)
+    (RESULTS / "raw" / f"{label}.txt").write_text(out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = {p: float(v) * UNIT[u] for p, v, u in LATENCY.findall(out)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p50": latency.get("50"),
+        "p99": latency.get("99"),
+        "non2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+LOGIN_SCRIPT = """wrk.method = "POST"
+wrk.body = '{"email": "%s", "password": "%s"}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+# Each wrk thread walks on from the cursor it was given, following next_cursor; at the end of the
+# list it starts again from the deep cursor, so every request is a deep cursor page.
+WALK_SCRIPT = """local start = "%s"
+local path = start
+request = function() return wrk.format("GET", path) end
+response = function(status, headers, body)
+  local cursor = body:match('"next_cursor":%%s*"([^"]+)"')
+  if cursor then path = "/v1/buckets?per_page=%d&cursor=" .. cursor else path = start end
+end
+"""
+
+
+# -- the endpoints -----------------------------------------------------------------------------
+
+
+def walk_to(port, token, fraction, total):
+    """The cursor of the page at `fraction` of the list, reached by walking 100 rows at a time."""
+    target, seen, cursor = int(total * fraction), 0, None
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    while seen < target:
+        path = f"/v1/buckets?per_page={min(100, target - seen)}" + (f"&cursor={quote(cursor)}" if cursor else "")
+        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        body = json.loads(connection.getresponse().read())
+        cursor = body["pagination"]["next_cursor"]
+        seen += len(body["buckets"])
+    connection.close()
+    return cursor
+
+
+def endpoints(port, owner, admin, max_offset):
+    status, first = get(port, f"/v1/buckets?per_page={PER_PAGE}", owner)
+    assert status == 200, first
+    total = first["pagination"]["total"]
+    bucket = first["buckets"][0]
+    word = max(re.findall(r"[a-z]{4,}", bucket["name"].lower()), key=len)
+    edge_page = max(1, min(max_offset, total) // PER_PAGE)
+    cursor = walk_to(port, owner, 0.8, total)
+    return total, [
+        ("list page 1", f"/v1/buckets?page=1&per_page={PER_PAGE}", owner),
+        ("window-edge page", f"/v1/buckets?page={edge_page}&per_page={PER_PAGE}", owner),
+        ("cursor page at 80 %", f"/v1/buckets?per_page={PER_PAGE}&cursor={quote(cursor)}", owner),
+        (f"q search ({word})", f"/v1/buckets?q={word}&per_page={PER_PAGE}", owner),
+        ("items of one bucket", f"/v1/buckets/{bucket['id']}/items?per_page={PER_PAGE}", owner),
+        ("one bucket", f"/v1/buckets/{bucket['id']}", owner),
+        ("actors with filters", f"/v1/actors?gender=female&min_age=30&max_age=60&per_page={PER_PAGE}", admin),
+        ("movies with casts", f"/v1/movies?per_page={PER_PAGE}", admin),
+        ("login (bcrypt 12)", "/v1/auth/login", None),
+    ]
+
+
+def count_statements(database, cases):
+    """Statements each request sends, counted on the wire (after one warm-up request)."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("TEST_DATABASE_URL", "")
+    from app import create_app
+    from tests.helpers import StatementCounter
+
+    proxy = StatementCounter("127.0.0.1", urlsplit(ADMIN_URL).port or 5432)
+    proxy.start()
+    app = create_app(
+        "production",
+        SECRET_KEY=SECRET_KEY,
+        RATELIMIT_ENABLED=False,
+        LOG_LEVEL="ERROR",
+        SQLALCHEMY_DATABASE_URI=proxy.url(database_url(database)),
+    )
+    client = app.test_client()
+    counts = {}
+    for name, path, token in cases:
+        for _pass in ("warm-up", "counted"):
+            proxy.statements.clear()
+            if token is None:
+                client.post(path, json={"email": OWNER, "password": PASSWORD})
+            else:
+                client.get(path, headers={"Authorization": f"Bearer {token}"})
+            time.sleep(0.05)  # the proxy's reader thread catches up
+        counts[name] = len(proxy.statements)
+    proxy.stop()
+    return counts
+
+
+def measure_size(size, database, hello_rps, seconds, max_offset):
+    server = Gunicorn("app:create_app()", app_env(database))
+    try:
+        owner, admin = login(server.port, OWNER), login(server.port, ADMIN)
+        total, cases = endpoints(server.port, owner, admin, max_offset)
+        rows = []
+        for name, path, token in cases:
+            script, connections = None, 16
+            if token is None:  # bcrypt: two at a time already fill the two cores
+                connections = 2
+                script = RESULTS / "raw" / "login.lua"
+                script.parent.mkdir(parents=True, exist_ok=True)
+                script.write_text(LOGIN_SCRIPT % (OWNER, PASSWORD))
+            result = wrk(server.port, path, token, seconds, connections, script, label=f"{size}-{slug(name)}")
+            rows.append({"size": size, "endpoint": name, "path": path, **result, "ratio": result["rps"] / hello_rps})
+            log(f"{size} {name}: {result['rps']:.0f} req/s, p50 {result['p50']} ms")
+        noisy = noisy_neighbour(server.port, owner, total, seconds) if size == "1M" else None
+    finally:
+        server.stop()
+    counts = count_statements(database, cases)
+    for row in rows:
+        row["statements"] = counts[row["endpoint"]]
+    return rows, noisy
+
+
+def noisy_neighbour(port, owner, total, seconds):
+    neighbour = login(port, NEIGHBOUR)
+    status, body = get(port, "/v1/buckets?per_page=5", neighbour)
+    for n in range(5 - body["pagination"]["total"]):
+        request(port, "POST", "/v1/buckets", {"name": f"neighbour {n}"}, neighbour)
+    small = "/v1/buckets?per_page=5"
+    idle = wrk(port, small, neighbour, seconds, connections=2, label="noisy-idle")
+    cursor = walk_to(port, owner, 0.8, total)
+    script = RESULTS / "raw" / "walk.lua"
+    script.write_text(WALK_SCRIPT % (f"/v1/buckets?per_page={PER_PAGE}&cursor={quote(cursor)}", PER_PAGE))
+    walkers = subprocess.Popen(
+        [
+            "wrk",
+            "-t2",
+            "-c64",
+            f"-d{seconds + 4}s",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {owner}",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2)
+    busy = wrk(port, small, neighbour, seconds, connections=2, label="noisy-busy")
+    walk_out = walkers.communicate()[0]
+    (RESULTS / "raw" / "noisy-walkers.txt").write_text(walk_out)
+    walk_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", walk_out).group(1))
+    return {
+        "idle_p50": idle["p50"],
+        "busy_p50": busy["p50"],
+        "ratio": busy["p50"] / idle["p50"],
+        "walkers_rps": walk_rps,
+        "busy_rps": busy["rps"],
+    }
+
+
+def slug(text):
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def hello(seconds, label):
+    server = Gunicorn("hello:app", dict(os.environ), chdir=ROOT / "bench")
+    try:
+        return wrk(server.port, "/", None, seconds, label=label)
+    finally:
+        server.stop()
+
+
+def report(rows, noisy, hellos, conditions, seeded):
+    hello_rps = hellos[0]["rps"]
+    lines = [
+        f"# Bench {conditions['when']}",
+        "",
+        conditions["text"],
+        "",
+        f"hello-world Flask: {hellos[0]['rps']:.0f} req/s before, {hellos[1]['rps']:.0f} after "
+        f"(p50 {hellos[0]['p50']:.2f} / {hellos[1]['p50']:.2f} ms). Ratios use the one before.",
+        "",
+        "| size | endpoint | req/s | p50 ms | p99 ms | × hello | SQL statements | 1M / 1k |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    by_key = {(r["size"], r["endpoint"].split(" (")[0]): r for r in rows}
+    for row in rows:
+        other = by_key.get(("1k", row["endpoint"].split(" (")[0]))
+        scale = f"{row['rps'] / other['rps']:.2f}" if row["size"] == "1M" and other else ""
+        lines.append(
+            f"| {row['size']} | {row['endpoint']} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} "
+            f"| {row['rps'] / hello_rps:.3f} | {row['statements']} | {scale} |"
+        )
+    if noisy:
+        lines += [
+            "",
+            f"Noisy neighbour (1M): another user's small list p50 {noisy['idle_p50']:.2f} ms idle, "
+            f"{noisy['busy_p50']:.2f} ms while one user runs 64 concurrent deep cursor walks "
+            f"({noisy['walkers_rps']:.0f} req/s): {noisy['ratio']:.2f}× idle.",
+        ]
+    lines += ["", "Seeding: " + "; ".join(seeded), ""]
+    text = "\n".join(lines)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.md").write_text(text)
+    (RESULTS / "latest.json").write_text(
+        json.dumps({"rows": rows, "noisy": noisy, "hello": hellos, "conditions": conditions}, indent=2)
+    )
+    print(text)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=5, help="per endpoint")
+    parser.add_argument("--sizes", default="1k,1M")
+    parser.add_argument("--fresh", action="store_true", help="seed 1M again even if a cached copy exists")
+    args = parser.parse_args()
+    max_offset = int(os.environ.get("MAX_PAGE_OFFSET", "10000"))
+    started = time.monotonic()
+    load = os.getloadavg()
+    conditions = {
+        "when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "text": f"Loopback, {os.cpu_count()} cores, load average {load[0]:.1f} at start; gunicorn "
+        f"`-c gunicorn.conf.py` for both apps; wrk -t2 -c16, {args.seconds} s per line.",
+    }
+    seeded, databases = [], {}
+    for size in args.sizes.split(","):
+        t = time.monotonic()
+        databases[size] = seeded_database(size, args.fresh)
+        seeded.append(f"{size} ready in {time.monotonic() - t:.0f} s")
+    hellos = [hello(args.seconds, "hello-before")]
+    rows, noisy = [], None
+    try:
+        for size, database in databases.items():
+            size_rows, size_noisy = measure_size(size, database, hellos[0]["rps"], args.seconds, max_offset)
+            rows += size_rows
+            noisy = noisy or size_noisy
+    finally:
+        for size, database in databases.items():
+            if size == "1k":
+                psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    hellos.append(hello(args.seconds, "hello-after"))
+    conditions["text"] += f" Whole run {time.monotonic() - started:.0f} s."
+    report(rows, noisy, hellos, conditions, seeded)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Database faults against a live gunicorn: PostgreSQL cut under load, and a statement over the timeout.
+
+Every answer is counted. While the database is cut only 503 envelopes may come back (and 2xx
+for requests that were already done with it); once it is back, only 2xx; never a 500, never HTML.
+"""
+
+import threading
+from collections import Counter
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import create_engine, text
+
+from tests.helpers import TcpProxy
+from tests.liveserver import LiveServer, LiveServerTestCase
+
+LOAD_THREADS = 8
+
+
+class LoadLoop:
+    """Threads sending a read and a write in turn until stopped; answers are kept by phase."""
+
+    def __init__(self, server, headers):
+        self.server, self.headers = server, headers
+        self.phase = "before"
+        self.answers = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(LOAD_THREADS)]
+
+    def _run(self, n):
+        sent = 0
+        while not self._stop.is_set():
+            phase = self.phase
+            if sent % 2:
+                answer = self.server.request("POST", "/v1/buckets", {"name": f"t{n}-{sent}"}, headers=self.headers)
+            else:
+                answer = self.server.request("GET", "/v1/buckets?per_page=5", headers=self.headers)
+            if phase == self.phase:  # answers that straddle a change of phase are not judged
+                self.answers.append((phase, answer))
+            sent += 1
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def run_phase(self, phase, answers):
+        """Switch to `phase` and wait until it has collected `answers` answers."""
+        self.phase = phase
+        while sum(1 for p, _ in self.answers if p == phase) < answers:
+            self._stop.wait(0.05)
+
+    def statuses(self, phase):
+        return Counter(answer.status for p, answer in self.answers if p == phase)
+
+
+class DatabaseCutUnderLoadTests(LiveServerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = LiveServer()
+        parts = urlsplit(cls.server.database_url)
+        cls.proxy = TcpProxy(parts.hostname, parts.port or 5432)
+        cls.proxy.start()
+        netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{cls.proxy.port}")
+        cls.server.env_overrides["DATABASE_URL"] = urlunsplit(parts._replace(netloc=netloc))
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.start()
+        super().tearDownClass()
+        cls.proxy.stop()
+
+    def test_cut_under_load_gives_503s_only_and_recovers(self):
+        _, headers = self.server.account()
+        report = []
+        with LoadLoop(self.server, headers) as load:
+            load.run_phase("before", 40)
+            for cycle in range(3):
+                self.proxy.stop()
+                load.run_phase(f"cut {cycle}", 40)
+                self.proxy.start()
+                load.run_phase(f"after {cycle}", 40)
+        for phase in sorted({p for p, _ in load.answers}):
+            statuses = load.statuses(phase)
+            report.append(f"{phase}: {dict(statuses)}")
+            allowed = {503} if phase.startswith("cut") else {200, 201}
+            self.assertLessEqual(set(statuses), allowed, report)
+        print("\ndatabase cut under load:", "; ".join(report))
+        self.assertNo5xxExcept503([answer for _, answer in load.answers])
+
+    def assertNo5xxExcept503(self, answers):
+        self.assertNo5xx([a for a in answers if a.status != 503])
+        for answer in answers:
+            if answer.status == 503:
+                self.assertEqual((answer.json["success"], answer.json["error"]), (False, 503))
+                self.assertIn("retry-after", answer.headers)
+
+
+class StatementTimeoutTests(LiveServerTestCase):
+    server_env = {"DB_STATEMENT_TIMEOUT_MS": "300"}
+
+    def test_a_statement_over_the_timeout_is_a_503_and_every_worker_stays_free(self):
+        _, headers = self.server.account()
+        self.assertEqual(self.server.request("POST", "/v1/buckets", {"name": "one"}, headers=headers).status, 201)
+        locker = create_engine(self.server.database_url)
+        try:
+            with locker.begin() as connection:  # the bucket list now waits for this lock
+                connection.execute(text("LOCK TABLE buckets IN ACCESS EXCLUSIVE MODE"))
+                blocked = self.server.fire(20, "GET", "/v1/buckets", headers=headers)
+                self.assertEqual({a.status for a in blocked}, {503})
+                self.assertEqual({a.json["error"] for a in blocked}, {503})
+                free = self.server.fire(20, "GET", "/v1/auth/me", headers=headers)
+                self.assertEqual({a.status for a in free}, {200})
+        finally:
+            locker.dispose()
+        self.assertStatuses(self.server.fire(20, "GET", "/v1/buckets", headers=headers), {200})
