@@ -4,17 +4,19 @@
   transaction, as under READ COMMITTED anyway, with no BEGIN and no ROLLBACK round trip.
   Writes keep one transaction per request, committed or rolled back by the app.
 - No pre-ping: a connection that died (database restarted or cut) fails its statement;
-  SQLAlchemy then invalidates the whole pool, a GET or HEAD is run once more on a new
-  connection, and anything else answers 503.
+  SQLAlchemy then invalidates the whole pool, and the request runs once more on a new
+  connection if that is safe (a GET or HEAD, or nothing reached the database yet); anything
+  else answers 503.
 - Each new PostgreSQL connection gets `jit = off` and `statement_timeout`, once.
 """
 
 import logging
 
 import psycopg2
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from flask_sqlalchemy.session import Session
 from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from app.extensions import db
@@ -95,19 +97,27 @@ def rollback():
 
 
 def retry_read_once(dispatch):
-    """Run a view; a GET or HEAD whose pooled connection had died runs once more.
+    """Run a view; if its connection had died, run it once more on a fresh one.
 
-    Reads change nothing, so running one again is safe; the pool was already invalidated
-    by SQLAlchemy, so the second run gets a fresh connection (or fails with a 503).
+    Safe for a GET or HEAD (reads change nothing), and for any request whose failure came
+    before the database answered anything (nothing of it reached the database). The pool was
+    already invalidated by SQLAlchemy, so the second run gets a new connection, or a 503.
     """
     try:
         return dispatch()
     except DBAPIError as exc:
-        if not (exc.connection_invalidated and request.method in READ_METHODS):
+        retry = request.method in READ_METHODS or not g.get("database_answered")
+        if not (exc.connection_invalidated and retry):
             raise
-        log.warning("database connection lost; running the read once more")
+        log.warning("database connection lost; running the request once more")
         end_session()
         return dispatch()
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _database_answered(*_args):
+    if has_request_context():
+        g.database_answered = True
 
 
 def database_is_reachable():

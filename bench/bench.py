@@ -355,6 +355,50 @@ def hello(seconds, label):
         server.stop()
 
 
+WORKER_SETTINGS = {
+    "sync, 2 workers": ["--worker-class", "sync", "--workers", "2"],
+    "sync, 4 workers": ["--worker-class", "sync", "--workers", "4"],
+    "gthread, 2 workers x 4 threads": ["--worker-class", "gthread", "--workers", "2", "--threads", "4"],
+    "gthread, 2 workers x 8 threads": ["--worker-class", "gthread", "--workers", "2", "--threads", "8"],
+    "gthread, 4 workers x 2 threads": ["--worker-class", "gthread", "--workers", "4", "--threads", "2"],
+}
+
+
+def compare_workers(seconds):
+    """Item 6: the API's list page 1 and one bucket (1k) under each gunicorn setting, same run."""
+    database = seeded_database("1k", fresh=True)
+    lines = [
+        "| gunicorn | list page 1 req/s | p50 ms | p99 ms | one bucket req/s | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    try:
+        for label, flags in WORKER_SETTINGS.items():
+            server = Gunicorn("app:create_app()", app_env(database), flags=flags)
+            try:
+                owner = login(server.port, OWNER)
+                bucket = get(server.port, "/v1/buckets?per_page=1", owner)[1]["buckets"][0]["id"]
+                cells = []
+                for path in (f"/v1/buckets?page=1&per_page={PER_PAGE}", f"/v1/buckets/{bucket}"):
+                    result = wrk(server.port, path, owner, seconds, label=f"workers-{slug(label)}-{len(cells)}")
+                    cells += [f"{result['rps']:.0f}", f"{result['p50']:.2f}", f"{result['p99']:.2f}"]
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+                log(lines[-1])
+            finally:
+                server.stop()
+    finally:
+        psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    text = "\n".join(
+        [
+            f"# gunicorn settings, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.1f}",
+            "",
+            *lines,
+            "",
+        ]
+    )
+    (RESULTS / "workers.md").write_text(text)
+    print(text)
+
+
 def report(rows, noisy, hellos, conditions, seeded):
     hello_rps = hellos[0]["rps"]
     lines = [
@@ -398,7 +442,10 @@ def main():
     parser.add_argument("--seconds", type=int, default=5, help="per endpoint")
     parser.add_argument("--sizes", default="1k,1M")
     parser.add_argument("--fresh", action="store_true", help="seed 1M again even if a cached copy exists")
+    parser.add_argument("--workers", action="store_true", help="compare gunicorn worker settings instead")
     args = parser.parse_args()
+    if args.workers:
+        return compare_workers(args.seconds)
     max_offset = int(os.environ.get("MAX_PAGE_OFFSET", "10000"))
     started = time.monotonic()
     load = os.getloadavg()

@@ -137,12 +137,33 @@ class OutageTests(DatabaseTestCase):
         self.proxy.start()
         self.assertEqual(self.client.get("/v1/buckets", headers=self.auth).status_code, 200)
 
-    def test_a_write_on_a_connection_that_died_is_a_503_then_works(self):
+    def test_a_write_whose_connection_died_before_any_answer_runs_again(self):
         self.proxy.stop()
         self.proxy.start()
         response = self.client.post("/v1/buckets", json={"name": "two"}, headers=self.auth)
-        self.assertEqual(response.status_code, 503)
-        self.assertEqual(self.client.post("/v1/buckets", json={"name": "two"}, headers=self.auth).status_code, 201)
+        self.assertEqual(response.status_code, 201)
+        self.assertEqual(self.client.get("/v1/buckets", headers=self.auth).json["pagination"]["total"], 2)
+
+    def test_a_write_cut_after_the_database_answered_is_a_503_and_not_run_again(self):
+        app = make_app(SQLALCHEMY_DATABASE_URI=self.proxy.url(DATABASE_URL))
+        runs = []
+
+        @app.post("/test-only/cut-between-statements")
+        def cut_between_statements():  # test app only
+            runs.append(1)
+            db.session.execute(text("SELECT count(*) FROM users"))
+            self.proxy.stop()
+            self.proxy.start()
+            db.session.execute(text("SELECT count(*) FROM users"))
+            return {"success": True}
+
+        try:
+            response = app.test_client().post("/test-only/cut-between-statements")
+            self.assertEqual(response.status_code, 503)
+            self.assertEqual(len(runs), 1)
+        finally:
+            with app.app_context():
+                db.engine.dispose()
 
     def test_a_connection_lost_inside_a_transaction_never_escapes_the_request(self):
         app = make_app(SQLALCHEMY_DATABASE_URI=self.proxy.url(DATABASE_URL))
