@@ -16,6 +16,8 @@ API_PREFIX = "/v1"  # every versioned route, and the OpenAPI document, live unde
 KNOWN_WEAK_SECRETS = {DEV_SECRET_KEY, "secret", "changeme", "change-me", "dev", "development"}
 MIN_SECRET_BYTES = 32
 ENVIRONMENTS = ("development", "testing", "production")
+# What an external issuer may sign with: never HS* (our own tokens) nor none.
+ASYMMETRIC_ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 
 class ConfigError(RuntimeError):
@@ -49,6 +51,16 @@ def _env_int(name, default):
         return int(value)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _env_float(name, default):
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
 
 
 def _env_str(name, default):
@@ -120,6 +132,16 @@ def build_config(env_name=None, **overrides):
         "MAX_ANIMATION_PIXELS": _env_int("MAX_ANIMATION_PIXELS", 40_000_000),
         "MAX_FILES_PER_UPLOAD": _env_int("MAX_FILES_PER_UPLOAD", 20),
         "THUMBNAIL_SIZE": _env_int("THUMBNAIL_SIZE", 256),
+        # External identity provider (OpenID Connect, e.g. Auth0); off while OIDC_ISSUER is empty
+        "OIDC_ISSUER": _env_str("OIDC_ISSUER", None),
+        "OIDC_AUDIENCE": _env_str("OIDC_AUDIENCE", None),
+        "OIDC_JWKS_URL": _env_str("OIDC_JWKS_URL", None),
+        "OIDC_ALGORITHMS": _env_str("OIDC_ALGORITHMS", "RS256"),
+        "OIDC_PERMISSIONS_CLAIM": _env_str("OIDC_PERMISSIONS_CLAIM", "permissions"),
+        "OIDC_LEEWAY_SECONDS": _env_float("OIDC_LEEWAY_SECONDS", 30),
+        "OIDC_JWKS_LIFETIME_SECONDS": _env_float("OIDC_JWKS_LIFETIME_SECONDS", 600),
+        "OIDC_JWKS_MIN_REFETCH_SECONDS": _env_float("OIDC_JWKS_MIN_REFETCH_SECONDS", 5),
+        "OIDC_JWKS_TIMEOUT_SECONDS": _env_float("OIDC_JWKS_TIMEOUT_SECONDS", 3),
         # OpenAPI (flask-smorest)
         "API_TITLE": "Buckets, Images & Casting API",
         "API_VERSION": RELEASE_VERSION,
@@ -133,6 +155,7 @@ def build_config(env_name=None, **overrides):
     config["SQLALCHEMY_ENGINE_OPTIONS"] = {**config["SQLALCHEMY_ENGINE_OPTIONS"], **pool_options(config)}
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
     config.update(rate_limit_store_settings(config["RATELIMIT_STORAGE_URI"], config["RATELIMIT_FAIL_CLOSED"]))
+    _check_oidc(config)
     if production:
         check_production_secret(config["SECRET_KEY"])
     return config
@@ -158,6 +181,24 @@ def rate_limit_store_settings(uri, fail_closed):
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": not fail_closed,
         "RATELIMIT_SWALLOW_ERRORS": not fail_closed,
     }
+
+
+def _check_oidc(config):
+    """Complete and check the OIDC settings: an issuer needs an audience, and only
+    asymmetric algorithms, so no token of the issuer is ever checked like one of ours."""
+    issuer = config["OIDC_ISSUER"]
+    if not issuer:
+        return
+    if not config["OIDC_AUDIENCE"]:
+        raise ConfigError("OIDC_AUDIENCE must be set when OIDC_ISSUER is (the API identifier at the provider).")
+    if not config["OIDC_JWKS_URL"]:
+        config["OIDC_JWKS_URL"] = issuer.rstrip("/") + "/.well-known/jwks.json"
+    algorithms = config["OIDC_ALGORITHMS"]
+    if isinstance(algorithms, str):
+        algorithms = [name.strip() for name in algorithms.split(",") if name.strip()]
+    if not algorithms or not set(algorithms) <= ASYMMETRIC_ALGORITHMS:
+        raise ConfigError(f"OIDC_ALGORITHMS must name some of {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}.")
+    config["OIDC_ALGORITHMS"] = algorithms
 
 
 def check_production_secret(secret):

@@ -7,7 +7,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import database, errors, http
+from app import database, errors, http, oidc
 from app.api import openapi, register_routes
 from app.extensions import api, cors, db, limiter, migrate, schema_name
 from app.storage import init_storage
@@ -63,4 +63,5 @@ def create_app(config=None, **overrides):
     errors.init_app(app)
     register_routes(app, api)
     init_storage(app)
+    oidc.init_app(app)
     return app

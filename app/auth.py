@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import wraps
 
@@ -12,6 +13,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app import oidc
 from app.errors import APIError, unauthorized
 from app.extensions import db
 from app.models import RevokedToken, User
@@ -29,8 +31,9 @@ MSG_EXPIRED = "Signature expired. Please log in again."
 MSG_INVALID = "Invalid token. Please log in again."
 MSG_REVOKED = "Token has been revoked. Please log in again."
 
-# OpenAPI security schemes that carry our bearer token: pasted as is, or got by the OAuth2 password grant.
-BEARER_SCHEMES = ("bearerAuth", "oauth2Password")
+# OpenAPI security schemes that carry a bearer token: ours pasted as is or got by the OAuth2
+# password grant, or the external OIDC issuer's; any one of them opens a guarded endpoint.
+BEARER_SCHEMES = ("bearerAuth", "oauth2Password", "oidcBearer")
 BEARER_SECURITY = [{scheme: []} for scheme in BEARER_SCHEMES]
 
 # INSERT ... ON CONFLICT DO NOTHING, in each supported database's dialect.
@@ -91,19 +94,26 @@ def encode_token(user, kind):
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM)
 
 
+@contextmanager
+def token_errors():
+    """Any token failure becomes a 401 with the contract's message."""
+    try:
+        yield
+    except jwt.ExpiredSignatureError:
+        raise unauthorized(MSG_EXPIRED) from None
+    except jwt.PyJWTError:
+        raise unauthorized(MSG_INVALID) from None
+
+
 def decode_token(token, kind):
     """The verified claims of a `kind` token, or a 401 with the contract's message."""
-    try:
+    with token_errors():
         claims = jwt.decode(
             token,
             current_app.config["SECRET_KEY"],
             algorithms=[ALGORITHM],
             options={"require": REQUIRED_CLAIMS},
         )
-    except jwt.ExpiredSignatureError:
-        raise unauthorized(MSG_EXPIRED) from None
-    except jwt.InvalidTokenError:
-        raise unauthorized(MSG_INVALID) from None
     if claims.get("type") != kind or not _is_user_id(claims["sub"]) or not isinstance(claims["ver"], int):
         raise unauthorized(MSG_INVALID)
     return claims
@@ -134,6 +144,8 @@ def revoke(claims):
 
     Idempotent: revoking a revoked token changes nothing, so concurrent logouts
     with one token all succeed. True if this call was the one that revoked it.
+
+    An external token's claims are in our shape here (see oidc.local_claims).
     """
     expires_at = datetime.fromtimestamp(claims["exp"], timezone.utc).replace(tzinfo=None)
     row = {"jti": claims["jti"], "user_id": int(claims["sub"]), "expires_at": expires_at, "revoked_at": utcnow()}
@@ -166,10 +178,22 @@ def bearer_token():
 
 
 def authenticate():
-    claims = decode_token(bearer_token(), ACCESS)
-    g.token_claims = claims
-    g.current_user = load_token_user(claims)
-    return g.current_user
+    """The token's user in `g.current_user`; the token is routed by its `iss`:
+    the external issuer's to app.oidc, every other to our HS256 check."""
+    token = bearer_token()
+    if oidc.is_issuers(token):
+        with token_errors():
+            claims = oidc.decode(token)
+            user, revoked = oidc.account(claims)
+        if revoked:
+            raise unauthorized(MSG_REVOKED)
+        g.token_claims = oidc.local_claims(claims, user)
+    else:
+        claims = decode_token(token, ACCESS)
+        g.token_claims = claims
+        user = load_token_user(claims)
+    g.current_user = user
+    return user
 
 
 # -- decorators --------------------------------------------------------------

@@ -13,6 +13,7 @@ ROLE_PERMISSIONS = {
     "admin": ADMIN,
 }
 ROLES = tuple(ROLE_PERMISSIONS)
+PERMISSIONS = frozenset().union(*ROLE_PERMISSIONS.values())
 DEFAULT_ROLE = "user"
 ADMIN_ROLE = "admin"
 

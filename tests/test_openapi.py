@@ -42,7 +42,10 @@ class OpenAPITests(APITestCase):
 
     def test_document_basics(self):
         self.assertTrue(self.spec["openapi"].startswith("3."))
-        self.assertEqual(self.spec["components"]["securitySchemes"]["bearerAuth"]["scheme"], "bearer")
+        schemes = self.spec["components"]["securitySchemes"]
+        self.assertEqual(schemes["bearerAuth"]["scheme"], "bearer")
+        self.assertEqual(schemes["oidcBearer"]["scheme"], "bearer")
+        self.assertIn("JWKS", schemes["oidcBearer"]["description"])
         envelope = self.spec["components"]["schemas"]["Error"]["properties"]
         self.assertEqual(set(envelope), {"success", "error", "message", "errors"})
 
@@ -57,7 +60,9 @@ class OpenAPITests(APITestCase):
             if (path, method) in OPEN_OPERATIONS:
                 continue
             with self.subTest(path=path, method=method):
-                self.assertEqual(operation.get("security"), [{"bearerAuth": []}, {"oauth2Password": []}])
+                self.assertEqual(
+                    operation.get("security"), [{"bearerAuth": []}, {"oauth2Password": []}, {"oidcBearer": []}]
+                )
                 self.assertIn("401", operation["responses"])
         movie_post = self.spec["paths"]["/v1/movies"]["post"]
         self.assertIn("post:movies", movie_post["description"])

@@ -19,6 +19,7 @@ from http import HTTPStatus
 
 from apispec import BasePlugin
 
+from app import oidc
 from app.services.images import CONTENT_TYPES
 
 DESCRIPTION = """One JSON REST API for accounts, per-user buckets and their items, a shared image repository,
@@ -40,12 +41,18 @@ SPEC_OPTIONS = {
 }
 
 SECURITY_SCHEMES = {
-    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An access token of this API (HS256).",
+    },
     "oauth2Password": {
         "type": "oauth2",
         "description": "The OAuth2 password grant (RFC 6749 section 4.3): the docs page signs in with it.",
         "flows": {"password": {"tokenUrl": "/v1/auth/token", "scopes": {}}},
     },
+    "oidcBearer": oidc.SECURITY_SCHEME,
 }
 
 # Response fields that are not always sent.

@@ -1,12 +1,12 @@
 import secrets
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.models.base import ResourceMixin, sort_indexes, utcnow
-from app.permissions import DEFAULT_ROLE, permissions_for
+from app.permissions import permissions_for
 
 
 def random_token_version():
@@ -15,12 +15,30 @@ def random_token_version():
 
 class User(ResourceMixin, db.Model):
     __tablename__ = "users"
-    __table_args__ = sort_indexes("users", ("email", "role", "created_at"))
+    # Local: e-mail, password and role. External: the issuer's sub, and none of those.
+    __table_args__ = (
+        *sort_indexes("users", ("email", "role", "created_at")),
+        CheckConstraint(
+            "(external_id IS NULL AND email IS NOT NULL AND password_hash IS NOT NULL AND role IS NOT NULL)"
+            " OR (external_id IS NOT NULL AND email IS NULL AND password_hash IS NULL AND role IS NULL)",
+            name="local_or_external",
+        ),
+    )
 
-    # Stored lower-case, so the plain unique index is case-insensitive.
-    email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
-    password_hash: Mapped[str] = mapped_column(String(60), nullable=False)
-    role: Mapped[str] = mapped_column(String(32), default=DEFAULT_ROLE, nullable=False)
+    # A local account's login, stored lower-case, so the plain unique index is
+    # case-insensitive. Null for an external account.
+    email: Mapped[str | None] = mapped_column(String(254), unique=True, nullable=True)
+    # Null for an external account: it never signs in with a password here.
+    password_hash: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    # Null for an external account: the issuer owns its permissions. No column
+    # default (it would fill the null in): accounts.register gives DEFAULT_ROLE.
+    role: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The issuer's `sub` of an external account; unique, so its first concurrent
+    # requests create one account.
+    external_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    # The token's `email` claim, kept apart from `email`: the provider's address is
+    # not a login here and may equal a local account's.
+    external_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     # Every token carries the version it was issued under; bumping it (on a
     # password change) invalidates all earlier tokens at once. It starts at random:
     # SQLite gives a deleted user's id to the next account, and the deleted user's
@@ -29,8 +47,21 @@ class User(ResourceMixin, db.Model):
     # Kept by services.buckets in the transaction that creates or deletes a bucket.
     bucket_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
 
+    # An external account's permissions, set from each request's token (see app.oidc).
+    token_permissions = ()
+
+    @property
+    def is_external(self):
+        return self.external_id is not None
+
+    @property
+    def public_email(self):
+        return self.external_email if self.is_external else self.email
+
     @property
     def permissions(self):
+        if self.is_external:
+            return sorted(self.token_permissions)
         return permissions_for(self.role)
 
 

@@ -56,9 +56,23 @@ class PasswordChangeSchema(Schema):
 
 class UserSchema(Schema):
     id = fields.Integer(dump_only=True)
-    email = fields.String(dump_only=True)
-    role = fields.String(dump_only=True)
-    permissions = fields.List(fields.String(), dump_only=True)
+    email = fields.String(
+        dump_only=True,
+        attribute="public_email",
+        allow_none=True,
+        metadata={"description": "An external account's `email` claim (or null); never its login here"},
+    )
+    role = fields.String(dump_only=True, allow_none=True, metadata={"description": "Null for an external account"})
+    permissions = fields.List(
+        fields.String(),
+        dump_only=True,
+        metadata={"description": "The role's; an external account's come from its token (empty in admin views)"},
+    )
+    external_id = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "The external issuer's `sub`; null for an account of this API"},
+    )
     created_at = UTCDateTime(dump_only=True)
 
 

@@ -20,6 +20,8 @@ from app.services.crud import insert_or_conflict
 
 INVALID_CREDENTIALS = "Invalid email or password"
 EMAIL_TAKEN = "Email already registered"
+EXTERNAL_PASSWORD = "This account signs in through the external identity provider: change its password there"
+EXTERNAL_ROLE = "This account's permissions come from the external identity provider: change them there"
 
 
 def normalize_email(email):
@@ -40,6 +42,8 @@ def check_credentials(email, password):
 
 
 def check_current_password(user, password):
+    if user.is_external:
+        raise conflict(EXTERNAL_PASSWORD)
     if not verify_password(password, user.password_hash):
         raise invalid({"current_password": ["Incorrect password."]}, "Current password is incorrect")
 
@@ -72,6 +76,8 @@ def log_out(access_claims, refresh_token=None):
 
 
 def change_role(user, role):
+    if user.is_external:
+        raise conflict(EXTERNAL_ROLE)
     # A bulk UPDATE skips the ORM's version bump: move it here, so If-Match sees this write.
     change = update(User).where(User.id == user.id).values(role=role, version=User.version + 1)
     _write_keeping_an_admin(change, "Cannot demote the last admin")

@@ -126,8 +126,11 @@ def me():
 @auth_required
 @blp.arguments(PasswordChangeSchema)
 @blp.response(200, TokenSchema)
+@blp.alt_response(409, response="CONFLICT")
 def change_password(data):
-    """Change your password: every token issued before stops working; new tokens are returned."""
+    """Change your password: every token issued before stops working; new tokens are returned.
+
+    An external account has no password here: 409."""
     user = current_user()
     accounts.check_current_password(user, data["current_password"])
     accounts.change_password(user, data["new_password"])
