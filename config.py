@@ -43,24 +43,22 @@ def _env_bool(name, default):
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def _env_int(name, default):
+def _env_number(name, default, kind, what):
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return default
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {value!r}") from None
+
+
+def _env_int(name, default):
+    return _env_number(name, default, int, "an integer")
 
 
 def _env_float(name, default):
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    return _env_number(name, default, float, "a number")
 
 
 def _env_str(name, default):

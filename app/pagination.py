@@ -41,11 +41,7 @@ class Listing:
     def __init__(self, key, model, *, sort, search, filters=None, mixins=(), default_sort="id"):
         self.key = key
         self.tie_breaker = model.id
-        self.sortable = {name: getattr(model, name) for name in sort}
-        for name, column in self.sortable.items():
-            # A NULL key would fall out of the keyset comparison: refuse the declaration.
-            if column.nullable:
-                raise ValueError(f"{key}: sort field {name} must be NOT NULL")
+        self.sortable = {name: _sort_key(key, name, getattr(model, name)) for name in sort}
         self.search = [getattr(model, name) for name in search]
         self.filters = tuple(filters or ())
         self.args = list_args(
@@ -57,7 +53,7 @@ class Listing:
         function that reads one), used in page mode when neither `q` nor a filter narrows the list."""
         if args.get("q") and self.search:
             stmt = stmt.where(or_(*(contains_ci(column, args["q"]) for column in self.search)))
-        column, descending = self._sort_column(args["sort"])
+        name, column, descending = self._sort_column(args["sort"])
         keys = (column, self.tie_breaker)
         order = [key.desc() if descending else key.asc() for key in keys]
         binding = _binding(args)
@@ -66,7 +62,7 @@ class Listing:
             after = _decode_cursor(args["cursor"], binding, column)
             boundary = tuple_(*keys) < tuple_(*after) if descending else tuple_(*keys) > tuple_(*after)
             rows = _fetch(stmt.where(boundary).order_by(*order).limit(per_page + 1))
-            return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, column, binding))
+            return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, name, binding))
         page = args.get("page", 1)
         offset = (page - 1) * per_page
         narrowed = args.get("q") or any(name in args for name in self.filters)
@@ -84,10 +80,21 @@ class Listing:
                 errors={"page": ["Too deep: use cursor instead."]},
             )
         rows = _fetch(stmt.order_by(*order).limit(per_page + 1).offset(offset))
-        return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, column, binding), page=page, total=total)
+        return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, name, binding), page=page, total=total)
 
     def _sort_column(self, sort):
-        return self.sortable[sort.lstrip("-")], sort.startswith("-")
+        name = sort.lstrip("-")
+        return name, self.sortable[name], sort.startswith("-")
+
+
+def _sort_key(listing, name, column):
+    """A NULL key would fall out of the keyset comparison: a nullable text column (an
+    external account has no e-mail login nor role) sorts with NULL read as ''."""
+    if not column.nullable:
+        return column
+    if column.type.python_type is not str:
+        raise ValueError(f"{listing}: sort field {name} must be NOT NULL")
+    return func.coalesce(column, "")
 
 
 def _fetch(stmt):
@@ -125,11 +132,12 @@ def _unb64(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _next_cursor(rows, per_page, column, binding):
+def _next_cursor(rows, per_page, name, binding):
     if len(rows) <= per_page:
         return None
     last = rows[per_page - 1]
-    value = getattr(last, column.key)
+    value = getattr(last, name)
+    value = "" if value is None else value  # as _sort_key reads it
     payload = orjson.dumps([value.isoformat() if isinstance(value, date) else value, last.id])
     return f"{_b64(payload)}.{_b64(_signature(binding, payload))}"
 

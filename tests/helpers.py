@@ -148,6 +148,15 @@ def bearer(token):
     return {"Authorization": f"Bearer {token}"}
 
 
+def in_parallel(target, argument_lists):
+    """Run `target` once per argument list, each on its own thread, and wait for all."""
+    threads = [threading.Thread(target=target, args=args) for args in argument_lists]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 @contextmanager
 def count_queries():
     """Count the SQL statements run inside the block."""

@@ -22,6 +22,7 @@ from tests.helpers import (
     APITestCase,
     TcpProxy,
     bearer,
+    in_parallel,
     make_app,
 )
 
@@ -118,11 +119,7 @@ class ConcurrentRegistrationTests(APITestCase):
             response = client.post("/v1/auth/register", json={"email": "race@example.com", "password": PASSWORD})
             statuses.append(response.status_code)
 
-        threads = [threading.Thread(target=register) for _ in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        in_parallel(register, [()] * 20)
         self.assertEqual(sorted(statuses), [201] + [409] * 19)
         self.assertEqual(db.session.query(User).filter_by(email="race@example.com").count(), 1)
 

@@ -23,7 +23,7 @@ from app.extensions import db
 from app.models import Bucket, User
 from app.permissions import PERMISSIONS, ROLE_PERMISSIONS
 from config import ConfigError, build_config
-from tests.helpers import PASSWORD, APITestCase, bearer, image_bytes
+from tests.helpers import PASSWORD, APITestCase, bearer, image_bytes, in_parallel
 from tests.jwks_server import AUDIENCE, JwksServer
 
 MSG_INVALID = "Invalid token. Please log in again."
@@ -261,6 +261,26 @@ class ExternalAdminTests(OIDCTestCase):
         self.assertEqual(self.client.delete(f"/v1/users/{external_id}", headers=admin).json["deleted"], external_id)
         self.assertError(self.client.get(f"/v1/users/{external_id}", headers=admin), 404)
 
+    def test_sorting_users_by_email_or_role_walks_external_accounts_too(self):
+        admin_id, admin = self.account("admin")
+        local_id, _ = self.account()
+        external_ids = [self.me(self.external(sub=f"auth0|{n}")).json["user"]["id"] for n in range(3)]
+        everyone = sorted([admin_id, local_id, *external_ids])
+        for sort in ("email", "-email", "role", "-role"):
+            with self.subTest(sort=sort):
+                seen, url = [], f"/v1/users?sort={sort}&per_page=2"
+                while url:
+                    page = self.client.get(url, headers=admin).json
+                    seen += [user["id"] for user in page["users"]]
+                    cursor = page["pagination"]["next_cursor"]
+                    url = f"/v1/users?sort={sort}&per_page=2&cursor={cursor}" if cursor else None
+                self.assertEqual(sorted(seen), everyone)
+        found = self.client.get("/v1/users?q=auth0", headers=admin).json["users"]
+        self.assertEqual(found, [])
+        self.me(self.external(sub="auth0|mail", email="findme@example.com"))
+        found = self.client.get("/v1/users?q=FINDME", headers=admin).json["users"]
+        self.assertEqual([user["external_id"] for user in found], ["auth0|mail"])
+
     def test_an_external_admin_manages_users(self):
         user_id, _ = self.account()
         headers = self.external(permissions=["manage:users"])
@@ -449,11 +469,7 @@ class KidFloodTests(OIDCTestCase):
                 response = client.get("/v1/auth/me", headers=bearer(self._random_kid_token()))
                 statuses.append(response.status_code)
 
-        threads = [threading.Thread(target=hit) for _ in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        in_parallel(hit, [()] * 20)
         self.assertEqual(statuses, [401] * 200)
         self.assertEqual(self.issuer.fetches, 1)
 
@@ -475,11 +491,7 @@ class ConcurrentFirstSightTests(OIDCTestCase):
             response = client.post("/v1/buckets", json={"name": f"b-{uuid.uuid4().hex}"}, headers=bearer(token))
             answers.append(response.status_code)
 
-        threads = [threading.Thread(target=first_request, args=(token,)) for token in tokens]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        in_parallel(first_request, [(token,) for token in tokens])
         self.assertEqual(answers, [201] * 20)
         accounts = db.session.scalars(select(User).where(User.external_id == "auth0|race")).all()
         self.assertEqual(len(accounts), 1)

@@ -118,7 +118,7 @@ USERS = Listing(
     "users",
     User,
     sort=("id", "email", "role", "created_at"),
-    search=("email",),
+    search=("email", "external_email"),
     filters={
         "role": fields.String(validate=validate.OneOf(ROLES), metadata={"description": "Only users with this role"})
     },

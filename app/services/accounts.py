@@ -69,7 +69,8 @@ def rotate_refresh_token(token):
 def log_out(access_claims, refresh_token=None):
     """Revoke the access token and, if given, the same user's refresh token."""
     refresh_claims = refresh_claims_to_revoke(refresh_token, access_claims["sub"]) if refresh_token else None
-    revoke(access_claims)
+    if access_claims["jti"]:  # an external token without a jti lives until it expires
+        revoke(access_claims)
     if refresh_claims:
         revoke(refresh_claims)
     db.session.commit()

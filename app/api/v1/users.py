@@ -22,7 +22,7 @@ class Users(MethodView):
     @blp.arguments(USERS.args, location="query", error_status_code=400)
     @blp.response(200, UserListResponse)
     def get(self, args):
-        """List accounts (q searches the e-mail; filter by role)."""
+        """List accounts (q searches the e-mail, an external account's too; filter by role)."""
         stmt = select(User)
         if "role" in args:
             stmt = stmt.where(User.role == args["role"])
