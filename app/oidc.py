@@ -31,6 +31,7 @@ KEY_URL_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
 SUB_CHARACTERS = frozenset(string.printable) - frozenset(string.whitespace)
 MAX_SUB_LENGTH = 255  # users.external_id
 MAX_EMAIL_LENGTH = 254  # users.external_email
+MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z: the last `exp` a revocation row can hold
 MSG_UNREACHABLE = "The identity provider cannot be reached: try again shortly"
 SECURITY_SCHEME = {
     "type": "http",
@@ -224,4 +225,4 @@ def account(claims):
 def local_claims(claims, user):
     """The token as the rest of the API sees its own: the local id as `sub`, the
     revocation id (or None) as `jti`."""
-    return {"sub": str(user.id), "jti": revocation_id(claims), "exp": claims["exp"], "iss": claims["iss"]}
+    return {"sub": str(user.id), "jti": revocation_id(claims), "exp": min(claims["exp"], MAX_TIMESTAMP)}

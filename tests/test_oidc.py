@@ -226,6 +226,11 @@ class ExternalLogoutTests(OIDCTestCase):
         self.assertEqual(self.client.post("/v1/auth/logout", headers=headers).status_code, 200)
         self.assertError(self.me(headers), 401, MSG_REVOKED)
 
+    def test_a_token_living_past_year_9999_is_revoked_without_error(self):
+        headers = self.external(exp=10**12)
+        self.assertEqual(self.client.post("/v1/auth/logout", headers=headers).status_code, 200)
+        self.assertError(self.me(headers), 401, MSG_REVOKED)
+
     def test_logout_without_jti_answers_but_the_provider_owns_the_session(self):
         headers = self.external(jti=None)
         self.assertEqual(self.client.post("/v1/auth/logout", headers=headers).status_code, 200)
