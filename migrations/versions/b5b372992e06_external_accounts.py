@@ -5,7 +5,7 @@ An external account has an `external_id` (the issuer's `sub`) and maybe an
 those three and no `external_id`. The check constraint keeps the two apart.
 
 Revision ID: b5b372992e06
-Revises: 5e2ef15ade1d
+Revises: e21034e982f4
 Create Date: 2026-11-23 21:41:40.978106
 
 """
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "b5b372992e06"
-down_revision = "5e2ef15ade1d"
+down_revision = "e21034e982f4"
 branch_labels = None
 depends_on = None
 
