@@ -34,11 +34,15 @@ def upgrade():
         batch_op.alter_column("role", existing_type=sa.VARCHAR(length=32), nullable=True)
         batch_op.create_unique_constraint(batch_op.f("uq_users_external_id"), ["external_id"])
         batch_op.create_check_constraint("local_or_external", LOCAL_OR_EXTERNAL)
+    if op.get_bind().dialect.name == "postgresql":  # q on /v1/users searches it (pg_trgm is on already)
+        op.execute("CREATE INDEX ix_users_external_email_trgm ON users USING gin (lower(external_email) gin_trgm_ops)")
 
 
 def downgrade():
     # Accounts of the external issuer cannot exist without these columns.
     op.execute("DELETE FROM users WHERE external_id IS NOT NULL")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_users_external_email_trgm")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("ck_users_local_or_external"), type_="check")
         batch_op.drop_constraint(batch_op.f("uq_users_external_id"), type_="unique")
