@@ -5,7 +5,7 @@ An external account has an `external_id` (the issuer's `sub`) and maybe an
 those three and no `external_id`. The check constraint keeps the two apart.
 
 Revision ID: b5b372992e06
-Revises: e21034e982f4
+Revises: b56cb7ca8e7c
 Create Date: 2026-11-23 21:41:40.978106
 
 """
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "b5b372992e06"
-down_revision = "e21034e982f4"
+down_revision = "b56cb7ca8e7c"
 branch_labels = None
 depends_on = None
 
