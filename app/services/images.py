@@ -240,9 +240,9 @@ def release_contents(hashes):
                 storage().delete(key)
         db.session.execute(delete(StoredFile).where(StoredFile.sha256.in_(unused)))
         db.session.commit()
-    except Exception:
+    except Exception as error:  # typically the database going away; the caller's own error matters more
         db.session.rollback()
-        log.exception("could not release stored files %s; manage.py sweep-images will", sorted(hashes))
+        log.warning("could not release stored files %s (%r); manage.py sweep-images will", sorted(hashes), error)
 
 
 def save_uploads(processed, metadata, owner_id):
