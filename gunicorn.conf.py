@@ -5,6 +5,9 @@ Command-line flags (`--bind`, `--workers`) override what is set here.
 
 import os
 
+# Chosen by `bench/run.sh --workers` on 2 cores (README, "Performance"): 2 workers x 8 threads
+# matched or beat sync workers on reads, and a request waiting on the database (a lock, the
+# statement timeout, an outage) holds one of 16 threads instead of one of 2 processes.
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = 8

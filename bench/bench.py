@@ -63,14 +63,16 @@ def app_env(database, **extra):
 
 
 def manage(database, *args):
-    subprocess.run(
-        [BIN / "python", "manage.py", *args],
-        cwd=ROOT,
-        env=app_env(database),
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """A manage.py command; tried three times, since the shared server may be out of connections."""
+    for attempt in range(3):
+        done = subprocess.run(
+            [BIN / "python", "manage.py", *args], cwd=ROOT, env=app_env(database), capture_output=True, text=True
+        )
+        if done.returncode == 0:
+            return
+        log(f"manage.py {args[0]} failed (attempt {attempt + 1}): {done.stderr.strip().splitlines()[-1:]}")
+        time.sleep(3)
+    raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stderr[-2000:]}")
 
 
 def cache_key():
@@ -92,7 +94,9 @@ def seeded_database(size, fresh):
         if exists and not fresh:
             log(f"1M: reusing the seeded database {name}")
             return name
-        psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        stale = psql("SELECT datname FROM pg_database WHERE datname LIKE 'api_bench_1m_%'").split()
+        for old in stale:  # seeded for other migrations or seed code
+            psql(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')
     building = f"{name}_building"
     psql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
     psql(f'CREATE DATABASE "{building}"')
@@ -155,11 +159,21 @@ def request(port, method, path, body=None, token=None):
 
 
 def get(port, path, token=None):
-    return request(port, "GET", path, token=token)
+    """A GET that waits out short 503s (the shared PostgreSQL may be out of connections for a moment)."""
+    for _ in range(20):
+        status, body = request(port, "GET", path, token=token)
+        if status != 503:
+            return status, body
+        time.sleep(0.5)
+    return status, body
 
 
 def login(port, email):
-    status, body = request(port, "POST", "/v1/auth/login", {"email": email, "password": PASSWORD})
+    for _ in range(20):
+        status, body = request(port, "POST", "/v1/auth/login", {"email": email, "password": PASSWORD})
+        if status != 503:
+            break
+        time.sleep(0.5)
     if status != 200:
         status, body = request(port, "POST", "/v1/auth/register", {"email": email, "password": PASSWORD})
         assert status == 201, (status, body)
@@ -409,8 +423,8 @@ def report(rows, noisy, hellos, conditions, seeded):
         f"hello-world Flask: {hellos[0]['rps']:.0f} req/s before, {hellos[1]['rps']:.0f} after "
         f"(p50 {hellos[0]['p50']:.2f} / {hellos[1]['p50']:.2f} ms). Ratios use the one before.",
         "",
-        "| size | endpoint | req/s | p50 ms | p99 ms | × hello | SQL statements | 1M / 1k |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| size | endpoint | req/s | p50 ms | p99 ms | × hello | SQL statements | 1M / 1k | non-2xx |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_key = {(r["size"], r["endpoint"].split(" (")[0]): r for r in rows}
     for row in rows:
@@ -418,7 +432,7 @@ def report(rows, noisy, hellos, conditions, seeded):
         scale = f"{row['rps'] / other['rps']:.2f}" if row["size"] == "1M" and other else ""
         lines.append(
             f"| {row['size']} | {row['endpoint']} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} "
-            f"| {row['rps'] / hello_rps:.3f} | {row['statements']} | {scale} |"
+            f"| {row['rps'] / hello_rps:.3f} | {row['statements']} | {scale} | {row['non2xx']} |"
         )
     if noisy:
         lines += [

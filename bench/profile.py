@@ -1,7 +1,7 @@
 """Profiles (pyinstrument) of a list and a single GET, in-process on a seeded PostgreSQL database.
 
 Usage: DATABASE_URL=postgresql://... .venv/bin/python bench/profile.py   (seeded with `manage.py seed`)
-Writes bench/results/profile-list.txt and profile-one.txt (plus .html): where the Python time of
+Writes bench/results/profile-list.txt and profile-one.txt: where the Python time of
 a request goes, once the database round trips are out of the way.
 """
 
@@ -36,7 +36,6 @@ def main():
             assert client.get(path, headers=headers).status_code == 200
         profiler.stop()
         (out / f"profile-{name}.txt").write_text(profiler.output_text(unicode=True, show_all=False))
-        (out / f"profile-{name}.html").write_text(profiler.output_html())
         print(f"{name}: {profiler.last_session.duration / REQUESTS * 1000:.2f} ms per request (in-process)")
 
 

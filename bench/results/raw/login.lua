@@ -1,0 +1,3 @@
+wrk.method = "POST"
+wrk.body = '{"email": "demo@example.com", "password": "password123"}'
+wrk.headers["Content-Type"] = "application/json"
