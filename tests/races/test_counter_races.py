@@ -1,0 +1,73 @@
+"""Counter columns under concurrency: whatever runs at once, each counter equals the rows it counts."""
+
+from tests.liveserver import LiveServerTestCase, stop_shared_server
+
+TRIES = 3
+
+
+def tearDownModule():
+    stop_shared_server()
+
+
+class CounterRaces(LiveServerTestCase):
+    def test_items_added_and_deleted_at_once(self):
+        _, headers = self.server.account()
+        bucket = self.server.request("POST", "/v1/buckets", {"name": "racing"}, headers).json["bucket"]["id"]
+        items = f"/v1/buckets/{bucket}/items"
+        existing = [self.server.request("POST", items, {"name": f"i{n}"}, headers).json["item"]["id"] for n in range(6)]
+        requests = [("POST", items, {"json": {"name": f"new {n}"}, "headers": headers}) for n in range(8)]
+        requests += [("DELETE", f"{items}/{item}", {"headers": headers}) for item in existing for _ in range(2)]
+        self.assertStatuses(self.server.at_once(requests), {200, 201, 404})
+        counted = self.server.scalar("SELECT count(*) FROM items WHERE bucket_id = :b", b=bucket)
+        self.assertEqual(counted, 8)
+        self.assertEqual(self.server.scalar("SELECT item_count FROM buckets WHERE id = :b", b=bucket), counted)
+
+    def test_items_added_while_their_bucket_is_deleted(self):
+        _, headers = self.server.account()
+        for _ in range(TRIES):
+            bucket = self.server.request("POST", "/v1/buckets", {"name": "doomed"}, headers).json["bucket"]["id"]
+            items = f"/v1/buckets/{bucket}/items"
+            requests = [("POST", items, {"json": {"name": f"late {n}"}, "headers": headers}) for n in range(6)]
+            requests.append(("DELETE", f"/v1/buckets/{bucket}", {"headers": headers}))
+            self.assertStatuses(self.server.at_once(requests), {200, 201, 404})
+            self.assertEqual(self.server.scalar("SELECT count(*) FROM items WHERE bucket_id = :b", b=bucket), 0)
+
+    def test_buckets_created_and_deleted_at_once(self):
+        user, headers = self.server.account()
+        existing = [
+            self.server.request("POST", "/v1/buckets", {"name": f"b{n}"}, headers).json["bucket"]["id"]
+            for n in range(5)
+        ]
+        requests = [("POST", "/v1/buckets", {"json": {"name": f"n{n % 4}"}, "headers": headers}) for n in range(8)]
+        requests += [("DELETE", f"/v1/buckets/{b}", {"headers": headers}) for b in existing for _ in range(2)]
+        self.assertStatuses(self.server.at_once(requests), {200, 201, 404, 409})
+        counted = self.server.scalar("SELECT count(*) FROM buckets WHERE owner_id = :u", u=user)
+        self.assertEqual(counted, 4)
+        self.assertEqual(self.server.scalar("SELECT bucket_count FROM users WHERE id = :u", u=user), counted)
+
+    def test_casts_changed_and_movies_deleted_at_once(self):
+        _, admin = self.server.account("admin")
+        actors = [
+            self.server.request("POST", "/v1/actors", {"name": f"a{n}", "age": 30, "gender": "x"}, admin).json["actor"][
+                "id"
+            ]
+            for n in range(5)
+        ]
+        for attempt in range(TRIES):
+            movie = self.server.request(
+                "POST",
+                "/v1/movies",
+                {"title": f"m{attempt}", "release_date": "2001-01-01", "actor_ids": actors[:2]},
+                admin,
+            ).json["movie"]["id"]
+            path = f"/v1/movies/{movie}"
+            requests = [("PATCH", path, {"json": {"actor_ids": actors[n : n + 3]}, "headers": admin}) for n in range(3)]
+            requests += [("PATCH", path, {"json": {"actor_ids": actors[::2]}, "headers": admin})]
+            if attempt == TRIES - 1:
+                requests += [("DELETE", path, {"headers": admin})] * 2
+            self.assertStatuses(self.server.at_once(requests), {200, 404})
+            drift = self.server.rows(
+                "SELECT id, movie_count FROM actors WHERE movie_count <> "
+                "(SELECT count(*) FROM movie_actors WHERE actor_id = actors.id)"
+            )
+            self.assertEqual(drift, [])
