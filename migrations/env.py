@@ -100,6 +100,11 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # The app's DB_STATEMENT_TIMEOUT_MS guards requests; building an index or
+            # backfilling a column over a large table must be allowed to take its time.
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()  # so that Alembic begins (and commits) its own transaction
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
