@@ -48,6 +48,13 @@ def filtered_movies(args):
     return stmt
 
 
+def _lock(movie):
+    """Hold the movie's row until commit (PostgreSQL): its cast writers and deleters take turns."""
+    if db.session.execute(select(Movie.id).where(Movie.id == movie.id).with_for_update()).first() is None:
+        db.session.rollback()
+        raise not_found()  # deleted meanwhile
+
+
 def _recast(movie, actor_ids):
     """Give `movie` (flushed) the cast `actor_ids`, set-based, counting both ways.
 
@@ -91,9 +98,7 @@ def update_movie(movie, data):
     """Change the fields given; `actor_ids` replaces the whole cast."""
     fields = dict(data)
     if "actor_ids" in fields:
-        if db.session.execute(select(Movie.id).where(Movie.id == movie.id).with_for_update()).first() is None:
-            db.session.rollback()
-            raise not_found()  # deleted meanwhile
+        _lock(movie)
         _recast(movie, fields.pop("actor_ids"))
     apply_changes(movie, fields)
     commit_or_conflict(DUPLICATE_MOVIE)
@@ -102,7 +107,8 @@ def update_movie(movie, data):
 
 def delete_movie(movie):
     """Delete a movie; its cast rows go with it (ON DELETE CASCADE), and so do their counts."""
-    cast = [actor.id for actor in movie.actors]
+    _lock(movie)
+    cast = list(db.session.scalars(_cast_of(movie.id)))  # as it is now, not as it was read
     if delete_counted(movie):
         bump(Actor.movie_count, cast, -1)
     db.session.commit()
