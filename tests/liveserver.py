@@ -18,9 +18,11 @@ Only bcrypt's cost is lowered (BCRYPT_ROUNDS=4) so that making accounts stays fa
 These tests need TEST_DATABASE_URL (PostgreSQL); on SQLite they are skipped.
 """
 
+import ctypes
 import json as jsonlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +45,7 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 PASSWORD = "correct horse battery"
 SKIP_REASON = "live-server tests need PostgreSQL (set TEST_DATABASE_URL)"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def free_port():
@@ -98,6 +101,9 @@ class LiveServer:
             UPLOAD_DIR=os.path.join(self.workdir, "uploads"),
             LOG_LEVEL="WARNING",
             RATELIMIT_STORAGE_URI="memory://",
+            # Every helper's tests share one PostgreSQL (max_connections): keep few idle connections.
+            DB_POOL_SIZE="4",
+            DB_MAX_OVERFLOW="4",
         )
         env.update(self.env_overrides)
         return env
@@ -113,7 +119,9 @@ class LiveServer:
         command += ["--workers", str(self.workers), "--threads", str(self.threads)]
         command += ["--bind", f"127.0.0.1:{self.port}", "--access-logfile", "/dev/null", "app:create_app()"]
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            )
         self._wait_until_up()
         return self
 
@@ -224,6 +232,12 @@ class LiveServer:
     def execute(self, sql, **params):
         with self.engine.begin() as conn:
             conn.execute(text(sql), params)
+
+
+def _die_with_parent():
+    """In the child before exec: if the test process dies (killed, timed out), so does gunicorn,
+    instead of living on with its database connections."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _answer(status, headers, raw):
