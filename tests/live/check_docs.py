@@ -1,8 +1,10 @@
 """Loads /docs from a live server in headless Chromium (Debian's, driven by Playwright).
 
-Fails unless Swagger UI renders the API's operations, and fails if the page
-asks any host other than the server for anything (the docs must work offline).
-Usage: python tests/live/check_docs.py http://127.0.0.1:5000
+Fails unless Swagger UI renders the API's operations, unless a person can sign in from the
+page (Authorize, the OAuth2 password grant with EMAIL and PASSWORD) and then call an
+authenticated operation (GET /v1/auth/me, "Try it out", "Execute") and get 200, and if the
+page asks any host other than the server for anything (the docs must work offline).
+Usage: python tests/live/check_docs.py http://127.0.0.1:5000 EMAIL PASSWORD
 """
 
 import os
@@ -25,7 +27,29 @@ FLAGS = [
 ]
 
 
-def main(base_url):
+def sign_in(page, email, password):
+    """Authorize -> oauth2Password: e-mail and password; answers the token request's status."""
+    page.click(".auth-wrapper .authorize")
+    oauth = page.locator(".auth-container", has_text="oauth2Password")
+    oauth.locator("#oauth_username").fill(email)
+    oauth.locator("#oauth_password").fill(password)
+    with page.expect_response(lambda response: response.url.endswith("/v1/auth/token")) as token:
+        oauth.locator("button.authorize").click()
+    oauth.get_by_role("button", name="Logout").wait_for(timeout=10_000)  # Swagger UI holds the token now
+    oauth.locator(".btn-done").click()
+    return token.value.status
+
+
+def call_me(page):
+    """Try it out on GET /v1/auth/me; answers (status, Authorization header sent)."""
+    page.click("#operations-auth-getMe .opblock-summary")
+    page.click("#operations-auth-getMe .try-out__btn")
+    with page.expect_response(lambda response: response.url.endswith("/v1/auth/me")) as answer:
+        page.click("#operations-auth-getMe .execute")
+    return answer.value.status, answer.value.request.headers.get("authorization", "")
+
+
+def main(base_url, email, password):
     server = urlsplit(base_url).netloc
     foreign = []
     with sync_playwright() as playwright:
@@ -38,10 +62,15 @@ def main(base_url):
         page.wait_for_selector(".opblock", timeout=20_000)
         operations = page.locator(".opblock").count()
         paths = set(page.locator(".opblock-summary-path").all_inner_texts())
+        token_status = sign_in(page, email, password)
+        me_status, authorization = call_me(page)
         page.screenshot(path=os.path.join(tempfile.gettempdir(), "docs-page.png"))
         browser.close()
     print(f"docs page: {operations} operations rendered, {len(paths)} distinct paths, {len(foreign)} foreign requests")
+    print(f"docs page: Authorize got {token_status} from /v1/auth/token, then GET /v1/auth/me answered {me_status}")
     problems = []
+    if token_status != 200 or me_status != 200 or not authorization.startswith("Bearer "):
+        problems.append("signing in from the page and calling /v1/auth/me did not work")
     if operations < 30:
         problems.append(f"only {operations} operations rendered")
     for expected in ("/v1/buckets", "/v1/movies/{movie_id}/actors", "/v1/images/{image_id}/file"):
@@ -55,4 +84,4 @@ def main(base_url):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1].rstrip("/")))
+    sys.exit(main(sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3]))

@@ -1,0 +1,81 @@
+"""Runs the README's ```sh blocks, in order, as one bash script, twice, against `make run`.
+
+The caller provides the settings (a fresh DATABASE_URL, production mode: see .ci/readme). This
+script picks a free PORT, starts `make run` with it, waits for /v1/health, runs the blocks with
+`set -euo pipefail` twice against the same database, and stops the server. The examples check
+their own statuses (the README's `call STATUS ...`, `curl -f`), so a status the README does not
+promise stops the run.
+Usage: python3 tests/live/run_readme.py [README.md]
+Prints "readme: N blocks passed twice" last.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.S | re.M)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(port, server, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def main(readme):
+    blocks = BLOCK.findall(Path(readme).read_text())
+    # Each block reports how long it took, on stderr.
+    timed = [
+        f'__started=$(date +%s%N)\n{block}\necho "block {n}: $(( ($(date +%s%N) - __started) / 1000000 )) ms" >&2'
+        for n, block in enumerate(blocks, 1)
+    ]
+    script = "set -euo pipefail\n" + "\n".join(timed)
+    port = free_port()
+    env = dict(os.environ, PORT=str(port))
+    log = tempfile.NamedTemporaryFile(prefix="readme-server-", suffix=".log", delete=False)
+    server = subprocess.Popen(
+        ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        if not wait_until_up(port, server):
+            print(Path(log.name).read_text()[-3000:])
+            print("FAIL: make run did not come up")
+            return 1
+        for run in (1, 2):
+            print(f"--- README run {run}: {len(blocks)} sh blocks ---", flush=True)
+            result = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env)
+            if result.returncode != 0:
+                print(f"FAIL: README run {run} stopped (exit {result.returncode})")
+                return 1
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    if "Traceback" in Path(log.name).read_text():
+        print(Path(log.name).read_text()[-5000:])
+        print("FAIL: the server logged a traceback")
+        return 1
+    print(f"readme: {len(blocks)} blocks passed twice")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else ROOT / "README.md"))
