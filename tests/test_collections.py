@@ -294,6 +294,10 @@ class CursorTests(CollectionCase):
         self.assertEqual(self.client.get(f"{items}?done=true&cursor={item_cursor}", headers=self.h).status_code, 200)
         body = self.assertError(self.client.get(f"/v1/buckets?sort=name&page=1&cursor={cursor}", headers=self.h), 400)
         self.assertIn("cursor", body["errors"])
+        # Refused by its declared shape (URL-safe ASCII), which also keeps generated URLs short.
+        body = self.assertError(self.client.get("/v1/buckets?cursor=" + "é" * 10, headers=self.h), 400)
+        self.assertEqual(body["message"], "Invalid query parameters")
+        self.assertIn("cursor", body["errors"])
         self.assertEqual(self.client.get(f"/v1/buckets?sort=name&cursor={cursor}", headers=self.h).status_code, 200)
 
 

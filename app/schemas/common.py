@@ -148,8 +148,10 @@ class ListArgs(Schema):
         metadata={"description": "Page number (default 1), up to MAX_PAGE_OFFSET rows deep; not with `cursor`"},
     )
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    # URL-safe ASCII only: anything else cannot be a cursor, and a long non-ASCII value would
+    # swell past gunicorn's request-line limit before the app could answer 400.
     cursor = fields.String(
-        validate=validate.Length(min=1, max=1000),
+        validate=[validate.Length(min=1, max=1000), validate.Regexp(r"^[A-Za-z0-9_.=-]+$")],
         metadata={"description": "`pagination.next_cursor` of the previous page: walks a list of any length"},
     )
 
