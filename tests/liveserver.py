@@ -122,7 +122,11 @@ class LiveServer:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
             )
-        self._wait_until_up()
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self.stop()  # else a server that never came up outlives the test, holding its connections
+            raise
         return self
 
     def _wait_until_up(self, seconds=30):
