@@ -11,6 +11,7 @@
 """
 
 import logging
+import sqlite3
 
 import psycopg2
 from flask import g, has_request_context, request
@@ -28,6 +29,7 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 # connection exceptions (08), shutdown / starting up (57P01-57P03), statement_timeout
 # (57014), and insufficient resources such as too many connections (53).
 OUTAGE_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03", "57014", "53")
+SQLITE_BUSY = "database is locked"
 
 
 @event.listens_for(Session, "after_begin")
@@ -142,4 +144,6 @@ def is_outage(exc):
         # "the database system is starting up" during the handshake).
         code = exc.orig.pgcode
         return code is None or code.startswith(OUTAGE_SQLSTATE_PREFIXES)
+    if isinstance(exc.orig, sqlite3.OperationalError) and SQLITE_BUSY in str(exc.orig):
+        return True  # another writer held the file past the busy timeout: busy now, not broken
     return not database_is_reachable()

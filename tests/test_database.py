@@ -2,6 +2,7 @@
 statement timeouts and outages. Counted with a proxy that reads the wire protocol, so BEGIN,
 ROLLBACK and pings show up too (SQLAlchemy's events never see them)."""
 
+import sqlite3
 import time
 import unittest
 import uuid
@@ -182,3 +183,27 @@ class OutageTests(DatabaseTestCase):
         finally:
             with app.app_context():
                 db.engine.dispose()
+
+
+@unittest.skipIf(IS_POSTGRES, "SQLite's whole-file write lock")
+class SqliteBusyTests(unittest.TestCase):
+    def test_a_write_that_waits_out_the_busy_timeout_is_a_503(self):
+        app = make_app(SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 0.1}})
+        client = app.test_client()
+        token = client.post(
+            "/v1/auth/register", json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD}
+        ).json["auth_token"]
+        holder = sqlite3.connect(urlsplit(DATABASE_URL).path, timeout=0)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # another writer keeps the file
+            response = client.post("/v1/buckets", json={"name": "waits"}, headers=bearer(token))
+            self.assertEqual(response.status_code, 503, response.json)
+            self.assertEqual(response.headers["Retry-After"], "1")
+        finally:
+            holder.rollback()
+            holder.close()
+        self.assertEqual(client.post("/v1/buckets", json={"name": "waits"}, headers=bearer(token)).status_code, 201)
+        with app.app_context():
+            db.session.execute(db.delete(User))
+            db.session.commit()
+            db.engine.dispose()
