@@ -20,6 +20,7 @@ from http import HTTPStatus
 from apispec import BasePlugin
 
 from app import oidc
+from app.api.conditional import IF_NONE_MATCH
 from app.services.images import CONTENT_TYPES
 
 DESCRIPTION = """One JSON REST API for accounts, per-user buckets and their items, a shared image repository,
@@ -159,15 +160,6 @@ def complete_operation(operation, method, path, endpoint):
 def image_bytes(description):
     """A response whose body is image bytes, of any type an upload can have."""
     return {"description": description, "content": {media: deepcopy(BINARY) for media in IMAGE_MEDIA_TYPES}}
-
-
-IF_NONE_MATCH = {
-    "in": "header",
-    "name": "If-None-Match",
-    "required": False,
-    "description": "The ETag you have: 304 with no body if it still matches",
-    "schema": {"type": "string"},
-}
 
 
 class OperationsPlugin(BasePlugin):
