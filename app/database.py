@@ -85,8 +85,8 @@ def end_session(_exc=None):
     """
     try:
         db.session.close()
-    except Exception:
-        log.warning("closing the session failed; dropping its connection", exc_info=True)
+    except Exception as exc:  # logged in one line: an outage is not a bug
+        log.warning("closing the session failed (%s); dropping its connection", exc.__class__.__name__)
         db.session().invalidate()  # the scoped session does not proxy invalidate()
 
 

@@ -142,7 +142,12 @@ def handle_exception(exc):
         log.error("rate-limit store unreachable (request %s): %s", request_id, exc.storage_error)
         return error_response(503, RATE_LIMIT_STORE_DOWN)
     if database.is_outage(exc):
-        log.error("database unreachable (request %s): %s", request_id, exc.__class__.__name__)
+        log.error(
+            "database unreachable (request %s): %s: %s",
+            request_id,
+            exc.__class__.__name__,
+            str(getattr(exc, "orig", exc)).strip().splitlines()[:1],
+        )
         return error_response(503)
     log.exception("unhandled error (request %s)", request_id)
     return error_response(500, f"Internal server error (request id {request_id})")

@@ -191,6 +191,7 @@ class TcpProxy:
         probe.close()
         self._listener = None
         self._sockets = []
+        self._lock = threading.Lock()
         self._fatal_answers = 0
 
     def starting_up(self, connections):
@@ -229,7 +230,13 @@ class TcpProxy:
                 threading.Thread(target=self._refuse, args=(client,), daemon=True).start()
                 continue
             upstream = socket.create_connection(self.target)
-            self._sockets += [client, upstream]
+            with self._lock:
+                if self._listener is not listener:  # cut while this one was being made: cut it too
+                    for sock in (client, upstream):
+                        sock.close()
+                    continue
+                self._sockets.append(client)
+                self._sockets.append(upstream)
             for src, dst, watch in ((client, upstream, self._watcher()), (upstream, client, None)):
                 threading.Thread(target=self._pipe, args=(src, dst, watch), daemon=True).start()
 
@@ -254,20 +261,21 @@ class TcpProxy:
                     pass
 
     def stop(self):
-        if self._listener:
+        with self._lock:  # no connection slips in between closing the listener and the sockets
+            listener, self._listener = self._listener, None
+            sockets, self._sockets = self._sockets, []
+        if listener:
             try:
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
             except OSError:
                 pass
-            self._listener.close()
-            self._listener = None
-        for sock in self._sockets:
+            listener.close()
+        for sock in sockets:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
             except OSError:
                 pass
-        self._sockets = []
 
 
 class StatementCounter(TcpProxy):
