@@ -86,6 +86,7 @@ def build_config(env_name=None, **overrides):
         # No pool_pre_ping: a dead connection is found by the statement that uses it (app/database.py).
         "SQLALCHEMY_ENGINE_OPTIONS": {},
         "DB_STATEMENT_TIMEOUT_MS": _env_int("DB_STATEMENT_TIMEOUT_MS", 5000),
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": _env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000),
         # Per worker process; instances x workers x (pool + overflow) must stay under max_connections.
         "DB_POOL_SIZE": _env_int("DB_POOL_SIZE", 8),
         "DB_MAX_OVERFLOW": _env_int("DB_MAX_OVERFLOW", 2),

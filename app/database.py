@@ -50,12 +50,17 @@ def _back_to_transactions(dbapi_connection, _record):
         dbapi_connection.autocommit = False
 
 
-def session_settings(statement_timeout_ms):
+def session_settings(statement_timeout_ms, idle_in_transaction_timeout_ms):
     """SQL run once on each new PostgreSQL connection (one round trip, outside any transaction).
 
-    A SET rather than the `options` startup parameter, which PgBouncer refuses.
+    A SET rather than the `options` startup parameter, which PgBouncer refuses. The idle
+    timeout ends a transaction whose client vanished mid-way (a cut network), so its row
+    locks do not outlive it until TCP keepalive notices, hours later.
     """
-    return f"SET jit = off; SET statement_timeout = {int(statement_timeout_ms)}"
+    return (
+        f"SET jit = off; SET statement_timeout = {int(statement_timeout_ms)}; "
+        f"SET idle_in_transaction_session_timeout = {int(idle_in_transaction_timeout_ms)}"
+    )
 
 
 def init_app(app):
@@ -64,7 +69,7 @@ def init_app(app):
     app.teardown_appcontext(end_session)  # registered after Flask-SQLAlchemy's, so it runs first
     if engine.dialect.name != "postgresql":
         return
-    sql = session_settings(app.config["DB_STATEMENT_TIMEOUT_MS"])
+    sql = session_settings(app.config["DB_STATEMENT_TIMEOUT_MS"], app.config["DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"])
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record):

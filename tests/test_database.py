@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import create_engine, text
 
+from app import database
 from app.extensions import db
 from app.models import User
 from config import normalize_database_url
@@ -88,12 +89,27 @@ class RoundTripTests(DatabaseTestCase):
 
 
 class SessionSettingTests(DatabaseTestCase):
-    overrides = {"DB_STATEMENT_TIMEOUT_MS": 1234}
+    overrides = {"DB_STATEMENT_TIMEOUT_MS": 1234, "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": 300}
 
     def test_each_connection_has_jit_off_and_the_statement_timeout(self):
         with self.app.app_context():
             self.assertEqual(db.session.execute(text("SHOW jit")).scalar(), "off")
             self.assertEqual(db.session.execute(text("SHOW statement_timeout")).scalar(), "1234ms")
+
+    def test_a_transaction_left_idle_ends_and_frees_its_row_locks(self):
+        with self.app.app_context():
+            db.session.execute(text("SELECT id FROM buckets WHERE id = :id FOR UPDATE"), {"id": self.bucket_id})
+            time.sleep(1)  # the client vanished mid-transaction, past the 300 ms idle timeout
+            other = create_engine(normalize_database_url(DATABASE_URL))
+            try:
+                with other.begin() as connection:
+                    connection.execute(text("SET lock_timeout = 2000"))
+                    locked = text("SELECT id FROM buckets WHERE id = :id FOR UPDATE NOWAIT")
+                    self.assertEqual(connection.execute(locked, {"id": self.bucket_id}).scalar(), self.bucket_id)
+            finally:
+                other.dispose()
+            database.rollback()  # the server already ended that transaction and its connection
+            db.engine.dispose()
 
 
 class StatementTimeoutTests(DatabaseTestCase):
