@@ -5,6 +5,7 @@ for requests that were already done with it); once it is back, only 2xx; never a
 """
 
 import threading
+import time
 from collections import Counter
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,6 +15,8 @@ from tests.helpers import TcpProxy
 from tests.liveserver import LiveServer, LiveServerTestCase
 
 LOAD_THREADS = 8
+# The issue's bar: the app answers again within a second of the database coming back.
+RECOVERY_SECONDS = 1.0
 
 
 class LoadLoop:
@@ -29,14 +32,15 @@ class LoadLoop:
     def _run(self, n):
         sent = 0
         while not self._stop.is_set():
-            phase = self.phase
+            phase, sent_at = self.phase, time.monotonic()
             if sent % 2:
                 answer = self.server.request("POST", "/v1/buckets", {"name": f"t{n}-{sent}"}, headers=self.headers)
                 answer.request = "POST"
             else:
                 answer = self.server.request("GET", "/v1/buckets?per_page=5", headers=self.headers)
                 answer.request = "GET"
-            if phase == self.phase:  # answers that straddle a change of phase are not judged
+            answer.sent_at = sent_at
+            if phase is not None and phase == self.phase:  # answers that straddle a change are not judged
                 self.answers.append((phase, answer))
             sent += 1
 
@@ -50,10 +54,14 @@ class LoadLoop:
         for thread in self._threads:
             thread.join()
 
-    def run_phase(self, phase, answers):
-        """Switch to `phase` and wait until it has collected `answers` answers."""
+    def pause(self):
+        """Judge nothing until the next phase: the database is being cut or restored."""
+        self.phase = None
+
+    def run_phase(self, phase, answers, sent_after=0.0):
+        """Switch to `phase` and wait until it has collected `answers` answers sent after `sent_after`."""
         self.phase = phase
-        while sum(1 for p, _ in self.answers if p == phase) < answers:
+        while sum(1 for p, a in self.answers if p == phase and a.sent_at > sent_after) < answers:
             self._stop.wait(0.05)
 
     def statuses(self, phase):
@@ -79,31 +87,35 @@ class DatabaseCutUnderLoadTests(LiveServerTestCase):
 
     def test_cut_under_load_gives_503s_only_and_recovers(self):
         _, headers = self.server.account()
-        report = []
+        report, self.restores = [], {"before": 0.0}
         with LoadLoop(self.server, headers) as load:
             load.run_phase("before", 40)
             for cycle in range(3):
+                load.pause()
                 self.proxy.stop()
                 load.run_phase(f"cut {cycle}", 40)
+                load.pause()
                 self.proxy.start()
-                load.run_phase(f"after {cycle}", 40)
+                self.restores[f"after {cycle}"] = restored = time.monotonic()
+                load.run_phase(f"after {cycle}", 40, sent_after=restored + RECOVERY_SECONDS)
         for phase in sorted({p for p, _ in load.answers}):
             statuses = load.statuses(phase)
             report.append(f"{phase}: {dict(statuses)}")
             unexpected = {
                 (a.request, a.status, a.message)
                 for p, a in load.answers
-                if p == phase and a.status not in self.allowed(phase, a.request)
+                if p == phase and a.status not in self.allowed(phase, a)
             }
             self.assertEqual(unexpected, set(), f"{report}\n{self.server.log()[-2000:]}")
         print("\ndatabase cut under load:", "; ".join(report))
         self.assertNo5xxExcept503([answer for _, answer in load.answers])
 
-    @staticmethod
-    def allowed(phase, request):
+    def allowed(self, phase, answer):
         if phase.startswith("cut"):
             return {503}
-        if request == "POST":
+        if answer.sent_at <= self.restores[phase] + RECOVERY_SECONDS:
+            return {200, 201, 503}  # the pool's dead connections are found and replaced
+        if answer.request == "POST":
             # Known gap (see the README): now and then a write cut mid-transaction leaves its
             # server backend idle in transaction with the user's row lock; that user's writes
             # then wait and end on the statement timeout: a 503 envelope, never a 500.
