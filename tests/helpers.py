@@ -254,11 +254,15 @@ class TcpProxy:
         except OSError:
             pass
         finally:
+            # shutdown() before close(): the thread piping the other way is blocked in recv() on
+            # one of these, which keeps a merely closed socket open, so the database would never
+            # hear that its client left and would keep the transaction (and its locks).
             for sock in (src, dst):
                 try:
-                    sock.close()
+                    sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                sock.close()
 
     def stop(self):
         with self._lock:  # no connection slips in between closing the listener and the sockets
