@@ -254,32 +254,26 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            # shutdown() before close(): the thread piping the other way is blocked in recv() on
-            # one of these, which keeps a merely closed socket open, so the database would never
-            # hear that its client left and would keep the transaction (and its locks).
             for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
+                TcpProxy._hang_up(sock)
+
+    @staticmethod
+    def _hang_up(sock):
+        """Shut down, then close: a thread blocked in recv() on a merely closed socket keeps it
+        open (and, for a listener, accepting), so the database would never hear that its client
+        left and would keep the transaction and its locks."""
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # the peer is gone already
+            pass
+        sock.close()
 
     def stop(self):
         with self._lock:  # no connection slips in between closing the listener and the sockets
             listener, self._listener = self._listener, None
             sockets, self._sockets = self._sockets, []
-        if listener:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-            except OSError:
-                pass
-            listener.close()
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            except OSError:
-                pass
+        for sock in ([listener] if listener else []) + sockets:
+            self._hang_up(sock)  # for the listener, this wakes the blocked accept()
 
 
 class StatementCounter(TcpProxy):
