@@ -30,6 +30,7 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 # (57014), and insufficient resources such as too many connections (53).
 OUTAGE_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03", "57014", "53")
 SQLITE_BUSY = "database is locked"
+TRANSIENT_CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
 
 
 @event.listens_for(Session, "after_begin")
@@ -136,6 +137,12 @@ def database_is_reachable():
         return False
     finally:
         rollback()
+
+
+def is_transient_conflict(exc):
+    """PostgreSQL gave up on one of two concurrent transactions (deadlock, serialization):
+    nothing was written, and the same request sent again can succeed (409, not 500)."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "pgcode", None) in TRANSIENT_CONFLICT_SQLSTATES
 
 
 def is_outage(exc):

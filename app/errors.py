@@ -6,7 +6,6 @@ import time
 from flask import g, jsonify
 from limits.errors import StorageError
 from marshmallow import ValidationError
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import ObjectDeletedError
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, TooManyRequests
 
@@ -112,14 +111,7 @@ def _seconds_until_reset():
         return limit.limit.get_expiry()
 
 
-# PostgreSQL gave up on one of two concurrent transactions (deadlock, serialization):
-# nothing was written, and the same request sent again can succeed.
-TRANSIENT_CONFLICTS = {"40P01", "40001"}
 CONCURRENT_CONFLICT = "The request collided with a concurrent change; nothing was changed, please retry"
-
-
-def _is_transient_conflict(exc):
-    return isinstance(exc, DBAPIError) and getattr(exc.orig, "pgcode", None) in TRANSIENT_CONFLICTS
 
 
 def handle_exception(exc):
@@ -135,7 +127,7 @@ def handle_exception(exc):
         return error_response(422, None, _flatten_locations(exc.messages))
     if isinstance(exc, ObjectDeletedError):  # a row this request read was deleted meanwhile
         return error_response(404)
-    if _is_transient_conflict(exc):
+    if database.is_transient_conflict(exc):
         return error_response(409, CONCURRENT_CONFLICT)
     request_id = g.get("request_id", "-")
     if isinstance(exc, StorageError):
