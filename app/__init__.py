@@ -18,6 +18,7 @@ MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 
 class ApiFlask(Flask):
     request_class = http.ApiRequest
+    session_interface = http.NoCookieSessions()
 
     def make_default_options_response(self):
         """OPTIONS on any route: 204 with `Allow` (Flask-CORS adds its headers), no HTML body."""

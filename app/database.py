@@ -89,6 +89,8 @@ def end_session(_exc=None):
     A rollback on a dead connection raises, and outside the error handler that would be
     the WSGI server's own HTML 500.
     """
+    if not db.session.registry.has():  # the request never used the database
+        return
     try:
         db.session.close()
     except Exception as exc:  # logged in one line: an outage is not a bug

@@ -9,6 +9,7 @@ import flask_smorest
 import orjson
 from flask import Request, current_app, g, request
 from flask.json.provider import JSONProvider
+from flask.sessions import SecureCookieSessionInterface
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter, ValidationError
@@ -91,6 +92,17 @@ def is_json_content_type(mimetype):
     return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 
+class NoCookieSessions(SecureCookieSessionInterface):
+    """Bearer tokens only: no request reads or sets a cookie session, so none is
+    built (Flask would make a signing serializer for every request)."""
+
+    def open_session(self, app, request):
+        return self.make_null_session(app)
+
+    def save_session(self, app, session, response):
+        pass
+
+
 class ApiRequest(Request):
     """Bodies are capped before anything reads them: uploads (multipart) at
     MAX_UPLOAD_BYTES, everything else at MAX_JSON_BYTES (see read_json_object)."""
@@ -171,6 +183,10 @@ class Blueprint(flask_smorest.Blueprint):
     """A flask-smorest blueprint that parses bodies with StrictJsonParser."""
 
     ARGUMENTS_PARSER = StrictJsonParser()
+
+    def arguments(self, schema, *args, **kwargs):
+        """A schema class becomes one instance here: given a class, webargs builds one per request."""
+        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
 
 
 class IdConverter(BaseConverter):

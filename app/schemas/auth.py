@@ -1,8 +1,9 @@
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from app.models import User
 from app.pagination import Listing
 from app.permissions import ROLES
+from app.schemas.base import Schema
 from app.schemas.common import Text, UTCDateTime, envelope
 
 PASSWORD_MIN_BYTES = 8

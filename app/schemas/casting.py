@@ -1,7 +1,8 @@
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.models import Actor, Movie
 from app.pagination import Listing
+from app.schemas.base import Schema
 from app.schemas.common import MAX_ID, LooseDate, ResourceSchema, StrictInteger, Text, envelope, id_list
 
 MAX_CAST = 500

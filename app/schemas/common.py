@@ -6,7 +6,9 @@ The same schemas validate requests, shape responses and feed the OpenAPI documen
 import re
 from datetime import date
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from app.schemas.base import Schema
 
 MAX_ID = 2**31 - 1
 _LOOSE_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")

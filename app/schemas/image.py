@@ -1,8 +1,9 @@
 from flask import url_for
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import ValidationError, fields
 
 from app.models import Image
 from app.pagination import Listing
+from app.schemas.base import Schema
 from app.schemas.common import ResourceSchema, Text, envelope
 
 MAX_TAGS = 20
