@@ -3,7 +3,7 @@
 import io
 import unittest
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from unittest import mock
 
@@ -97,6 +97,17 @@ class SchemaDumpUnitTests(unittest.TestCase):
         self.assertSame(Everything(only=("id", "inner")), self.sample())
         self.assertSame(Everything(exclude=("stamp",)), self.sample())
         self.assertSame(Inner(many=True), None)
+
+    def test_times_are_written_as_strftime_writes_them(self):
+        field = UTCDateTime()
+        moments = [
+            datetime(2026, 11, 24, 0, 19, 34),
+            datetime(2026, 11, 24, 0, 19, 34, 999999),
+            datetime(999, 1, 2, 3, 4, 5),
+            datetime(2026, 11, 24, 1, 2, 3, tzinfo=timezone(timedelta(hours=2))),
+        ]
+        for moment in moments:
+            self.assertEqual(field._serialize(moment, "at", None), moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def test_a_schema_with_a_dump_hook_keeps_marshmallows_path(self):
         self.assertEqual(self.assertSame(Hooked(), {"id": 1, "label": "x"}), {"id": 1, "name": "x", "hooked": True})

@@ -32,7 +32,7 @@ class Schema(marshmallow.Schema):
 
 
 def _plan(schema):
-    """(key, name, attribute or None, field) per field, or False if marshmallow must dump."""
+    """(key, name, attribute or None, field, unchanged types) per field, or False if marshmallow must dump."""
     if schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP]:
         return False
     if type(schema).get_attribute is not marshmallow.Schema.get_attribute:
@@ -49,32 +49,50 @@ def _step(name, field):
         and type(field).get_value is fields.Field.get_value
         and "." not in source
     )
-    return key, name, source if plain else None, field
+    return key, name, source if plain else None, field, _unchanged(field)
+
+
+def _unchanged(field):
+    """The value types this field's `_serialize` hands back as they are (True: all of them)."""
+    formatter = type(field)._serialize
+    if formatter is fields.Field._serialize:
+        return True
+    if formatter is fields.String._serialize:
+        return frozenset({str, type(None)})
+    integer = formatter is fields.Number._serialize and type(field)._format_num is fields.Number._format_num
+    if integer and field.num_type is int and not field.as_string:
+        return frozenset({int, type(None)})
+    return frozenset()
 
 
 def _dump_one(plan, obj, schema):
     out = {}
-    for key, name, source, field in plan:
+    indexable = hasattr(obj, "__getitem__")
+    # A loaded SQLAlchemy column is in the instance __dict__, which is what its descriptor
+    # would read; anything else (unloaded, a relationship, a property) goes through getattr.
+    loaded = getattr(obj, "__dict__", {})
+    for key, name, source, field, unchanged in plan:
         if source is None:  # marshmallow's own path for this field
             value = field.serialize(name, obj, accessor=schema.get_attribute)
             if value is not missing:
                 out[key] = value
             continue
-        value = _value(obj, source)
+        if indexable:
+            value = _item(obj, source)
+        else:
+            value = loaded[source] if source in loaded else getattr(obj, source, missing)
         if value is missing:
             default = field.dump_default
             value = default() if callable(default) else default
             if value is missing:
                 continue
-        out[key] = field._serialize(value, name, obj)
+        out[key] = value if unchanged is True or type(value) in unchanged else field._serialize(value, name, obj)
     return out
 
 
-def _value(obj, key):
-    """marshmallow.utils.get_value for a plain key: an item if `obj` has one, else an attribute."""
-    if hasattr(obj, "__getitem__"):
-        try:
-            return obj[key]
-        except (KeyError, IndexError, TypeError, AttributeError):
-            pass
-    return getattr(obj, key, missing)
+def _item(obj, key):
+    """marshmallow.utils.get_value for a plain key of an object with items: the item, else the attribute."""
+    try:
+        return obj[key]
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return getattr(obj, key, missing)

@@ -61,7 +61,11 @@ class UTCDateTime(fields.DateTime):
     """ISO 8601 in UTC with a `Z`, to the second (values are stored as naive UTC)."""
 
     def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if value is None:
+            return None
+        if value.tzinfo is None and value.year >= 1000:  # what we store: isoformat is the faster way there
+            return value.isoformat(timespec="seconds") + "Z"
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class LooseDate(fields.Date):
