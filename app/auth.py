@@ -1,10 +1,11 @@
 """Passwords, JWTs and the decorators that guard endpoints."""
 
 import re
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from functools import wraps
+from functools import lru_cache, wraps
 
 import bcrypt
 import jwt
@@ -105,15 +106,20 @@ def token_errors():
         raise unauthorized(MSG_INVALID) from None
 
 
+@lru_cache(maxsize=1024)
+def _verified_claims(token, secret):
+    """PyJWT's verdict on a token, kept for the tokens in use: a client sends the same one
+    request after request. Only a good verdict is kept (a failure raises). Of what PyJWT
+    checked, only `exp` can change its mind later, so decode_token checks it on every use."""
+    return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": REQUIRED_CLAIMS})
+
+
 def decode_token(token, kind):
     """The verified claims of a `kind` token, or a 401 with the contract's message."""
     with token_errors():
-        claims = jwt.decode(
-            token,
-            current_app.config["SECRET_KEY"],
-            algorithms=[ALGORITHM],
-            options={"require": REQUIRED_CLAIMS},
-        )
+        claims = dict(_verified_claims(token, current_app.config["SECRET_KEY"]))
+        if claims["exp"] <= time.time():  # PyJWT's rule, with no leeway
+            raise jwt.ExpiredSignatureError
     if claims.get("type") != kind or not _is_user_id(claims["sub"]) or not isinstance(claims["ver"], int):
         raise unauthorized(MSG_INVALID)
     return claims

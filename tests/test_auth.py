@@ -1,4 +1,5 @@
 from datetime import datetime, timedelta, timezone
+from unittest import mock
 
 import jwt
 from sqlalchemy import select
@@ -212,6 +213,15 @@ class TokenTests(APITestCase):
         past = datetime.now(timezone.utc) - timedelta(hours=1)
         token = self._token(iat=past, exp=past + timedelta(minutes=1))
         self.assertError(self.me(bearer(token)), 401, "Signature expired. Please log in again.")
+
+    def test_a_token_accepted_before_is_refused_once_it_expires(self):
+        now = datetime.now(timezone.utc)
+        token = self._token(iat=now - timedelta(minutes=1), exp=now + timedelta(minutes=1))
+        self.assertEqual(self.me(bearer(token)).status_code, 200)
+        later = (now + timedelta(minutes=1)).timestamp()
+        with mock.patch("app.auth.time.time", return_value=later), mock.patch("jwt.api_jwt.datetime") as clock:
+            clock.now.return_value = datetime.fromtimestamp(later, timezone.utc)
+            self.assertError(self.me(bearer(token)), 401, "Signature expired. Please log in again.")
 
     def test_token_lifetime_follows_the_setting(self):
         claims = jwt.decode(self.access, self.app.config["SECRET_KEY"], algorithms=["HS256"])
