@@ -194,6 +194,20 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._fatal_answers = 0
 
+    @classmethod
+    def to_database(cls, database_url):
+        """A proxy in front of the server `database_url` names (port 5432 if it names none)."""
+        parts = urlsplit(database_url)
+        return cls(parts.hostname or "127.0.0.1", parts.port or 5432)
+
+    def url(self, database_url):
+        """`database_url` through this proxy; sslmode=disable keeps the stream readable."""
+        parts = urlsplit(database_url)
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@127.0.0.1:{self.port}" if credentials else f"127.0.0.1:{self.port}"
+        query = "&".join(filter(None, [parts.query, "sslmode=disable"]))
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+
     def starting_up(self, connections):
         """The next `connections` new connections hear what a PostgreSQL server says while it
         starts (FATAL 57P03) and are closed; later ones are forwarded again."""
@@ -287,12 +301,6 @@ class StatementCounter(TcpProxy):
     def __init__(self, target_host, target_port):
         super().__init__(target_host, target_port)
         self.statements = []
-
-    def url(self, database_url):
-        parts = urlsplit(database_url)
-        netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{self.port}")
-        query = "&".join(filter(None, [parts.query, "sslmode=disable"]))
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
 
     def _watcher(self):
         state = {"buffer": b"", "started": False}

@@ -24,8 +24,7 @@ class DatabaseTestCase(unittest.TestCase):
     overrides = {}
 
     def setUp(self):
-        parts = urlsplit(DATABASE_URL)
-        self.proxy = StatementCounter(parts.hostname or "127.0.0.1", parts.port or 5432)
+        self.proxy = StatementCounter.to_database(DATABASE_URL)
         self.proxy.start()
         self.app = make_app(SQLALCHEMY_DATABASE_URI=self.proxy.url(DATABASE_URL), **self.overrides)
         self.client = self.app.test_client()

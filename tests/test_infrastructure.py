@@ -6,7 +6,6 @@ import threading
 import unittest
 import uuid
 from unittest import mock
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -32,11 +31,9 @@ REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
 @unittest.skipUnless(IS_POSTGRES, "needs a database server that can become unreachable")
 class DatabaseOutageTests(unittest.TestCase):
     def test_503_while_unreachable_then_recovers_without_restart(self):
-        parts = urlsplit(DATABASE_URL)
-        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        proxy = TcpProxy.to_database(DATABASE_URL)
         proxy.start()
-        netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
-        app = make_app(SQLALCHEMY_DATABASE_URI=urlunsplit(parts._replace(netloc=netloc)))
+        app = make_app(SQLALCHEMY_DATABASE_URI=proxy.url(DATABASE_URL))
         client = app.test_client()
         try:
             self.assertEqual(client.get("/v1/health").status_code, 200)

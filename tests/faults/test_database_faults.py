@@ -7,7 +7,6 @@ for requests that were already done with it); once it is back, only 2xx; never a
 import threading
 import time
 from collections import Counter
-from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import create_engine, text
 
@@ -72,11 +71,9 @@ class DatabaseCutUnderLoadTests(LiveServerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.server = LiveServer()
-        parts = urlsplit(cls.server.database_url)
-        cls.proxy = TcpProxy(parts.hostname, parts.port or 5432)
+        cls.proxy = TcpProxy.to_database(cls.server.database_url)
         cls.proxy.start()
-        netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{cls.proxy.port}")
-        cls.server.env_overrides["DATABASE_URL"] = urlunsplit(parts._replace(netloc=netloc))
+        cls.server.env_overrides["DATABASE_URL"] = cls.proxy.url(cls.server.database_url)
         cls.server.start()
 
     @classmethod
