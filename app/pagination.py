@@ -174,26 +174,27 @@ class Page:
         self.total = total
         self.pages = math.ceil(total / self.per_page) if total is not None else None
         self.next_cursor = next_cursor
+        # What every link repeats after its page or cursor: per_page, then the list's own arguments.
+        kept = [(k, v) for k, v in request.args.items(multi=True) if k not in POSITION_ARGS]
+        self._tail = urlencode([("per_page", self.per_page), *kept])
         self.links = self._links()
 
-    def _url(self, **position):
-        params = [(k, v) for k, v in position.items() if v is not None] + [("per_page", self.per_page)]
-        params += [(k, v) for k, v in request.args.items(multi=True) if k not in POSITION_ARGS]
-        return f"{request.path}?{urlencode(params)}"
+    def _url(self, position, value):
+        return f"{request.path}?{urlencode({position: value})}&{self._tail}"
 
     def _links(self):
-        by_cursor = self._url(cursor=self.next_cursor) if self.next_cursor else None
+        by_cursor = self._url("cursor", self.next_cursor) if self.next_cursor else None
         if self.page is None:
-            return {"next": by_cursor, "first": self._url(page=1)}
+            return {"next": by_cursor, "first": self._url("page", 1)}
         last = max(self.pages, 1)
         # Past the page window, `next` walks on by cursor.
         within_window = self.page * self.per_page < current_app.config["MAX_PAGE_OFFSET"]
-        following = self._url(page=self.page + 1) if within_window else by_cursor
+        following = self._url("page", self.page + 1) if within_window else by_cursor
         return {
             "next": following if self.page < self.pages else None,
-            "prev": self._url(page=min(self.page - 1, last)) if self.page > 1 else None,
-            "first": self._url(page=1),
-            "last": self._url(page=last),
+            "prev": self._url("page", min(self.page - 1, last)) if self.page > 1 else None,
+            "first": self._url("page", 1),
+            "last": self._url("page", last),
         }
 
     def metadata(self):
