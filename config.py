@@ -87,8 +87,14 @@ def build_config(env_name=None, **overrides):
         "SQLALCHEMY_ENGINE_OPTIONS": {},
         "DB_STATEMENT_TIMEOUT_MS": _env_int("DB_STATEMENT_TIMEOUT_MS", 5000),
         "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": _env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000),
+        # Requests each worker process runs at once (0: no gate); the others wait, a freed slot
+        # going to the principal with the fewest running, and a wait past FAIR_WAIT_SECONDS is 503.
+        "FAIR_SLOTS": _env_int("FAIR_SLOTS", 2),
+        "FAIR_WAIT_SECONDS": _env_float("FAIR_WAIT_SECONDS", 10),
         # Per worker process; instances x workers x (pool + overflow) must stay under max_connections.
-        "DB_POOL_SIZE": _env_int("DB_POOL_SIZE", 8),
+        # Default: FAIR_SLOTS, the requests that hold a connection at once (without the gate, every
+        # thread may: then 0, SQLAlchemy's "no limit").
+        "DB_POOL_SIZE": _env_int("DB_POOL_SIZE", None),
         "DB_MAX_OVERFLOW": _env_int("DB_MAX_OVERFLOW", 2),
         "ACCESS_TOKEN_MINUTES": _env_int("ACCESS_TOKEN_MINUTES", 15),
         "REFRESH_TOKEN_DAYS": _env_int("REFRESH_TOKEN_DAYS", 30),
@@ -150,6 +156,8 @@ def build_config(env_name=None, **overrides):
         "OPENAPI_JSON_PATH": "openapi.json",
     }
     config.update(overrides)
+    if config["DB_POOL_SIZE"] is None:
+        config["DB_POOL_SIZE"] = config["FAIR_SLOTS"]
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
     config["SQLALCHEMY_ENGINE_OPTIONS"] = {**config["SQLALCHEMY_ENGINE_OPTIONS"], **pool_options(config)}
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]

@@ -5,12 +5,16 @@ Command-line flags (`--bind`, `--workers`) override what is set here.
 
 import os
 
-# Chosen by `bench/run.sh --workers` on 2 cores (README, "Performance"): 2 workers x 8 threads
-# matched or beat sync workers on reads, and a request waiting on the database (a lock, the
-# statement timeout, an outage) holds one of 16 threads instead of one of 2 processes.
+# Chosen by `bench/run.sh --workers` on 2 cores (README, "Performance"): threaded workers, so a
+# request waiting on the database (a lock, the statement timeout, an outage) holds a thread, not
+# a process. Inside each worker the fair admission gate (app/fairness.py) runs FAIR_SLOTS requests
+# at once; the other threads wait there at no CPU cost. Hence many threads: gthread queues the
+# connections it has no thread for first come, first served, behind a heavy user's backlog, where
+# the gate cannot reorder them. 64 per worker is one bench noisy neighbour's 64 connections
+# (`bench/run.sh --fairness`, README "Performance"); waiting threads cost memory only.
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = 8
+threads = 64
 accesslog = "-"
 
 # Gunicorn answers these itself, before the app runs, in plain HTML (see the README):

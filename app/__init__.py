@@ -7,7 +7,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import database, errors, http, oidc
+from app import auth, database, errors, fairness, http, oidc
 from app.api import openapi, register_routes
 from app.extensions import api, cors, db, limiter, migrate, schema_name
 from app.storage import init_storage
@@ -29,6 +29,14 @@ class ApiFlask(Flask):
 
     def dispatch_request(self):
         return database.retry_read_once(super().dispatch_request)
+
+    def wsgi_app(self, environ, start_response):
+        """The request's fair-admission slot is given back last: after the teardown closed its
+        session (so the next request finds the connection back in the pool), and on any outcome."""
+        try:
+            return super().wsgi_app(environ, start_response)
+        finally:
+            fairness.leave(environ)
 
 
 def create_app(config=None, **overrides):
@@ -59,6 +67,8 @@ def create_app(config=None, **overrides):
     api.init_app(app, spec_kwargs={"marshmallow_plugin": marshmallow_plugin, **openapi.spec_kwargs()})
 
     app.before_request(http.assign_request_id)
+    app.before_request(auth.verify_bearer)
+    fairness.init_app(app)  # after verify_bearer: the gate keys on the verified identity
     app.after_request(http.add_request_id)
     app.after_request(http.add_standard_headers)
     errors.init_app(app)

@@ -188,19 +188,46 @@ def bearer_token():
     return parts[1]
 
 
+def verify_bearer():
+    """before_request: check the request's bearer token once, for every later use.
+
+    `g.bearer` is (external, verified claims), or the APIError a guarded endpoint answers;
+    the token is routed by its `iss`: the external issuer's to app.oidc, every other to
+    our HS256 check. Set on every request, so none reads a previous request's token.
+    """
+    try:
+        token = bearer_token()
+        if oidc.is_issuers(token):
+            with token_errors():
+                g.bearer = True, oidc.decode(token)
+        else:
+            g.bearer = False, decode_token(token, ACCESS)
+    except APIError as error:
+        g.bearer = error
+
+
+def bearer_identity():
+    """Who the verified token says sent the request (our user id, or the external issuer and
+    subject), or None without a valid token. Never an unverified claim: a forged one would let
+    anyone pass for someone else (app.fairness keys on this)."""
+    if isinstance(g.bearer, APIError):
+        return None
+    external, claims = g.bearer
+    return ("external", claims["iss"], claims["sub"]) if external else ("user", claims["sub"])
+
+
 def authenticate():
-    """The token's user in `g.current_user`; the token is routed by its `iss`:
-    the external issuer's to app.oidc, every other to our HS256 check."""
-    token = bearer_token()
-    if oidc.is_issuers(token):
+    """The token's user in `g.current_user` (the token was checked by verify_bearer)."""
+    if isinstance(g.bearer, APIError):
+        raise g.bearer
+    external, claims = g.bearer
+    if external:
         with token_errors():
-            claims = oidc.decode(token)
             user, revoked = oidc.account(claims)
         if revoked:
             raise unauthorized(MSG_REVOKED)
         g.token_claims = oidc.local_claims(claims, user)
     else:
-        claims = decode_token(token, ACCESS)
         g.token_claims = claims
         user = load_token_user(claims)
     g.current_user = user

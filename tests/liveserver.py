@@ -76,7 +76,8 @@ class Answer:
 
 
 class LiveServer:
-    def __init__(self, env=None, workers=2, threads=8):
+    def __init__(self, env=None, workers=2, threads=None):
+        """`threads` per worker: gunicorn.conf.py's unless given."""
         self.env_overrides = dict(env or {})
         self.workers, self.threads = workers, threads
         self.database = f"api_live_{uuid.uuid4().hex[:12]}"
@@ -101,9 +102,6 @@ class LiveServer:
             UPLOAD_DIR=os.path.join(self.workdir, "uploads"),
             LOG_LEVEL="WARNING",
             RATELIMIT_STORAGE_URI="memory://",
-            # Every helper's tests share one PostgreSQL (max_connections): keep few idle connections.
-            DB_POOL_SIZE="4",
-            DB_MAX_OVERFLOW="4",
         )
         env.update(self.env_overrides)
         return env
@@ -116,7 +114,7 @@ class LiveServer:
             [sys.executable, "manage.py", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True
         )
         command = [os.path.join(BIN, "gunicorn"), "-c", os.path.join(ROOT, "gunicorn.conf.py")]
-        command += ["--workers", str(self.workers), "--threads", str(self.threads)]
+        command += ["--workers", str(self.workers)] + (["--threads", str(self.threads)] if self.threads else [])
         command += ["--bind", f"127.0.0.1:{self.port}", "--access-logfile", "/dev/null", "app:create_app()"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(

@@ -1,6 +1,6 @@
 """Images under concurrency, on local disk and on S3: shared bytes are never lost, tags never clash.
 
-Each race runs against a live gunicorn (2 workers x 8 threads) on PostgreSQL, then checks the store
+Each race runs against a live gunicorn (gunicorn.conf.py, 2 workers) on PostgreSQL, then checks the store
 against the database: every committed image has its file and thumbnail, and nothing else is stored.
 """
 

@@ -1,4 +1,4 @@
-"""Idempotency-Key and If-Match under real concurrency: a live gunicorn (2 workers x 8 threads)."""
+"""Idempotency-Key and If-Match under real concurrency: a live gunicorn (gunicorn.conf.py, 2 workers)."""
 
 from tests.liveserver import LiveServerTestCase, stop_shared_server
 
