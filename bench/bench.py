@@ -8,6 +8,8 @@ concurrent deep cursor walks). SQL statements per request are counted on the wir
 through a proxy that reads the PostgreSQL protocol (so BEGIN/ROLLBACK/pings count too).
 
 Results: bench/results/latest.md (and .json), raw wrk output under bench/results/raw/.
+`--only` runs some lines (results: only.md); `--workers` and `--fairness` compare gunicorn and
+fair admission settings (workers.md, fairness.md).
 """
 
 import argparse
@@ -184,6 +186,7 @@ def login(port, email):
 
 LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 
 
 def wrk(port, path, token=None, seconds=5, connections=16, script=None, label="run"):
@@ -197,7 +200,7 @@ def wrk(port, path, token=None, seconds=5, connections=16, script=None, label="r
     (RESULTS / "raw" / f"{label}.txt").write_text(out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = {p: float(v) * UNIT[u] for p, v, u in LATENCY.findall(out)}
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = NON_2XX.search(out)
     return {
         "rps": rps,
         "p50": latency.get("50"),
@@ -240,15 +243,21 @@ def walk_to(port, token, fraction, total):
     return cursor
 
 
-def endpoints(port, owner, admin, max_offset):
+def deep_cursor(port, owner):
+    """The cursor of the owner's page at 80 % of their buckets."""
+    status, first = get(port, "/v1/buckets?per_page=1", owner)
+    assert status == 200, first
+    return walk_to(port, owner, 0.8, first["pagination"]["total"])
+
+
+def endpoints(port, owner, admin, max_offset, cursor):
     status, first = get(port, f"/v1/buckets?per_page={PER_PAGE}", owner)
     assert status == 200, first
     total = first["pagination"]["total"]
     bucket = first["buckets"][0]
     word = max(re.findall(r"[a-z]{4,}", bucket["name"].lower()), key=len)
     edge_page = max(1, min(max_offset, total) // PER_PAGE)
-    cursor = walk_to(port, owner, 0.8, total)
-    return total, [
+    return [
         ("list page 1", f"/v1/buckets?page=1&per_page={PER_PAGE}", owner),
         ("window-edge page", f"/v1/buckets?page={edge_page}&per_page={PER_PAGE}", owner),
         ("cursor page at 80 %", f"/v1/buckets?per_page={PER_PAGE}&cursor={quote(cursor)}", owner),
@@ -292,11 +301,13 @@ def count_statements(database, cases):
     return counts
 
 
-def measure_size(size, database, hello_rps, seconds, max_offset):
+def measure_size(size, database, hello_rps, seconds, max_offset, only):
     server = Gunicorn("app:create_app()", app_env(database))
     try:
         owner, admin = login(server.port, OWNER), login(server.port, ADMIN)
-        total, cases = endpoints(server.port, owner, admin, max_offset)
+        cursor = deep_cursor(server.port, owner)
+        cases = endpoints(server.port, owner, admin, max_offset, cursor)
+        cases = [case for case in cases if selected(only, case[0])]
         rows = []
         for name, path, token in cases:
             script, connections = None, 16
@@ -305,10 +316,13 @@ def measure_size(size, database, hello_rps, seconds, max_offset):
                 script = RESULTS / "raw" / "login.lua"
                 script.parent.mkdir(parents=True, exist_ok=True)
                 script.write_text(LOGIN_SCRIPT % (OWNER, PASSWORD))
-            result = wrk(server.port, path, token, seconds, connections, script, label=f"{size}-{slug(name)}")
+            label = f"{'only-' if only else ''}{size}-{slug(name)}"
+            result = wrk(server.port, path, token, seconds, connections, script, label=label)
             rows.append({"size": size, "endpoint": name, "path": path, **result, "ratio": result["rps"] / hello_rps})
             log(f"{size} {name}: {result['rps']:.0f} req/s, p50 {result['p50']} ms")
-        noisy = noisy_neighbour(server.port, owner, total, seconds) if size == "1M" else None
+        noisy = None
+        if size == "1M" and selected(only, "noisy neighbour"):
+            noisy = noisy_neighbour(server.port, owner, cursor, seconds, label="only-noisy" if only else "noisy")
     finally:
         server.stop()
     counts = count_statements(database, cases)
@@ -317,14 +331,19 @@ def measure_size(size, database, hello_rps, seconds, max_offset):
     return rows, noisy
 
 
-def noisy_neighbour(port, owner, total, seconds):
+def selected(only, line):
+    """Whether `line` runs: every line, or those named by `--only`."""
+    return not only or slug(line) in only
+
+
+def noisy_neighbour(port, owner, cursor, seconds, label="noisy"):
+    """Another user's small list, idle and while `owner` walks 64 deep cursors at once."""
     neighbour = login(port, NEIGHBOUR)
     status, body = get(port, "/v1/buckets?per_page=5", neighbour)
     for n in range(5 - body["pagination"]["total"]):
         request(port, "POST", "/v1/buckets", {"name": f"neighbour {n}"}, neighbour)
     small = "/v1/buckets?per_page=5"
-    idle = wrk(port, small, neighbour, seconds, connections=2, label="noisy-idle")
-    cursor = walk_to(port, owner, 0.8, total)
+    idle = wrk(port, small, neighbour, seconds, connections=2, label=f"{label}-idle")
     script = RESULTS / "raw" / "walk.lua"
     script.write_text(WALK_SCRIPT % (f"/v1/buckets?per_page={PER_PAGE}&cursor={quote(cursor)}", PER_PAGE))
     walkers = subprocess.Popen(
@@ -344,9 +363,9 @@ def noisy_neighbour(port, owner, total, seconds):
         text=True,
     )
     time.sleep(2)
-    busy = wrk(port, small, neighbour, seconds, connections=2, label="noisy-busy")
+    busy = wrk(port, small, neighbour, seconds, connections=2, label=f"{label}-busy")
     walk_out = walkers.communicate()[0]
-    (RESULTS / "raw" / "noisy-walkers.txt").write_text(walk_out)
+    (RESULTS / "raw" / f"{label}-walkers.txt").write_text(walk_out)
     walk_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", walk_out).group(1))
     return {
         "idle_p50": idle["p50"],
@@ -354,6 +373,8 @@ def noisy_neighbour(port, owner, total, seconds):
         "ratio": busy["p50"] / idle["p50"],
         "walkers_rps": walk_rps,
         "busy_rps": busy["rps"],
+        "busy_non2xx": busy["non2xx"],
+        "walkers_non2xx": int(errors.group(1)) if (errors := NON_2XX.search(walk_out)) else 0,
     }
 
 
@@ -413,7 +434,86 @@ def compare_workers(seconds):
     print(text)
 
 
-def report(rows, noisy, hellos, conditions, seeded):
+# The fair admission gate (app/fairness.py): gunicorn flags and environment of each setting.
+# The first is the setting before the gate; gunicorn.conf.py and config.py default to the third.
+FAIRNESS_SETTINGS = {
+    "no gate, 8 threads, pool 8+2": (["--threads", "8"], {"FAIR_SLOTS": "0", "DB_POOL_SIZE": "8"}),
+    "gate 1 slot, 64 threads, pool 1+2": (["--threads", "64"], {"FAIR_SLOTS": "1"}),
+    "gate 2 slots, 64 threads, pool 2+2": (["--threads", "64"], {"FAIR_SLOTS": "2"}),
+    "gate 4 slots, 64 threads, pool 4+2": (["--threads", "64"], {"FAIR_SLOTS": "4"}),
+}
+
+
+def cached_1m():
+    """The seeded 1M database, which this mode never seeds (nor drops): run the full bench first."""
+    name = f"api_bench_1m_{cache_key()}"
+    if not psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
+        raise SystemExit(f"{name} does not exist: seed it with `bench/run.sh --sizes 1M` first")
+    return name
+
+
+def single_user_lines(database, flags, env, seconds, label):
+    """list page 1 and one bucket of one user, wrk -c16 (as in --workers)."""
+    server = Gunicorn("app:create_app()", app_env(database, **env), flags=flags)
+    try:
+        owner = login(server.port, OWNER)
+        bucket = get(server.port, "/v1/buckets?per_page=1", owner)[1]["buckets"][0]["id"]
+        paths = {"list": f"/v1/buckets?page=1&per_page={PER_PAGE}", "one": f"/v1/buckets/{bucket}"}
+        return {key: wrk(server.port, path, owner, seconds, label=f"{label}-{key}") for key, path in paths.items()}
+    finally:
+        server.stop()
+
+
+def noisy_line(database, flags, env, seconds, label, cursor=None):
+    server = Gunicorn("app:create_app()", app_env(database, **env), flags=flags)
+    try:
+        owner = login(server.port, OWNER)
+        cursor = cursor or deep_cursor(server.port, owner)
+        return noisy_neighbour(server.port, owner, cursor, seconds, label=label), cursor
+    finally:
+        server.stop()
+
+
+def compare_fairness(seconds, rounds):
+    """The gate's settings against today's, same run: the noisy neighbour (1M) and the
+    single-user lines list page 1 and one bucket (1k), each setting in turn, `rounds` times."""
+    large, small = cached_1m(), seeded_database("1k", fresh=True)
+    lines = [
+        "| round | setting | list page 1 req/s | p50 ms | one bucket req/s | p50 ms "
+        "| neighbour idle p50 ms | busy p50 ms | busy / idle | walkers req/s | non-2xx |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    cursor = None
+    try:
+        for round_ in range(1, rounds + 1):
+            for setting, (flags, env) in FAIRNESS_SETTINGS.items():
+                label = f"fairness-{round_}-{slug(setting)}"
+                single = single_user_lines(small, flags, env, seconds, label)
+                noisy, cursor = noisy_line(large, flags, env, seconds, label, cursor)
+                non2xx = single["list"]["non2xx"] + single["one"]["non2xx"]
+                non2xx += noisy["busy_non2xx"] + noisy["walkers_non2xx"]
+                lines.append(
+                    f"| {round_} | {setting} | {single['list']['rps']:.0f} | {single['list']['p50']:.2f} "
+                    f"| {single['one']['rps']:.0f} | {single['one']['p50']:.2f} | {noisy['idle_p50']:.2f} "
+                    f"| {noisy['busy_p50']:.2f} | {noisy['ratio']:.2f} | {noisy['walkers_rps']:.0f} | {non2xx} |"
+                )
+                log(lines[-1])
+    finally:
+        psql(f'DROP DATABASE IF EXISTS "{small}" WITH (FORCE)')
+    text = "\n".join(
+        [
+            f"# Fair admission settings, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+            f"load {os.getloadavg()[0]:.1f}, {seconds} s per line",
+            "",
+            *lines,
+            "",
+        ]
+    )
+    (RESULTS / "fairness.md").write_text(text)
+    print(text)
+
+
+def report(rows, noisy, hellos, conditions, seeded, name="latest"):
     hello_rps = hellos[0]["rps"]
     lines = [
         f"# Bench {conditions['when']}",
@@ -444,8 +544,8 @@ def report(rows, noisy, hellos, conditions, seeded):
     lines += ["", "Seeding: " + "; ".join(seeded), ""]
     text = "\n".join(lines)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.md").write_text(text)
-    (RESULTS / "latest.json").write_text(
+    (RESULTS / f"{name}.md").write_text(text)
+    (RESULTS / f"{name}.json").write_text(
         json.dumps({"rows": rows, "noisy": noisy, "hello": hellos, "conditions": conditions}, indent=2)
     )
     print(text)
@@ -457,9 +557,19 @@ def main():
     parser.add_argument("--sizes", default="1k,1M")
     parser.add_argument("--fresh", action="store_true", help="seed 1M again even if a cached copy exists")
     parser.add_argument("--workers", action="store_true", help="compare gunicorn worker settings instead")
+    parser.add_argument("--fairness", action="store_true", help="compare fair-admission settings instead")
+    parser.add_argument("--rounds", type=int, default=1, help="with --fairness: times each setting runs")
+    parser.add_argument(
+        "--only",
+        type=lambda value: {slug(line) for line in value.split(",")},
+        default=set(),
+        help="comma-separated lines to run, e.g. 'noisy neighbour,list page 1' (results: only.md)",
+    )
     args = parser.parse_args()
     if args.workers:
         return compare_workers(args.seconds)
+    if args.fairness:
+        return compare_fairness(args.seconds, args.rounds)
     max_offset = int(os.environ.get("MAX_PAGE_OFFSET", "10000"))
     started = time.monotonic()
     load = os.getloadavg()
@@ -477,7 +587,7 @@ def main():
     rows, noisy = [], None
     try:
         for size, database in databases.items():
-            size_rows, size_noisy = measure_size(size, database, hellos[0]["rps"], args.seconds, max_offset)
+            size_rows, size_noisy = measure_size(size, database, hellos[0]["rps"], args.seconds, max_offset, args.only)
             rows += size_rows
             noisy = noisy or size_noisy
     finally:
@@ -486,7 +596,7 @@ def main():
                 psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     hellos.append(hello(args.seconds, "hello-after"))
     conditions["text"] += f" Whole run {time.monotonic() - started:.0f} s."
-    report(rows, noisy, hellos, conditions, seeded)
+    report(rows, noisy, hellos, conditions, seeded, name="only" if args.only else "latest")
 
 
 if __name__ == "__main__":
