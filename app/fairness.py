@@ -49,7 +49,6 @@ class FairGate:
     """
 
     def __init__(self, slots):
-        self.slots = slots
         self._lock = threading.Lock()
         self._free = slots
         self._running = {}  # principal -> requests holding a slot

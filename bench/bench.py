@@ -480,8 +480,8 @@ def compare_fairness(seconds, rounds):
     large, small = cached_1m(), seeded_database("1k", fresh=True)
     lines = [
         "| round | setting | list page 1 req/s | p50 ms | one bucket req/s | p50 ms "
-        "| neighbour idle p50 ms | busy p50 ms | busy / idle | walkers req/s | non-2xx |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| neighbour idle p50 ms | busy p50 ms | busy / idle | busy req/s | walkers req/s | non-2xx |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     cursor = None
     try:
@@ -495,7 +495,8 @@ def compare_fairness(seconds, rounds):
                 lines.append(
                     f"| {round_} | {setting} | {single['list']['rps']:.0f} | {single['list']['p50']:.2f} "
                     f"| {single['one']['rps']:.0f} | {single['one']['p50']:.2f} | {noisy['idle_p50']:.2f} "
-                    f"| {noisy['busy_p50']:.2f} | {noisy['ratio']:.2f} | {noisy['walkers_rps']:.0f} | {non2xx} |"
+                    f"| {noisy['busy_p50']:.2f} | {noisy['ratio']:.2f} | {noisy['busy_rps']:.0f} "
+                    f"| {noisy['walkers_rps']:.0f} | {non2xx} |"
                 )
                 log(lines[-1])
     finally:
@@ -583,7 +584,8 @@ def main():
         t = time.monotonic()
         databases[size] = seeded_database(size, args.fresh)
         seeded.append(f"{size} ready in {time.monotonic() - t:.0f} s")
-    hellos = [hello(args.seconds, "hello-before")]
+    prefix = "only-" if args.only else ""
+    hellos = [hello(args.seconds, f"{prefix}hello-before")]
     rows, noisy = [], None
     try:
         for size, database in databases.items():
@@ -594,7 +596,7 @@ def main():
         for size, database in databases.items():
             if size == "1k":
                 psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    hellos.append(hello(args.seconds, "hello-after"))
+    hellos.append(hello(args.seconds, f"{prefix}hello-after"))
     conditions["text"] += f" Whole run {time.monotonic() - started:.0f} s."
     report(rows, noisy, hellos, conditions, seeded, name="only" if args.only else "latest")
 
