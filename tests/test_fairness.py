@@ -275,7 +275,7 @@ class PrincipalTests(APITestCase):
 
     def test_the_token_is_verified_once_per_request(self):
         _, headers = self.account()
-        with mock.patch("jwt.decode", wraps=jwt.decode) as decode:
+        with mock.patch("app.auth.decode_token", wraps=auth.decode_token) as decode:
             self.assertEqual(self.client.get("/v1/auth/me", headers=headers).status_code, 200)
         self.assertEqual(decode.call_count, 1)
 
