@@ -23,6 +23,7 @@ from app.models import Actor, Bucket, Item, Movie, User, movie_actors
 from app.models.base import utcnow
 from app.permissions import ROLES
 from app.services import images as image_service
+from app.services.casting import recount_totals
 
 BATCH = 10_000
 POOL = 1_000
@@ -115,6 +116,7 @@ def recount(counter, foreign_key):
 def recount_all():
     for counter, foreign_key in COUNTERS:
         recount(counter, foreign_key)
+    recount_totals()
     db.session.commit()
 
 
@@ -189,6 +191,7 @@ def seed_casting(fake, rng, actors, movies):
         _insert(movie_actors, cast_rows, "cast")
     cast_count = select(func.count()).where(movie_actors.c.actor_id == Actor.id).correlate(Actor).scalar_subquery()
     db.session.execute(update(Actor).values(movie_count=cast_count), execution_options={"synchronize_session": False})
+    recount_totals()
     db.session.commit()
 
 

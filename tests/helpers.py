@@ -172,6 +172,21 @@ def count_queries():
         event.remove(db.engine, "before_cursor_execute", record)
 
 
+@contextmanager
+def captured_statements():
+    """The SQL statements run inside the block, each with its parameters (to EXPLAIN it)."""
+    captured = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        captured.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield captured
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
 def image_bytes(fmt="PNG", size=(64, 48), color=(200, 30, 30), **save_args):
     picture = PILImage.new("RGB", size, color)
     out = io.BytesIO()

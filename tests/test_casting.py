@@ -1,13 +1,14 @@
 """/v1/actors and /v1/movies: the cast both ways and the permission matrix."""
 
-from datetime import date
+import unittest
+from datetime import date, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from app.extensions import db
-from app.models import Actor, Movie, movie_actors
+from app.models import Actor, CatalogueCount, Movie, movie_actors
 from app.seed import recount_all
-from tests.helpers import APITestCase, count_queries
+from tests.helpers import IS_POSTGRES, APITestCase, captured_statements, count_queries
 
 ROLES = ("user", "casting_assistant", "casting_director", "executive_producer", "admin")
 ALLOWED = {
@@ -279,3 +280,114 @@ class MovieTests(CastingTestCase):
         self.assertTrue(all(len(m["actors"]) == 4 for m in body["movies"]))
         self.assertEqual(len(small), len(large))
         self.assertLessEqual(len(large), 4, large)
+
+
+class CatalogueTotalTests(CastingTestCase):
+    """The unfiltered lists' totals are catalogue_counts rows, kept by every insert and delete."""
+
+    def stored_totals(self):
+        return dict(db.session.execute(select(CatalogueCount.collection, CatalogueCount.total)).all())
+
+    def listed_total(self, path):
+        response = self.client.get(path, headers=self.admin)
+        self.assertEqual(response.status_code, 200, response.json)
+        return response.json["pagination"]["total"]
+
+    def test_every_insert_and_delete_keeps_the_totals(self):
+        a, b, c = (self.new_actor(name=name)["id"] for name in "abc")
+        movie = self.new_movie(actor_ids=[a, b])["id"]
+        self.new_movie(title="Other")
+        for refused, status in (
+            ({"title": "OTHER", "release_date": "2021-03-04"}, 409),  # a duplicate
+            ({"title": "Lost", "release_date": "2021-03-04", "actor_ids": [a, 999999]}, 422),  # an unknown actor
+        ):
+            self.assertError(self.client.post("/v1/movies", headers=self.admin, json=refused), status)
+        key = {**self.admin, "Idempotency-Key": "one-actor"}
+        for _ in range(2):  # the replay inserts nothing
+            self.assertEqual(self.client.post("/v1/actors", headers=key, json=ACTOR).status_code, 201)
+        self.assertEqual(self.stored_totals(), {"actors": 4, "movies": 2})
+        stale = {**self.admin, "If-Match": '"stale"'}
+        self.assertError(self.client.delete(f"/v1/actors/{c}", headers=stale), 412)
+        for path in (f"/v1/actors/{c}", f"/v1/movies/{movie}"):
+            self.assertEqual(self.client.delete(path, headers=self.admin).status_code, 200)
+            self.assertError(self.client.delete(path, headers=self.admin), 404)
+        self.assertEqual(self.stored_totals(), {"actors": 3, "movies": 1})
+        self.assertEqual((self.listed_total("/v1/actors"), self.listed_total("/v1/movies")), (3, 1))
+
+    def test_unfiltered_totals_are_read_not_counted(self):
+        self.new_actor()
+        self.new_movie()
+        for path, narrowed in (
+            ("/v1/actors", "/v1/actors?gender=female"),
+            ("/v1/movies?sort=-title", "/v1/movies?released_after=2000-01-01"),
+        ):
+            with self.subTest(path=path):
+                with captured_statements() as unfiltered:
+                    self.assertEqual(self.listed_total(path), 1)
+                sql = " ".join(statement for statement, _ in unfiltered)
+                self.assertNotIn("count(", sql)
+                self.assertIn("catalogue_counts", sql)
+                with captured_statements() as filtered:
+                    self.assertEqual(self.listed_total(narrowed), 1)
+                sql = " ".join(statement for statement, _ in filtered)
+                self.assertIn("count(", sql, "a filter's total is counted, exactly")
+                self.assertNotIn("catalogue_counts", sql)
+
+    def test_the_seed_and_recount_set_the_totals(self):
+        self.new_actor()
+        db.session.execute(insert(Actor), [{"name": f"bulk {n}", "age": 30, "gender": "x"} for n in range(4)])
+        db.session.execute(update(CatalogueCount).values(total=99))
+        recount_all()  # what the seed runs after its bulk inserts
+        self.assertEqual(self.stored_totals(), {"actors": 5, "movies": 0})
+        self.assertEqual(self.listed_total("/v1/actors"), 5)
+
+
+@unittest.skipUnless(IS_POSTGRES, "plans are PostgreSQL's")
+class CataloguePlanTests(CastingTestCase):
+    """Filtered totals are index-only scans, and pages index scans, at a size where it matters."""
+
+    SIZE = 6000
+
+    def setUp(self):
+        super().setUp()
+        genders = ("female", "male", "non-binary")
+        actors = [{"name": f"a{n}", "age": 8 + n % 83, "gender": genders[n % 3]} for n in range(self.SIZE)]
+        start = date(1950, 1, 1)
+        movies = [{"title": f"m{n}", "release_date": start + timedelta(days=n * 7)} for n in range(self.SIZE)]
+        db.session.execute(insert(Actor), actors)
+        db.session.execute(insert(Movie), movies)
+        recount_all()
+        # As autovacuum would: statistics, and the visibility map an index-only scan relies on.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE actors, movies")
+
+    def plans(self, url):
+        """{"count": plan, "page": plan} of the statements a list request runs on its table."""
+        with captured_statements() as captured:
+            response = self.client.get(url, headers=self.admin)
+        self.assertEqual(response.status_code, 200, response.json)
+        table = url.split("?")[0].rsplit("/", 1)[1]
+        plans = {}
+        for statement, parameters in captured:
+            if f"FROM {table}" in statement:
+                rows = db.session.connection().exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
+                plans["count" if "count(" in statement else "page"] = "\n".join(row[0] for row in rows)
+        return plans
+
+    def test_a_gender_and_age_range_is_counted_from_the_index_alone(self):
+        plans = self.plans("/v1/actors?gender=Female&min_age=30&max_age=60&per_page=20")
+        self.assertIn("Index Only Scan using ix_actors_lower_gender_age", plans["count"])
+        self.assertNotIn("Seq Scan", plans["page"])
+        for url in ("/v1/actors?gender=female", "/v1/actors?min_age=80"):
+            with self.subTest(url=url):
+                self.assertIn("Index Only Scan", self.plans(url)["count"])
+
+    def test_a_gender_sorted_by_age_is_one_range_of_the_index(self):
+        plans = self.plans("/v1/actors?gender=male&min_age=40&sort=-age&per_page=20")
+        self.assertIn("Index Scan Backward using ix_actors_lower_gender_age", plans["page"])
+        self.assertNotIn("Sort", plans["page"].replace("Sort Key", ""))
+
+    def test_a_release_date_range_is_counted_from_the_index_alone(self):
+        plans = self.plans("/v1/movies?released_after=1990-01-01&released_before=2000-01-01&per_page=20")
+        self.assertIn("Index Only Scan using ix_movies_release_date", plans["count"])
+        self.assertNotIn("Seq Scan", plans["page"])

@@ -3,11 +3,10 @@ and (on PostgreSQL) the plans behind search and deep pages."""
 
 import io
 import unittest
-from contextlib import contextmanager
 from datetime import date, timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import insert, select, text
 
 from app.extensions import db
 from app.models import Actor, Bucket, Item, Movie, movie_actors
@@ -17,7 +16,7 @@ from app.schemas.bucket import BUCKETS, ITEMS
 from app.schemas.casting import ACTORS, MOVIES
 from app.schemas.image import IMAGES
 from app.seed import recount_all
-from tests.helpers import IS_POSTGRES, APITestCase, count_queries, image_bytes
+from tests.helpers import IS_POSTGRES, APITestCase, captured_statements, count_queries, image_bytes
 
 BAD_CURSOR = "Invalid cursor: it was altered, or it belongs to another list, sort, filter or user"
 
@@ -91,7 +90,7 @@ class StatementCountTests(CollectionCase):
             "/v1/buckets?q=b": (self.h, 3),
             f"/v1/buckets/{bucket_id}/items": (self.h, 3),  # auth, bucket (carries item_count), page
             f"/v1/buckets/{bucket_id}/items?sort=-name": (self.h, 3),
-            "/v1/actors?sort=-age": (self.admin, 3),
+            "/v1/actors?sort=-age": (self.admin, 3),  # auth, catalogue_counts, page
             "/v1/actors?gender=x&min_age=21&q=act": (self.admin, 3),
             "/v1/movies?sort=title": (self.admin, 3),
             "/v1/movies?released_after=2000-01-02": (self.admin, 3),
@@ -331,20 +330,6 @@ class DeclarationTests(unittest.TestCase):
                     lead = (scopes[table.name],) if table.name in scopes else ()
                     wanted = (*lead, *dict.fromkeys((name, "id")))
                     self.assertTrue(wanted in leads or wanted == ("id",), f"{table.name}: no index on {wanted}")
-
-
-@contextmanager
-def captured_statements():
-    captured = []
-
-    def record(conn, cursor, statement, parameters, *args):
-        captured.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield captured
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 @unittest.skipUnless(IS_POSTGRES, "plans are PostgreSQL's")

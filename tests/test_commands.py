@@ -9,6 +9,7 @@ from app.extensions import db
 from app.models import (
     Actor,
     Bucket,
+    CatalogueCount,
     Image,
     Item,
     Movie,
@@ -125,6 +126,8 @@ class SeedTests(APITestCase):
         counted = select(func.count()).where(movie_actors.c.actor_id == Actor.id).scalar_subquery()
         self.assertEqual(db.session.scalar(select(func.count()).where(Actor.movie_count != counted)), 0)
         self.assertEqual(db.session.scalars(select(User.bucket_count).where(User.email.like("%demo%"))).all(), [3])
+        totals = dict(db.session.execute(select(CatalogueCount.collection, CatalogueCount.total)).all())
+        self.assertEqual(totals, {"actors": 10, "movies": 5})
         director = self.client.post(
             "/v1/auth/login", json={"email": "casting-director@example.com", "password": "password123"}
         ).json

@@ -35,6 +35,25 @@ class Movie(ResourceMixin, db.Model):
     actors = relationship(Actor, secondary=movie_actors, order_by=Actor.id, lazy="joined", passive_deletes=True)
 
 
+class CatalogueCount(db.Model):
+    """The number of rows of a catalogue collection ("actors", "movies"): the total of its unfiltered
+    list. Kept by services.casting in the transaction that inserts or deletes one of them."""
+
+    __tablename__ = "catalogue_counts"
+
+    collection: Mapped[str] = mapped_column(String(32), primary_key=True)
+    total: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
 # One movie per (title, release date), whatever the title's case.
 Index("uq_movies_lower_title_release_date", func.lower(Movie.title), Movie.release_date, unique=True)
-Index("ix_actors_lower_gender", func.lower(Actor.gender))
+# The list's filters: gender, then the age range. On PostgreSQL the filtered total is an index-only
+# scan of it, which takes `gender` itself in the index beside lower(gender): the planner asks for
+# every column the query names. With id, a gender's actors sorted by age are a range of it too.
+Index(
+    "ix_actors_lower_gender_age",
+    func.lower(Actor.gender),
+    Actor.age,
+    Actor.id,
+    postgresql_include=["gender"],
+)

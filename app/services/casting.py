@@ -1,14 +1,49 @@
-"""The cast: resolving actor ids, the filters of both lists, and each actor's movie_count,
-changed in the transaction that changes a cast."""
+"""The casting catalogue: resolving actor ids, the filters of both lists, and the counters kept in
+the transaction that changes what they count: each actor's movie_count (a cast changes) and the
+total of actors and of movies (`catalogue_counts`: one is inserted or deleted)."""
 
 from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.errors import invalid, not_found
 from app.extensions import db
-from app.models import Actor, Movie, movie_actors
+from app.models import Actor, CatalogueCount, Movie, movie_actors
 from app.services.crud import apply_changes, bump, commit_or_conflict, delete_counted, flush_or_conflict
 
 DUPLICATE_MOVIE = "A movie with this title and release date already exists"
+COUNTED = (Actor, Movie)
+_COUNTS = CatalogueCount.__table__
+_UPSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def catalogue_total(model):
+    """How many rows `model` (Actor or Movie) has: its maintained count, one primary-key read."""
+    total = select(CatalogueCount.total).where(CatalogueCount.collection == model.__tablename__)
+    return db.session.scalar(total) or 0
+
+
+def _set_total(model, total, *, add):
+    """Upsert `model`'s count (a missing row, as after every table was emptied, is a count of 0)."""
+    stmt = _UPSERTS[db.engine.dialect.name](_COUNTS).values(collection=model.__tablename__, total=total)
+    new_total = _COUNTS.c.total + total if add else stmt.excluded.total
+    db.session.execute(stmt.on_conflict_do_update(index_elements=[_COUNTS.c.collection], set_={"total": new_total}))
+
+
+def _count(model, by):
+    """Add `by` to `model`'s count in the current transaction, atomically (total = total + by).
+
+    Call it as the transaction's last change (only the request's own idempotency record may follow):
+    concurrent writers of one collection then queue on the count's row lock only while committing,
+    and whoever holds it waits for no other lock, so that queue can never be part of a deadlock.
+    """
+    if by:
+        _set_total(model, by, add=True)
+
+
+def recount_totals():
+    """Set every catalogue count from its rows (after inserts that bypass the services: the seed)."""
+    for model in COUNTED:
+        _set_total(model, select(func.count()).select_from(model).scalar_subquery(), add=False)
 
 
 def unknown_actors(actor_ids):
@@ -83,6 +118,21 @@ def _recast(movie, actor_ids):
     db.session.expire(movie, ["actors"])
 
 
+def create_actor(data):
+    actor = Actor(**data)
+    db.session.add(actor)
+    db.session.flush()
+    _count(Actor, 1)
+    db.session.commit()
+    return actor
+
+
+def delete_actor(actor):
+    """Delete an actor; they leave every cast (ON DELETE CASCADE)."""
+    _count(Actor, -delete_counted(actor))
+    db.session.commit()
+
+
 def create_movie(data):
     fields = dict(data)
     actor_ids = fields.pop("actor_ids", [])
@@ -90,6 +140,7 @@ def create_movie(data):
     db.session.add(movie)
     flush_or_conflict(DUPLICATE_MOVIE)
     _recast(movie, actor_ids)
+    _count(Movie, 1)
     commit_or_conflict(DUPLICATE_MOVIE)
     return movie
 
@@ -111,4 +162,5 @@ def delete_movie(movie):
     cast = list(db.session.scalars(_cast_of(movie.id)))  # as it is now, not as it was read
     if delete_counted(movie):
         bump(Actor.movie_count, cast, -1)
+        _count(Movie, -1)
     db.session.commit()

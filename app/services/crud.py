@@ -51,12 +51,6 @@ def update_or_conflict(obj, data, message):
     return obj
 
 
-def add(obj):
-    db.session.add(obj)
-    db.session.commit()
-    return obj
-
-
 def get_locked_or_404(model, ident):
     """The row, locked until commit (PostgreSQL), loaded after the lock so it is the latest committed state.
 
@@ -71,11 +65,6 @@ def update(obj, data):
     apply_changes(obj, data)
     db.session.commit()
     return obj
-
-
-def remove(obj):
-    db.session.delete(obj)
-    db.session.commit()
 
 
 def bump(counter, row_ids, by):

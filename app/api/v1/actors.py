@@ -1,5 +1,7 @@
 """/v1/actors: the casting catalogue's people."""
 
+from functools import partial
+
 from flask.views import MethodView
 
 from app.api.conditional import check_if_match, conditional
@@ -11,8 +13,8 @@ from app.http import Blueprint
 from app.models import Actor
 from app.schemas.casting import ACTORS, MOVIES, ActorListResponse, ActorResponse, ActorSchema, MovieListResponse
 from app.schemas.common import DeletedSchema
-from app.services.casting import filtered_actors, filtered_movies
-from app.services.crud import add, remove, require_changes, update
+from app.services import casting
+from app.services.crud import require_changes, update
 
 blp = Blueprint("actors", __name__, url_prefix="/actors", description="Actors (casting catalogue)")
 
@@ -24,7 +26,8 @@ class Actors(MethodView):
     @blp.response(200, ActorListResponse)
     def get(self, args):
         """List actors (q searches the name; filter by gender, min_age, max_age)."""
-        return listed(ACTORS.page(filtered_actors(args), args))
+        total = partial(casting.catalogue_total, Actor)  # read only when nothing narrows the list
+        return listed(ACTORS.page(casting.filtered_actors(args), args, unfiltered_total=total))
 
     @requires_permission("post:actors")
     @idempotent
@@ -33,7 +36,7 @@ class Actors(MethodView):
     @conditional
     def post(self, data):
         """Add an actor."""
-        actor = add(Actor(**data))
+        actor = casting.create_actor(data)
         return created("actor", actor, "actors.ActorDetail", actor_id=actor.id)
 
 
@@ -60,7 +63,7 @@ class ActorDetail(MethodView):
     @conditional
     def delete(self, actor_id):
         """Delete an actor; they leave every cast."""
-        remove(check_if_match(db.get_or_404(Actor, actor_id)))
+        casting.delete_actor(check_if_match(db.get_or_404(Actor, actor_id)))
         return deleted(actor_id)
 
 
@@ -73,5 +76,5 @@ class ActorMovies(MethodView):
     def get(self, args, actor_id):
         """The movies an actor plays in."""
         actor = db.get_or_404(Actor, actor_id)
-        stmt = filtered_movies({**args, "actor_id": actor.id})
+        stmt = casting.filtered_movies({**args, "actor_id": actor.id})
         return listed(MOVIES.page(stmt, args, unfiltered_total=actor.movie_count))

@@ -1,5 +1,7 @@
 """/v1/movies: the casting catalogue's movies and their casts."""
 
+from functools import partial
+
 from flask.views import MethodView
 
 from app.api.conditional import check_if_match, conditional
@@ -24,7 +26,8 @@ class Movies(MethodView):
     @blp.response(200, MovieListResponse)
     def get(self, args):
         """List movies with their casts (q searches the title; filter by dates or actor_id)."""
-        return listed(MOVIES.page(casting.filtered_movies(args), args))
+        total = partial(casting.catalogue_total, Movie)  # read only when nothing narrows the list
+        return listed(MOVIES.page(casting.filtered_movies(args), args, unfiltered_total=total))
 
     @requires_permission("post:movies")
     @idempotent
