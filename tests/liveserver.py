@@ -102,6 +102,8 @@ class LiveServer:
             UPLOAD_DIR=os.path.join(self.workdir, "uploads"),
             LOG_LEVEL="WARNING",
             RATELIMIT_STORAGE_URI="memory://",
+            # Production runs one request per worker at a time; races are the point here, so four.
+            FAIR_SLOTS="4",
         )
         env.update(self.env_overrides)
         return env

@@ -209,6 +209,8 @@ class IdempotencyTests(APITestCase):
 class TakeOverTests(APITestCase):
     """A request taken for dead that wakes up again records nothing: the new holder's answer counts."""
 
+    app_overrides = {"FAIR_SLOTS": 2}  # both requests of the user wait on the database at once
+
     def test_a_request_whose_key_was_taken_over_keeps_nothing(self):
         user_id, headers = self.account()
         engine = create_engine(normalize_database_url(DATABASE_URL))
