@@ -131,11 +131,6 @@ def admit():
         return
     gate = current_app.extensions["fair_gate"]
     who = principal()
-    if request.mimetype == "multipart/form-data" and who[0] != "address":
-        # An upload is received before it takes a slot: a slow sender (a phone on a weak link)
-        # holds only its thread while its bytes arrive, not a slot others wait for. Size limits
-        # apply as they would in the view (413); anonymous senders are refused before any read.
-        request.files  # noqa: B018 (reading it parses the body)
     if not gate.enter(who, current_app.config["FAIR_WAIT_SECONDS"]):
         raise APIError(503, BUSY)  # the error envelope adds Retry-After
     request.environ[RELEASE] = partial(gate.leave, who)

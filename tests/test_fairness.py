@@ -5,7 +5,6 @@ Threads wait on the gate for real; the tests wait for a state (so many waiters q
 for a time, and assert orders, never durations.
 """
 
-import io
 import threading
 import time
 import unittest
@@ -13,13 +12,11 @@ from unittest import mock
 
 import jwt
 from flask import abort, g
-from werkzeug.datastructures import FileStorage
-from werkzeug.test import encode_multipart
 
 from app import auth, fairness
 from app.fairness import BUSY, FairGate
 from config import build_config
-from tests.helpers import PASSWORD, APITestCase, bearer, image_bytes
+from tests.helpers import PASSWORD, APITestCase, bearer
 from tests.jwks_server import JwksServer
 
 FOREVER = 60  # seconds a waiter in these tests may wait: far more than any test needs
@@ -123,29 +120,6 @@ class GateOrderTests(unittest.TestCase):
         self.assertEqual(gate.state(), (0, 0))
 
 
-class HeldBody(io.RawIOBase):
-    """A request body that is held back, as a slow client's is, until `release` is set."""
-
-    def __init__(self, data):
-        self.data = io.BytesIO(data)
-        self.reading = threading.Event()
-        self.release = threading.Event()
-
-    def readable(self):
-        return True
-
-    def seekable(self):  # the test client asks where the body starts
-        return True
-
-    def seek(self, offset, whence=io.SEEK_SET):
-        return self.data.seek(offset, whence)
-
-    def readinto(self, buffer):
-        self.reading.set()
-        self.release.wait(FOREVER)
-        return self.data.readinto(buffer)
-
-
 class GatedAppTests(APITestCase):
     """One slot, so a test can hold it and see what requests do meanwhile."""
 
@@ -220,36 +194,6 @@ class GatedAppTests(APITestCase):
             environ_overrides={"CONTENT_LENGTH": "4096"},
         )
         self.assertError(response, 400)
-        self.assertEqual(self.gate.state(), (0, 0))
-
-    def test_an_upload_still_arriving_holds_no_slot(self):
-        _, admin = self.account("admin")
-        boundary, body = encode_multipart(
-            {"images": FileStorage(io.BytesIO(image_bytes()), "a.png", content_type="image/png"), "tags": "sea"}
-        )
-        arriving = HeldBody(body)
-        answers = []
-        upload = threading.Thread(
-            target=lambda: answers.append(
-                self.client.post(
-                    "/v1/images",
-                    headers=admin,
-                    input_stream=arriving,
-                    content_length=len(body),
-                    content_type=f"multipart/form-data; boundary={boundary}",
-                )
-            )
-        )
-        upload.start()
-        try:
-            wait_for(arriving.reading.is_set, "the upload's body being read")
-            self.assertEqual(self.gate.state(), (0, 0))
-            # No wait allowed (FAIR_WAIT_SECONDS 0): a slot held by the upload would make this 503.
-            self.assertEqual(self.client.get("/v1/buckets", headers=self.headers).status_code, 200)
-        finally:
-            arriving.release.set()
-            upload.join(FOREVER)
-        self.assertEqual(answers[0].status_code, 201, answers[0].json)
         self.assertEqual(self.gate.state(), (0, 0))
 
     def test_a_light_users_request_overtakes_a_heavy_users_queued_requests(self):
