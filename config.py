@@ -90,7 +90,7 @@ def build_config(env_name=None, **overrides):
         # Requests each worker process runs at once (0: no gate); the others wait, a freed slot
         # going to the principal with the fewest running, and a wait past FAIR_WAIT_SECONDS is 503.
         "FAIR_SLOTS": _env_int("FAIR_SLOTS", 1),
-        "FAIR_WAIT_SECONDS": _env_float("FAIR_WAIT_SECONDS", 10),
+        "FAIR_WAIT_SECONDS": _env_float("FAIR_WAIT_SECONDS", 30),
         # Per worker process; instances x workers x (pool + overflow) must stay under max_connections.
         # Default: FAIR_SLOTS, the requests that hold a connection at once (without the gate, every
         # thread may: then 0, SQLAlchemy's "no limit").
