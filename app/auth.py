@@ -12,9 +12,8 @@ import jwt
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from app import oidc
+from app import database, oidc
 from app.errors import APIError, unauthorized
 from app.extensions import db
 from app.models import RevokedToken, User
@@ -36,9 +35,6 @@ MSG_REVOKED = "Token has been revoked. Please log in again."
 # password grant, or the external OIDC issuer's; any one of them opens a guarded endpoint.
 BEARER_SCHEMES = ("bearerAuth", "oauth2Password", "oidcBearer")
 BEARER_SECURITY = [{scheme: []} for scheme in BEARER_SCHEMES]
-
-# INSERT ... ON CONFLICT DO NOTHING, in each supported database's dialect.
-INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 # -- passwords ---------------------------------------------------------------
@@ -160,8 +156,8 @@ def revoke(claims):
     """
     expires_at = datetime.fromtimestamp(claims["exp"], timezone.utc).replace(tzinfo=None)
     row = {"jti": claims["jti"], "user_id": int(claims["sub"]), "expires_at": expires_at, "revoked_at": utcnow()}
-    insert = INSERTS[db.session.get_bind().dialect.name]
-    result = db.session.execute(insert(RevokedToken).values(row).on_conflict_do_nothing(index_elements=["jti"]))
+    stmt = database.insert(RevokedToken).values(row).on_conflict_do_nothing(index_elements=["jti"])
+    result = db.session.execute(stmt)
     return result.rowcount == 1
 
 

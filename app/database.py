@@ -17,6 +17,7 @@ import psycopg2
 from flask import g, has_request_context, request
 from flask_sqlalchemy.session import Session
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
@@ -31,6 +32,7 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 OUTAGE_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03", "57014", "53")
 SQLITE_BUSY = "database is locked"
 TRANSIENT_CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 @event.listens_for(Session, "after_begin")
@@ -128,6 +130,12 @@ def retry_read_once(dispatch):
 def _database_answered(*_args):
     if has_request_context():
         g.database_answered = True
+
+
+def insert(table):
+    """INSERT into `table` in the session's dialect, so ON CONFLICT (DO NOTHING / DO UPDATE) is at hand
+    on PostgreSQL and SQLite alike."""
+    return _INSERTS[db.session.get_bind().dialect.name](table)
 
 
 def database_is_reachable():

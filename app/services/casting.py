@@ -3,8 +3,8 @@ the transaction that changes what they count: each actor's movie_count (a cast c
 total of actors and of movies (`catalogue_counts`: one is inserted or deleted)."""
 
 from sqlalchemy import delete, func, insert, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from app import database
 from app.errors import invalid, not_found
 from app.extensions import db
 from app.models import Actor, CatalogueCount, Movie, movie_actors
@@ -13,7 +13,6 @@ from app.services.crud import apply_changes, bump, commit_or_conflict, delete_co
 DUPLICATE_MOVIE = "A movie with this title and release date already exists"
 COUNTED = (Actor, Movie)
 _COUNTS = CatalogueCount.__table__
-_UPSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def catalogue_total(model):
@@ -24,7 +23,7 @@ def catalogue_total(model):
 
 def _set_total(model, total, *, add):
     """Upsert `model`'s count (a missing row, as after every table was emptied, is a count of 0)."""
-    stmt = _UPSERTS[db.engine.dialect.name](_COUNTS).values(collection=model.__tablename__, total=total)
+    stmt = database.insert(_COUNTS).values(collection=model.__tablename__, total=total)
     new_total = _COUNTS.c.total + total if add else stmt.excluded.total
     db.session.execute(stmt.on_conflict_do_update(index_elements=[_COUNTS.c.collection], set_={"total": new_total}))
 

@@ -18,9 +18,9 @@ from flask import current_app
 from PIL import Image as PILImage
 from PIL import ImageOps
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.utils import secure_filename
 
+from app import database
 from app.errors import APIError
 from app.extensions import db
 from app.models import Image, StoredFile
@@ -43,7 +43,6 @@ SAFE_INFO_KEYS = ("transparency", "duration", "loop", "background", "icc_profile
 MAX_FRAMES = 500
 MAX_FILENAME = 255
 FILE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
-UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 @dataclass
@@ -202,9 +201,8 @@ def _lock_contents(hashes):
     """
     if not hashes:
         return
-    upsert = UPSERT[db.session.get_bind().dialect.name]
     now = utcnow()
-    stmt = upsert(StoredFile).values([{"sha256": sha, "created_at": now} for sha in sorted(hashes)])
+    stmt = database.insert(StoredFile).values([{"sha256": sha, "created_at": now} for sha in sorted(hashes)])
     db.session.execute(stmt.on_conflict_do_update(index_elements=["sha256"], set_={"sha256": stmt.excluded.sha256}))
 
 
