@@ -440,29 +440,19 @@ def compare_workers(seconds):
     ]
     try:
         for label, flags in WORKER_SETTINGS.items():
-            server = Gunicorn("app:create_app()", app_env(database), flags=flags)
-            try:
-                owner = login(server.port, OWNER)
-                bucket = get(server.port, "/v1/buckets?per_page=1", owner)[1]["buckets"][0]["id"]
-                cells = []
-                for path in (f"/v1/buckets?page=1&per_page={PER_PAGE}", f"/v1/buckets/{bucket}"):
-                    result = wrk(server.port, path, owner, seconds, label=f"workers-{slug(label)}-{len(cells)}")
-                    cells += [f"{result['rps']:.0f}", f"{result['p50']:.2f}", f"{result['p99']:.2f}"]
-                lines.append(f"| {label} | " + " | ".join(cells) + " |")
-                log(lines[-1])
-            finally:
-                server.stop()
+            results = single_user_lines(database, flags, {}, seconds, f"workers-{slug(label)}")
+            cells = [f"{r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f}" for r in results.values()]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            log(lines[-1])
     finally:
         psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    text = "\n".join(
-        [
-            f"# gunicorn settings, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.1f}",
-            "",
-            *lines,
-            "",
-        ]
-    )
-    (RESULTS / "workers.md").write_text(text)
+    write_table("workers.md", f"gunicorn settings, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", lines)
+
+
+def write_table(filename, heading, lines):
+    """A comparison's table under bench/results/, headed with when and under what load it ran."""
+    text = "\n".join([f"# {heading}, load {os.getloadavg()[0]:.1f}", "", *lines, ""])
+    (RESULTS / filename).write_text(text)
     print(text)
 
 
@@ -485,7 +475,7 @@ def cached_1m():
 
 
 def single_user_lines(database, flags, env, seconds, label):
-    """list page 1 and one bucket of one user, wrk -c16 (as in --workers)."""
+    """list page 1 and one bucket of one user, wrk -c16 (--workers, --fairness)."""
     server = Gunicorn("app:create_app()", app_env(database, **env), flags=flags)
     try:
         owner = login(server.port, OWNER)
@@ -533,17 +523,8 @@ def compare_fairness(seconds, rounds):
                 log(lines[-1])
     finally:
         psql(f'DROP DATABASE IF EXISTS "{small}" WITH (FORCE)')
-    text = "\n".join(
-        [
-            f"# Fair admission settings, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
-            f"load {os.getloadavg()[0]:.1f}, {seconds} s per line",
-            "",
-            *lines,
-            "",
-        ]
-    )
-    (RESULTS / "fairness.md").write_text(text)
-    print(text)
+    when = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    write_table("fairness.md", f"Fair admission settings, {when}, {seconds} s per line", lines)
 
 
 def report(rows, noisy, hellos, conditions, seeded, name="latest"):
