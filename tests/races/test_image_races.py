@@ -8,13 +8,17 @@ import os
 import uuid
 
 from tests.liveimages import LocalStore, S3Store, StoreInvariants, png, send_upload, upload
-from tests.liveserver import LiveServerTestCase
+from tests.liveserver import LiveServerTestCase, stop_shared_server
 from tests.s3server import SeaweedS3
 
 PAIRS = 100
 REUPLOADS = 50
 BATCH = 25  # pairs sent at once
 LONG_NAME = "n" * 300 + ".png"
+
+
+def tearDownModule():
+    stop_shared_server()
 
 
 class ImageRaces(StoreInvariants):
