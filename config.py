@@ -115,6 +115,8 @@ def build_config(env_name=None, **overrides):
         "MAX_JSON_BYTES": _env_int("MAX_JSON_BYTES", 1024 * 1024),
         # Page numbers reach this many rows deep; cursors walk any depth.
         "MAX_PAGE_OFFSET": _env_int("MAX_PAGE_OFFSET", 10_000),
+        # Exact totals of searched lists each worker keeps (app.pagination.CountCache; 0: none).
+        "LIST_TOTALS_CACHED": _env_int("LIST_TOTALS_CACHED", 4096),
         # Idempotency-Key: how long an answer is kept, and after how long a request
         # still marked running is taken for dead and its key may be taken over.
         "IDEMPOTENCY_KEY_TTL_SECONDS": _env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600),

@@ -7,7 +7,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import auth, database, errors, fairness, http, oidc
+from app import auth, database, errors, fairness, http, oidc, pagination
 from app.api import openapi, register_routes
 from app.extensions import api, cors, db, limiter, migrate, schema_name
 from app.storage import init_storage
@@ -73,6 +73,7 @@ def create_app(config=None, **overrides):
     app.after_request(http.add_standard_headers)
     errors.init_app(app)
     register_routes(app, api)
+    pagination.init_app(app)
     init_storage(app)
     oidc.init_app(app)
     return app

@@ -9,6 +9,8 @@ import base64
 import hashlib
 import hmac
 import math
+import threading
+from collections import OrderedDict
 from datetime import date, datetime
 from urllib.parse import urlencode
 
@@ -48,9 +50,11 @@ class Listing:
             f"{model.__name__}ListArgs", sort, default_sort, mixins=mixins, search=search, **(filters or {})
         )
 
-    def page(self, stmt, args, unfiltered_total=None):
+    def page(self, stmt, args, unfiltered_total=None, revision=None):
         """The page `args` ask for. `unfiltered_total` is a maintained count of `stmt`'s rows (or a
-        function that reads one), used in page mode when neither `q` nor a filter narrows the list."""
+        function that reads one), used in page mode when neither `q` nor a filter narrows the list.
+        `revision` is a number that every write to the listed rows moves, in its transaction: a
+        narrowed total is then counted once per revision, and reused (`CountCache`)."""
         if args.get("q") and self.search:
             stmt = stmt.where(or_(*(contains_ci(column, args["q"]) for column in self.search)))
         name, column, descending = self._sort_column(args["sort"])
@@ -67,7 +71,7 @@ class Listing:
         offset = (page - 1) * per_page
         narrowed = args.get("q") or any(name in args for name in self.filters)
         if unfiltered_total is None or narrowed:
-            total = _count(stmt)
+            total = _count(stmt, None if revision is None else (binding, revision))
         else:
             total = unfiltered_total() if callable(unfiltered_total) else unfiltered_total
         if offset >= total:
@@ -101,8 +105,45 @@ def _fetch(stmt):
     return db.session.scalars(stmt).unique().all()
 
 
-def _count(stmt):
-    return db.session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
+def _count(stmt, key=None):
+    """The number of `stmt`'s rows; with a `key`, counted once while the key stays the same."""
+    totals = current_app.extensions["list_totals"]
+    if key is not None and (total := totals.get(key)) is not None:
+        return total
+    total = db.session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
+    if key is not None:
+        totals.put(key, total)
+    return total
+
+
+class CountCache:
+    """The totals of narrowed lists (a `q` search), by (list, revision of its rows), per process.
+
+    Exact, because the key changes with the rows: the revision moves in the transaction of every
+    write to them, and the request reads it (with the user, by auth) before it counts. A request
+    that started before a write may reuse a total counted after it, or the other way round: both
+    are answers of a request concurrent with that write. Paging through a search, or the same
+    search from many clients, counts once. The oldest entry goes first once `size` are kept.
+    """
+
+    def __init__(self, size):
+        self._size = size
+        self._totals = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            return self._totals.get(key)
+
+    def put(self, key, total):
+        with self._lock:
+            self._totals[key] = total
+            if len(self._totals) > self._size:
+                self._totals.popitem(last=False)
+
+
+def init_app(app):
+    app.extensions["list_totals"] = CountCache(app.config["LIST_TOTALS_CACHED"])
 
 
 # -- cursors -------------------------------------------------------------------

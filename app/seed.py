@@ -117,6 +117,8 @@ def recount_all():
     for counter, foreign_key in COUNTERS:
         recount(counter, foreign_key)
     recount_totals()
+    # Rows came in past the services: no total counted before may be reused (app.pagination).
+    db.session.execute(update(User).values(buckets_revision=User.buckets_revision + 1))
     db.session.commit()
 
 
@@ -153,7 +155,9 @@ def seed_buckets(fake, rng, owners, buckets, items):
     ]
     bucket_ids = _insert(Bucket, bucket_rows, "buckets", returning=True)
     db.session.execute(
-        update(User).where(User.id.in_([owner.id for owner in owners])).values(bucket_count=User.bucket_count + buckets)
+        update(User)
+        .where(User.id.in_([owner.id for owner in owners]))
+        .values(bucket_count=User.bucket_count + buckets, buckets_revision=User.buckets_revision + 1)
     )
     now = utcnow()
     item_rows = [

@@ -2,8 +2,9 @@
 
 For 1k items and for 1M items (100k buckets of one user, 100k actors, 100k movies) it measures,
 with wrk on loopback: list page 1, the page at the MAX_PAGE_OFFSET window edge, a cursor page at
-80 % depth (walked to), q search, items of one bucket, one bucket, actors with filters and movies
-with casts (page 1, and a cursor page at 80 % depth of each), and login; then the noisy neighbour
+80 % depth (walked to), q search (its total cached, and counted each time), items of one bucket,
+one bucket, actors with filters and movies with casts (page 1, and a cursor page at 80 % depth of
+each), and login; then the noisy neighbour
 (another user's small list while one user runs 64 concurrent deep cursor walks). SQL statements
 per request are counted on the wire, in-process, through a proxy that reads the PostgreSQL
 protocol (so BEGIN/ROLLBACK/pings count too).
@@ -290,6 +291,7 @@ def endpoints(port, owner, admin, max_offset, cursor):
         ("window-edge page", f"/v1/buckets?page={edge_page}&per_page={PER_PAGE}", owner),
         ("cursor page at 80 %", f"/v1/buckets?per_page={PER_PAGE}&cursor={quote(cursor)}", owner),
         (f"q search ({word})", f"/v1/buckets?q={word}&per_page={PER_PAGE}", owner),
+        (f"q search, total counted each time ({word})", f"/v1/buckets?q={word}&per_page={PER_PAGE}", owner),
         ("items of one bucket", f"/v1/buckets/{bucket['id']}/items?per_page={PER_PAGE}", owner),
         ("one bucket", f"/v1/buckets/{bucket['id']}", owner),
         ("actors with filters", f"{actors}&per_page={PER_PAGE}", admin),
@@ -300,25 +302,35 @@ def endpoints(port, owner, admin, max_offset, cursor):
     ]
 
 
+# Lines that run on a server of their own, with these settings (by name, before its " (").
+LINE_SETTINGS = {"q search, total counted each time": {"LIST_TOTALS_CACHED": "0"}}
+
+
+def line_settings(name):
+    return LINE_SETTINGS.get(name.split(" (")[0], {})
+
+
 def count_statements(database, cases):
     """Statements each request sends, counted on the wire (after one warm-up request)."""
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TEST_DATABASE_URL", "")
     from app import create_app
+    from app.extensions import db
     from tests.helpers import StatementCounter
 
     proxy = StatementCounter("127.0.0.1", urlsplit(ADMIN_URL).port or 5432)
     proxy.start()
-    app = create_app(
-        "production",
-        SECRET_KEY=SECRET_KEY,
-        RATELIMIT_ENABLED=False,
-        LOG_LEVEL="ERROR",
-        SQLALCHEMY_DATABASE_URI=proxy.url(database_url(database)),
-    )
-    client = app.test_client()
     counts = {}
     for name, path, token in cases:
+        app = create_app(
+            "production",
+            SECRET_KEY=SECRET_KEY,
+            RATELIMIT_ENABLED=False,
+            LOG_LEVEL="ERROR",
+            SQLALCHEMY_DATABASE_URI=proxy.url(database_url(database)),
+            **{key: int(value) for key, value in line_settings(name).items()},
+        )
+        client = app.test_client()
         for _pass in ("warm-up", "counted"):
             proxy.statements.clear()
             if token is None:
@@ -327,6 +339,8 @@ def count_statements(database, cases):
                 client.get(path, headers={"Authorization": f"Bearer {token}"})
             time.sleep(0.05)  # the proxy's reader thread catches up
         counts[name] = len(proxy.statements)
+        with app.app_context():
+            db.engine.dispose()
     proxy.stop()
     return counts
 
@@ -340,27 +354,39 @@ def measure_size(size, database, hello_rps, seconds, max_offset, only):
         cases = [
             (name, path() if callable(path) else path, token) for name, path, token in cases if selected(only, name)
         ]
-        rows = []
-        for name, path, token in cases:
-            script, connections = None, 16
-            if token is None:  # bcrypt: two at a time already fill the two cores
-                connections = 2
-                script = RESULTS / "raw" / "login.lua"
-                script.parent.mkdir(parents=True, exist_ok=True)
-                script.write_text(LOGIN_SCRIPT % (OWNER, PASSWORD))
-            label = f"{'only-' if only else ''}{size}-{slug(name)}"
-            result = wrk(server.port, path, token, seconds, connections, script, label=label)
-            rows.append({"size": size, "endpoint": name, "path": path, **result, "ratio": result["rps"] / hello_rps})
-            log(f"{size} {name}: {result['rps']:.0f} req/s, p50 {result['p50']} ms")
+        own_server = [case for case in cases if line_settings(case[0])]
+        rows = [
+            measure_line(server.port, size, case, hello_rps, seconds, only) for case in cases if case not in own_server
+        ]
         noisy = None
         if size == "1M" and selected(only, "noisy neighbour"):
             noisy = noisy_neighbour(server.port, owner, cursor, seconds, label="only-noisy" if only else "noisy")
     finally:
         server.stop()
+    for case in own_server:
+        server = Gunicorn("app:create_app()", app_env(database, **line_settings(case[0])))
+        try:
+            rows.append(measure_line(server.port, size, case, hello_rps, seconds, only))
+        finally:
+            server.stop()
     counts = count_statements(database, cases)
     for row in rows:
         row["statements"] = counts[row["endpoint"]]
     return rows, noisy
+
+
+def measure_line(port, size, case, hello_rps, seconds, only):
+    name, path, token = case
+    script, connections = None, 16
+    if token is None:  # bcrypt: two at a time already fill the two cores
+        connections = 2
+        script = RESULTS / "raw" / "login.lua"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(LOGIN_SCRIPT % (OWNER, PASSWORD))
+    label = f"{'only-' if only else ''}{size}-{slug(name)}"
+    result = wrk(port, path, token, seconds, connections, script, label=label)
+    log(f"{size} {name}: {result['rps']:.0f} req/s, p50 {result['p50']} ms")
+    return {"size": size, "endpoint": name, "path": path, **result, "ratio": result["rps"] / hello_rps}
 
 
 def selected(only, line):

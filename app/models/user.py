@@ -46,6 +46,12 @@ class User(ResourceMixin, db.Model):
     token_version: Mapped[int] = mapped_column(Integer, default=random_token_version, nullable=False)
     # Kept by services.buckets in the transaction that creates or deletes a bucket.
     bucket_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    # Moves on every write to the user's buckets, in its transaction: the cached totals of their
+    # searched list are keyed by it (app.pagination). Read with the user on every request (auth), it
+    # costs no statement. It starts at random for the reason token_version does.
+    buckets_revision: Mapped[int] = mapped_column(
+        Integer, default=random_token_version, server_default="0", nullable=False
+    )
 
     # An external account's permissions, set from each request's token (see app.oidc).
     token_permissions = ()

@@ -1,15 +1,16 @@
 """Buckets and items of one owner: another user's are indistinguishable from none.
 
 Each bucket's `item_count` and each user's `bucket_count` change in the transaction
-that adds or removes the rows they count.
+that adds or removes the rows they count; each user's `buckets_revision` in every
+transaction that writes their buckets.
 """
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 
 from app.errors import not_found
 from app.extensions import db
 from app.models import Bucket, Item, User
-from app.services.crud import bump, commit_or_conflict, delete_counted
+from app.services.crud import bump, commit_or_conflict, delete_counted, update_or_conflict
 
 DUPLICATE_BUCKET = "You already have a bucket with this name"
 
@@ -50,18 +51,38 @@ def owned_item(bucket_id, item_id, owner):
     return _one_or_404(OWNED_ITEM, item_id=item_id, bucket_id=bucket_id, owner_id=owner.id)
 
 
+def _buckets_changed(owner_id, count_by=0):
+    """The owner's buckets change in this transaction: a new revision (their list's cached totals
+    are no longer used), and `count_by` more or fewer of them. One UPDATE of the owner's row.
+
+    Every writer of a user's buckets runs it first: they take turns on the owner's row, and
+    none of them waits there while holding a bucket's row or name (no deadlock between them)."""
+    changes = {User.buckets_revision: User.buckets_revision + 1}
+    if count_by:
+        changes[User.bucket_count] = User.bucket_count + count_by
+    db.session.execute(update(User).where(User.id == owner_id).values(changes))
+
+
 def create_bucket(owner, data):
-    bump(User.bucket_count, owner.id, 1)
+    _buckets_changed(owner.id, 1)
     bucket = Bucket(owner_id=owner.id, **data)
     db.session.add(bucket)
     commit_or_conflict(DUPLICATE_BUCKET)
     return bucket
 
 
+def update_bucket(bucket, data):
+    _buckets_changed(bucket.owner_id)
+    return update_or_conflict(bucket, data, DUPLICATE_BUCKET)
+
+
 def delete_bucket(bucket):
     """Delete a bucket; its items go with it (ON DELETE CASCADE)."""
-    bump(User.bucket_count, bucket.owner_id, -delete_counted(bucket))
-    db.session.commit()
+    _buckets_changed(bucket.owner_id, -1)
+    if delete_counted(bucket):
+        db.session.commit()
+    else:  # a concurrent delete went first, and counted it
+        db.session.rollback()
 
 
 def add_item(bucket, data):

@@ -12,7 +12,7 @@ from app.models import Bucket
 from app.schemas.bucket import BUCKETS, BucketListResponse, BucketResponse, BucketSchema
 from app.schemas.common import DeletedSchema
 from app.services import buckets
-from app.services.crud import require_changes, update_or_conflict
+from app.services.crud import require_changes
 
 blp = Blueprint("buckets", __name__, url_prefix="/buckets", description="Each user's own buckets")
 
@@ -26,7 +26,7 @@ class Buckets(MethodView):
         """List your buckets (q searches the name)."""
         owner = current_user()
         stmt = select(Bucket).where(Bucket.owner_id == owner.id)
-        return listed(BUCKETS.page(stmt, args, unfiltered_total=owner.bucket_count))
+        return listed(BUCKETS.page(stmt, args, unfiltered_total=owner.bucket_count, revision=owner.buckets_revision))
 
     @auth_required
     @idempotent
@@ -78,5 +78,4 @@ class BucketDetail(MethodView):
 
     @staticmethod
     def _update(bucket_id, data):
-        bucket = check_if_match(buckets.owned_bucket(bucket_id, current_user()))
-        return update_or_conflict(bucket, data, buckets.DUPLICATE_BUCKET)
+        return buckets.update_bucket(check_if_match(buckets.owned_bucket(bucket_id, current_user())), data)
