@@ -6,7 +6,7 @@ import time
 from flask import g, jsonify
 from limits.errors import StorageError
 from marshmallow import ValidationError
-from sqlalchemy.orm.exc import ObjectDeletedError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, TooManyRequests
 
 from app import database
@@ -125,7 +125,8 @@ def handle_exception(exc):
         return _from_http_exception(exc)
     if isinstance(exc, ValidationError):
         return error_response(422, None, _flatten_locations(exc.messages))
-    if isinstance(exc, ObjectDeletedError):  # a row this request read was deleted meanwhile
+    # A row this request read was deleted meanwhile: found gone when reloaded, or by its UPDATE.
+    if isinstance(exc, (ObjectDeletedError, StaleDataError)):
         return error_response(404)
     if database.is_transient_conflict(exc):
         return error_response(409, CONCURRENT_CONFLICT)

@@ -1,6 +1,6 @@
 """/v1/buckets/<id>/items: items reached only through their own bucket."""
 
-from sqlalchemy import select
+from sqlalchemy import delete, event, select
 
 from app.extensions import db
 from app.models import Item
@@ -91,3 +91,19 @@ class ItemTests(APITestCase):
                 self.assertError(getattr(self.client, method)(own, headers=intruder, json={"name": "x"}), 404)
         self.assertEqual(db.session.get(Item, item_id).name, "Paint")
         self.assertError(self.client.get("/v1/buckets/999999/items", headers=self.h), 404)
+
+    def test_an_item_deleted_between_its_read_and_its_update_is_404(self):
+        item_id = self.add().json["item"]["id"]
+
+        def delete_first(conn, cursor, statement, *args):
+            if statement.startswith("UPDATE items"):
+                with db.engine.begin() as other:  # another request's DELETE, committed first
+                    other.execute(delete(Item).where(Item.id == item_id))
+
+        event.listen(db.engine, "before_cursor_execute", delete_first)
+        try:
+            response = self.client.patch(f"{self.base}/{item_id}", headers=self.h, json={"done": True})
+        finally:
+            event.remove(db.engine, "before_cursor_execute", delete_first)
+        self.assertError(response, 404, "Resource not found")
+        self.assertIsNone(db.session.get(Item, item_id))

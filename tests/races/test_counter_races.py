@@ -46,6 +46,33 @@ class CounterRaces(LiveServerTestCase):
         self.assertEqual(counted, 4)
         self.assertEqual(self.server.scalar("SELECT bucket_count FROM users WHERE id = :u", u=user), counted)
 
+    def test_buckets_renamed_created_and_deleted_at_once(self):
+        """Every writer of a user's buckets takes the user's row first: no deadlock, and the count
+        and the revision (that keys cached search totals) move with exactly the writes that landed."""
+        user, headers = self.server.account()
+        existing = [
+            self.server.request("POST", "/v1/buckets", {"name": f"b{n}"}, headers).json["bucket"]["id"]
+            for n in range(6)
+        ]
+        revision = self.server.scalar("SELECT buckets_revision FROM users WHERE id = :u", u=user)
+        requests = [("POST", "/v1/buckets", {"json": {"name": f"n{n % 3}"}, "headers": headers}) for n in range(6)]
+        requests += [
+            ("PUT", f"/v1/buckets/{b}", {"json": {"name": f"n{n % 3}"}, "headers": headers})
+            for n, b in enumerate(existing[:3])
+        ]
+        requests += [("DELETE", f"/v1/buckets/{b}", {"headers": headers}) for b in existing[2:] for _ in range(2)]
+        answers = self.server.at_once(requests)
+        self.assertStatuses(answers, {200, 201, 404, 409})
+        counted = self.server.scalar("SELECT count(*) FROM buckets WHERE owner_id = :u", u=user)
+        self.assertEqual(self.server.scalar("SELECT bucket_count FROM users WHERE id = :u", u=user), counted)
+        created = sum(answer.status == 201 for answer in answers)
+        renamed = sum(
+            answer.status == 200 for (method, *_), answer in zip(requests, answers, strict=True) if method == "PUT"
+        )
+        deleted = 6 + created - counted
+        moved = self.server.scalar("SELECT buckets_revision FROM users WHERE id = :u", u=user) - revision
+        self.assertEqual(moved, created + renamed + deleted)
+
     def test_casts_changed_and_movies_deleted_at_once(self):
         _, admin = self.server.account("admin")
         actors = [
