@@ -50,12 +50,14 @@ class Listing:
             f"{model.__name__}ListArgs", sort, default_sort, mixins=mixins, search=search, **(filters or {})
         )
 
-    def page(self, stmt, args, unfiltered_total=None, revision=None):
-        """The page `args` ask for. `unfiltered_total` is a maintained count of `stmt`'s rows (or a
-        function that reads one), used in page mode when neither `q` nor a filter narrows the list.
-        `revision` is a number that every write to the listed rows moves, in its transaction: a
-        narrowed total is then counted once per revision, and reused (`CountCache`)."""
-        if args.get("q") and self.search:
+    def page(self, stmt, args, total=None, revision=None):
+        """The page `args` ask for. In page mode its total is `total(narrowing)` where that answers a
+        number: a count the list keeps of the rows `narrowing` leaves (`maintained`), given the args
+        that narrow the list (`q`, filters; {} when none does). Otherwise, or with no `total`, the
+        rows are counted. `revision` is a number that every write to the listed rows moves, in its
+        transaction: a counted total is then counted once per revision, and reused (`CountCache`)."""
+        narrowing = self._narrowing(args)
+        if "q" in narrowing:
             stmt = stmt.where(or_(*(contains_ci(column, args["q"]) for column in self.search)))
         name, column, descending = self._sort_column(args["sort"])
         keys = (column, self.tie_breaker)
@@ -69,11 +71,8 @@ class Listing:
             return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, name, binding))
         page = args.get("page", 1)
         offset = (page - 1) * per_page
-        narrowed = args.get("q") or any(name in args for name in self.filters)
-        if unfiltered_total is None or narrowed:
-            total = _count(stmt, None if revision is None else (binding, revision))
-        else:
-            total = unfiltered_total() if callable(unfiltered_total) else unfiltered_total
+        kept = total(narrowing) if total else None
+        total = _count(stmt, None if revision is None else (binding, revision)) if kept is None else kept
         if offset >= total:
             return Page(self, args, [], None, page=page, total=total)
         if offset >= current_app.config["MAX_PAGE_OFFSET"]:
@@ -86,9 +85,20 @@ class Listing:
         rows = _fetch(stmt.order_by(*order).limit(per_page + 1).offset(offset))
         return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, name, binding), page=page, total=total)
 
+    def _narrowing(self, args):
+        """The args that narrow the list: a searched `q`, and the filters given."""
+        searched = {"q": args["q"]} if args.get("q") and self.search else {}
+        return searched | {name: args[name] for name in self.filters if name in args}
+
     def _sort_column(self, sort):
         name = sort.lstrip("-")
         return name, self.sortable[name], sort.startswith("-")
+
+
+def maintained(count):
+    """A `total` for Listing.page from a count kept of the whole list: `count` (a number, or a
+    function that reads one) when nothing narrows the list; None (counted) when something does."""
+    return lambda narrowing: None if narrowing else (count() if callable(count) else count)
 
 
 def _sort_key(listing, name, column):

@@ -11,6 +11,7 @@ from app.auth import requires_permission
 from app.extensions import db
 from app.http import Blueprint
 from app.models import Actor
+from app.pagination import maintained
 from app.schemas.casting import ACTORS, MOVIES, ActorListResponse, ActorResponse, ActorSchema, MovieListResponse
 from app.schemas.common import DeletedSchema
 from app.services import casting
@@ -26,8 +27,8 @@ class Actors(MethodView):
     @blp.response(200, ActorListResponse)
     def get(self, args):
         """List actors (q searches the name; filter by gender, min_age, max_age)."""
-        total = partial(casting.catalogue_total, Actor)  # read only when nothing narrows the list
-        return listed(ACTORS.page(casting.filtered_actors(args), args, unfiltered_total=total))
+        total = maintained(partial(casting.catalogue_total, Actor))
+        return listed(ACTORS.page(casting.filtered_actors(args), args, total=total))
 
     @requires_permission("post:actors")
     @idempotent
@@ -77,4 +78,4 @@ class ActorMovies(MethodView):
         """The movies an actor plays in."""
         actor = db.get_or_404(Actor, actor_id)
         stmt = casting.filtered_movies({**args, "actor_id": actor.id})
-        return listed(MOVIES.page(stmt, args, unfiltered_total=actor.movie_count))
+        return listed(MOVIES.page(stmt, args, total=maintained(actor.movie_count)))

@@ -9,6 +9,7 @@ from app.api.responses import created, deleted, found, listed
 from app.auth import auth_required, current_user
 from app.http import Blueprint
 from app.models import Bucket
+from app.pagination import maintained
 from app.schemas.bucket import BUCKETS, BucketListResponse, BucketResponse, BucketSchema
 from app.schemas.common import DeletedSchema
 from app.services import buckets
@@ -26,7 +27,7 @@ class Buckets(MethodView):
         """List your buckets (q searches the name)."""
         owner = current_user()
         stmt = select(Bucket).where(Bucket.owner_id == owner.id)
-        return listed(BUCKETS.page(stmt, args, unfiltered_total=owner.bucket_count, revision=owner.buckets_revision))
+        return listed(BUCKETS.page(stmt, args, total=maintained(owner.bucket_count), revision=owner.buckets_revision))
 
     @auth_required
     @idempotent

@@ -8,6 +8,7 @@ from app.api.responses import created, deleted, found, listed
 from app.auth import auth_required, current_user
 from app.http import Blueprint
 from app.models import Item
+from app.pagination import maintained
 from app.schemas.bucket import ITEMS, ItemListResponse, ItemPatchSchema, ItemResponse, ItemSchema
 from app.schemas.common import DeletedSchema
 from app.services import buckets
@@ -27,7 +28,8 @@ class Items(MethodView):
         stmt = buckets.owned_items(bucket_id, owner)
         if "done" in args:
             stmt = stmt.where(Item.done == args["done"])
-        page = ITEMS.page(stmt, args, unfiltered_total=lambda: buckets.owned_bucket(bucket_id, owner).item_count)
+        total = maintained(lambda: buckets.owned_bucket(bucket_id, owner).item_count)
+        page = ITEMS.page(stmt, args, total=total)
         if not page.items:
             buckets.owned_bucket(bucket_id, owner)  # nothing listed: is it an empty bucket, or not one of yours?
         return listed(page)

@@ -11,6 +11,7 @@ from app.auth import requires_permission
 from app.extensions import db
 from app.http import Blueprint
 from app.models import Movie
+from app.pagination import maintained
 from app.schemas.casting import ACTORS, MOVIES, ActorListResponse, MovieListResponse, MovieResponse, MovieSchema
 from app.schemas.common import DeletedSchema
 from app.services import casting
@@ -26,8 +27,8 @@ class Movies(MethodView):
     @blp.response(200, MovieListResponse)
     def get(self, args):
         """List movies with their casts (q searches the title; filter by dates or actor_id)."""
-        total = partial(casting.catalogue_total, Movie)  # read only when nothing narrows the list
-        return listed(MOVIES.page(casting.filtered_movies(args), args, unfiltered_total=total))
+        total = maintained(partial(casting.catalogue_total, Movie))
+        return listed(MOVIES.page(casting.filtered_movies(args), args, total=total))
 
     @requires_permission("post:movies")
     @idempotent
@@ -78,4 +79,4 @@ class MovieActors(MethodView):
         """The cast of a movie."""
         movie = db.get_or_404(Movie, movie_id)
         stmt = casting.filtered_actors(args, movie_id=movie.id)
-        return listed(ACTORS.page(stmt, args, unfiltered_total=len(movie.actors)))
+        return listed(ACTORS.page(stmt, args, total=maintained(len(movie.actors))))
