@@ -7,7 +7,7 @@ import tempfile
 import unittest
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from app.schemas.auth import USERS
 from app.schemas.bucket import BUCKETS, ITEMS
@@ -42,6 +42,7 @@ class MigrationTests(unittest.TestCase):
 
 
 CATALOGUE_COUNTS = "3c9d0f4a7b21"  # the revision that adds catalogue_counts
+ACTOR_TALLIES = "7a1e5c2d9f30"  # the revision that adds actor_tallies
 
 
 @contextmanager
@@ -59,37 +60,58 @@ def fresh_database():
             yield f"sqlite:///{directory}/fresh.db"
 
 
-class CatalogueCountsMigrationTests(unittest.TestCase):
+class BackfillMigrationTests(unittest.TestCase):
+    """Migrations that add a table filled from the rows already there, on the database under test."""
+
     def manage(self, url, *args):
         env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
         env.update(APP_ENV="development", DATABASE_URL=url)
         result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
 
-    def test_the_counts_start_from_the_rows_already_there_and_go_back_down(self):
+    def backfilled(self, revision, table, inserts, query):
+        """Migrate a fresh database to just before `revision`, run `inserts`, upgrade: the rows of
+        `query`. Then the downgrade drops `table`, and the upgrade runs again."""
         with fresh_database() as url:
-            self.manage(url, "db", "upgrade", f"{CATALOGUE_COUNTS}-1")
+            self.manage(url, "db", "upgrade", f"{revision}-1")
             engine = create_engine(url)
             try:
                 with engine.begin() as conn:
-                    conn.execute(
-                        text(
-                            "INSERT INTO actors (name, age, gender, movie_count, created_at, modified_at) "
-                            "VALUES ('a', 30, 'x', 0, '2020-01-01', '2020-01-01')"
-                        )
-                    )
-                    conn.execute(
-                        text(
-                            "INSERT INTO movies (title, release_date, created_at, modified_at) "
-                            "VALUES ('m1', '2001-01-01', '2020-01-01', '2020-01-01'), "
-                            "('m2', '2002-01-01', '2020-01-01', '2020-01-01')"
-                        )
-                    )
+                    for insert in inserts:
+                        conn.execute(text(insert))
                 self.manage(url, "db", "upgrade")
                 with engine.connect() as conn:
-                    counts = dict(conn.execute(text("SELECT collection, total FROM catalogue_counts")).all())
-                self.assertEqual(counts, {"actors": 1, "movies": 2})
-                self.manage(url, "db", "downgrade", f"{CATALOGUE_COUNTS}-1")
+                    rows = sorted(tuple(row) for row in conn.execute(text(query)))
+                self.manage(url, "db", "downgrade", f"{revision}-1")
+                with engine.connect() as conn:
+                    self.assertNotIn(table, inspect(conn).get_table_names())
                 self.manage(url, "db", "upgrade")
             finally:
                 engine.dispose()
+        return rows
+
+    def test_the_catalogue_counts_start_from_the_rows_already_there_and_go_back_down(self):
+        inserts = (
+            "INSERT INTO actors (name, age, gender, movie_count, created_at, modified_at) "
+            "VALUES ('a', 30, 'x', 0, '2020-01-01', '2020-01-01')",
+            "INSERT INTO movies (title, release_date, created_at, modified_at) "
+            "VALUES ('m1', '2001-01-01', '2020-01-01', '2020-01-01'), "
+            "('m2', '2002-01-01', '2020-01-01', '2020-01-01')",
+        )
+        counts = self.backfilled(
+            CATALOGUE_COUNTS, "catalogue_counts", inserts, "SELECT collection, total FROM catalogue_counts"
+        )
+        self.assertEqual(counts, [("actors", 1), ("movies", 2)])
+
+    def test_the_actor_tallies_start_from_the_actors_already_there_and_go_back_down(self):
+        insert = (
+            "INSERT INTO actors (name, age, gender, movie_count, created_at, modified_at) "
+            "VALUES ('a', 30, 'Female', 0, '2020-01-01', '2020-01-01'), "
+            "('b', 30, 'female', 0, '2020-01-01', '2020-01-01'), "
+            "('c', 31, 'female', 0, '2020-01-01', '2020-01-01'), "
+            "('d', 30, 'MALE', 0, '2020-01-01', '2020-01-01')"
+        )
+        tallies = self.backfilled(
+            ACTOR_TALLIES, "actor_tallies", [insert], "SELECT gender_key, age, total FROM actor_tallies"
+        )
+        self.assertEqual(tallies, [("female", 30, 2), ("female", 31, 1), ("male", 30, 1)])

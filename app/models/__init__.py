@@ -1,13 +1,14 @@
 """Every model, imported here so Alembic and the app see the whole schema."""
 
 from app.models.bucket import Bucket, Item
-from app.models.casting import Actor, CatalogueCount, Movie, movie_actors
+from app.models.casting import Actor, ActorTally, CatalogueCount, Movie, movie_actors
 from app.models.idempotency import IdempotencyKey
 from app.models.image import Image, ImageTag, StoredFile
 from app.models.user import RevokedToken, User
 
 __all__ = [
     "Actor",
+    "ActorTally",
     "Bucket",
     "CatalogueCount",
     "IdempotencyKey",

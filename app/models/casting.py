@@ -45,11 +45,25 @@ class CatalogueCount(db.Model):
     total: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
+class ActorTally(db.Model):
+    """How many actors have one (lower(gender), age): the filtered actors list's total is a sum of a
+    few of these rows. `gender_key` is lower(gender) as the database computes it, the very expression
+    the list's gender filter compares. Kept by services.casting in the transaction that inserts,
+    deletes or moves an actor between keys."""
+
+    __tablename__ = "actor_tallies"
+
+    gender_key: Mapped[str] = mapped_column(String(30), primary_key=True)
+    age: Mapped[int] = mapped_column(Integer, primary_key=True)
+    total: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
 # One movie per (title, release date), whatever the title's case.
 Index("uq_movies_lower_title_release_date", func.lower(Movie.title), Movie.release_date, unique=True)
-# The list's filters: gender, then the age range. On PostgreSQL the filtered total is an index-only
-# scan of it, which takes `gender` itself in the index beside lower(gender): the planner asks for
-# every column the query names. With id, a gender's actors sorted by age are a range of it too.
+# The list's filters: gender, then the age range. On PostgreSQL a filtered total under `q` (the
+# others are actor tallies) is an index-only scan of it, which takes `gender` itself in the index
+# beside lower(gender): the planner asks for every column the query names. With id, a gender's
+# actors sorted by age are a range of it too.
 Index(
     "ix_actors_lower_gender_age",
     func.lower(Actor.gender),
