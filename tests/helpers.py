@@ -20,11 +20,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import flask_migrate
 from PIL import Image as PILImage
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, func, select, text
 
 from app import create_app
 from app.extensions import db
-from app.models import User
+from app.models import Actor, ActorTally, User
 
 _TMP = tempfile.mkdtemp(prefix="api-tests-")
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
@@ -185,6 +185,21 @@ def captured_statements():
         yield captured
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
+
+
+def actor_tallies():
+    """The actor tallies that count anyone: {(gender_key, age): total}."""
+    rows = db.session.execute(
+        select(ActorTally.gender_key, ActorTally.age, ActorTally.total).where(ActorTally.total != 0)
+    )
+    return {(gender_key, age): total for gender_key, age, total in rows}
+
+
+def tallied_actors():
+    """What the actor tallies must be: the actors counted afresh by (lower(gender), age)."""
+    key = func.lower(Actor.gender)
+    rows = db.session.execute(select(key, Actor.age, func.count()).group_by(key, Actor.age))
+    return {(gender_key, age): total for gender_key, age, total in rows}
 
 
 def image_bytes(fmt="PNG", size=(64, 48), color=(200, 30, 30), **save_args):

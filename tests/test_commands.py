@@ -19,7 +19,7 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.seed import seed
-from tests.helpers import PASSWORD, APITestCase
+from tests.helpers import PASSWORD, APITestCase, actor_tallies, tallied_actors
 
 
 class CreateUserTests(APITestCase):
@@ -128,6 +128,8 @@ class SeedTests(APITestCase):
         self.assertEqual(db.session.scalars(select(User.bucket_count).where(User.email.like("%demo%"))).all(), [3])
         totals = dict(db.session.execute(select(CatalogueCount.collection, CatalogueCount.total)).all())
         self.assertEqual(totals, {"actors": 10, "movies": 5})
+        self.assertEqual(actor_tallies(), tallied_actors())
+        self.assertEqual(sum(actor_tallies().values()), 10)
         director = self.client.post(
             "/v1/auth/login", json={"email": "casting-director@example.com", "password": "password123"}
         ).json

@@ -1,18 +1,27 @@
 """The casting catalogue: resolving actor ids, the filters of both lists, and the counters kept in
-the transaction that changes what they count: each actor's movie_count (a cast changes) and the
-total of actors and of movies (`catalogue_counts`: one is inserted or deleted)."""
+the transaction that changes what they count: each actor's movie_count (a cast changes), the
+total of actors and of movies (`catalogue_counts`: one is inserted or deleted) and the actors per
+(lower(gender), age) (`actor_tallies`: one is inserted, deleted, or moved by a PATCH).
 
-from sqlalchemy import delete, func, insert, literal, select
+Lock order of an actor's write, the same in every transaction so that none can deadlock another:
+the actor's row first (its INSERT, its DELETE, or the row lock a PATCH takes before reading it),
+then the tally rows, in sorted key order within one statement (`_tally`), then the catalogue count
+last (`_count`).
+"""
+
+from sqlalchemy import String, cast, delete, func, insert, literal, select, union_all
 
 from app import database
 from app.errors import invalid, not_found
 from app.extensions import db
-from app.models import Actor, CatalogueCount, Movie, movie_actors
+from app.models import Actor, ActorTally, CatalogueCount, Movie, movie_actors
 from app.services.crud import apply_changes, bump, commit_or_conflict, delete_counted, flush_or_conflict
 
 DUPLICATE_MOVIE = "A movie with this title and release date already exists"
 COUNTED = (Actor, Movie)
 _COUNTS = CatalogueCount.__table__
+_TALLIES = ActorTally.__table__
+TALLIED = frozenset({"gender", "min_age", "max_age"})  # the actors' filters `_tallied` applies
 
 
 def catalogue_total(model):
@@ -39,10 +48,60 @@ def _count(model, by):
         _set_total(model, by, add=True)
 
 
+def _tally(*changes):
+    """Add each (gender, age, by) of `changes` to its actor tally, in one statement.
+
+    The key is lower(gender) as the database computes it. Changes to one key are summed first
+    (a PATCH from "Female" to "female" nets 0 and touches no row), and the rows are upserted in
+    key order, so that two writers of the same keys lock them in the same order. Call it after
+    the actor's row is written or locked, and before `_count`.
+    """
+    given = union_all(
+        *(
+            select(cast(literal(gender), String).label("gender"), literal(age).label("age"), literal(by).label("by"))
+            for gender, age, by in changes
+        )
+    ).subquery()
+    key, net = func.lower(given.c.gender), func.sum(given.c.by)
+    rows = select(key, given.c.age, net).group_by(key, given.c.age).having(net != 0).order_by(key, given.c.age)
+    stmt = database.insert(_TALLIES).from_select(["gender_key", "age", "total"], rows)
+    keys = [_TALLIES.c.gender_key, _TALLIES.c.age]
+    db.session.execute(
+        stmt.on_conflict_do_update(index_elements=keys, set_={"total": _TALLIES.c.total + stmt.excluded.total})
+    )
+
+
+def _tallied(args, gender_key, age):
+    """The conditions of the actors' filters (gender, min_age, max_age) on `gender_key` and `age`:
+    the list's lower(actors.gender) and actors.age, or an actor tally's columns."""
+    if "gender" in args:
+        yield gender_key == args["gender"].lower()
+    if "min_age" in args:
+        yield age >= args["min_age"]
+    if "max_age" in args:
+        yield age <= args["max_age"]
+
+
+def actors_total(narrowing):
+    """The actors list's total, read from what is kept (pagination's `total`): the catalogue count
+    unfiltered, a sum of actor tallies for gender/min_age/max_age; None (counted) under `q`."""
+    if not narrowing:
+        return catalogue_total(Actor)
+    if not narrowing.keys() <= TALLIED:
+        return None
+    total = select(func.coalesce(func.sum(ActorTally.total), 0))
+    return db.session.scalar(total.where(*_tallied(narrowing, ActorTally.gender_key, ActorTally.age)))
+
+
 def recount_totals():
-    """Set every catalogue count from its rows (after inserts that bypass the services: the seed)."""
+    """Set every catalogue count and actor tally from the rows (after inserts that bypass the
+    services: the seed)."""
     for model in COUNTED:
         _set_total(model, select(func.count()).select_from(model).scalar_subquery(), add=False)
+    db.session.execute(delete(ActorTally))
+    key = func.lower(Actor.gender)
+    by_key = select(key, Actor.age, func.count()).group_by(key, Actor.age)
+    db.session.execute(insert(ActorTally).from_select(["gender_key", "age", "total"], by_key))
 
 
 def unknown_actors(actor_ids):
@@ -57,15 +116,9 @@ def _cast_of(movie_id):
 
 
 def filtered_actors(args, movie_id=None):
-    stmt = select(Actor)
+    stmt = select(Actor).where(*_tallied(args, func.lower(Actor.gender), Actor.age))
     if movie_id is not None:
         stmt = stmt.where(Actor.id.in_(_cast_of(movie_id)))
-    if "gender" in args:
-        stmt = stmt.where(func.lower(Actor.gender) == args["gender"].lower())
-    if "min_age" in args:
-        stmt = stmt.where(Actor.age >= args["min_age"])
-    if "max_age" in args:
-        stmt = stmt.where(Actor.age <= args["max_age"])
     return stmt
 
 
@@ -121,14 +174,30 @@ def create_actor(data):
     actor = Actor(**data)
     db.session.add(actor)
     db.session.flush()
+    _tally((actor.gender, actor.age, 1))
     _count(Actor, 1)
     db.session.commit()
     return actor
 
 
+def update_actor(actor, data):
+    """Change the fields given. `actor` must be the row as read under its lock
+    (crud.get_locked_or_404): its gender and age are the tally it leaves."""
+    before = (actor.gender, actor.age)
+    apply_changes(actor, data)
+    if (actor.gender, actor.age) != before:
+        db.session.flush()  # the actor's row before the tallies (the module's lock order)
+        _tally((*before, -1), (actor.gender, actor.age, 1))
+    db.session.commit()
+    return actor
+
+
 def delete_actor(actor):
-    """Delete an actor; they leave every cast (ON DELETE CASCADE)."""
-    _count(Actor, -delete_counted(actor))
+    """Delete an actor; they leave every cast (ON DELETE CASCADE). `actor` must be the row as read
+    under its lock (crud.get_locked_or_404): its gender and age are the tally it leaves."""
+    if delete_counted(actor):
+        _tally((actor.gender, actor.age, -1))
+        _count(Actor, -1)
     db.session.commit()
 
 

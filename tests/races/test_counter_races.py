@@ -1,5 +1,12 @@
 """Counter columns under concurrency: whatever runs at once, each counter equals the rows it counts."""
 
+import threading
+import time
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
 from tests.liveserver import LiveServerTestCase, stop_shared_server
 
 TRIES = 3
@@ -132,3 +139,102 @@ class CounterRaces(LiveServerTestCase):
             totals = dict(self.server.rows("SELECT collection, total FROM catalogue_counts"))
             counted = {table: self.server.scalar(f"SELECT count(*) FROM {table}") for table in ("actors", "movies")}
             self.assertEqual(totals, counted)
+
+    def test_actors_moved_between_tallies_deleted_and_created_at_once(self):
+        # Lock order (actor row, tally rows sorted, catalogue count) rules out deadlocks: no 409 at all.
+        _, admin = self.server.account("admin")
+        genders = [f"race {uuid.uuid4().hex[:8]}", f"RACE {uuid.uuid4().hex[:8]}"]
+        keys = [gender.lower() for gender in genders]
+
+        def created(age, gender):
+            answer = self.server.request("POST", "/v1/actors", {"name": "racer", "age": age, "gender": gender}, admin)
+            self.assertEqual(answer.status, 201, answer.json)
+            return answer.json["actor"]
+
+        for _ in range(TRIES):
+            moved, doomed = created(30, genders[0]), created(50, genders[0])
+            up, down = created(60, genders[1]), created(70, genders[1])
+            etag = self.server.request("GET", f"/v1/actors/{moved['id']}", headers=admin).headers["etag"]
+            path = f"/v1/actors/{moved['id']}"
+            requests = [("PATCH", path, {"json": {"age": age}, "headers": admin}) for age in (31, 32, 33, 40)]
+            requests += [("PATCH", path, {"json": {"gender": genders[1].upper(), "age": 30}, "headers": admin})]
+            requests += [("PATCH", path, {"json": {"age": 34}, "headers": {**admin, "If-Match": etag}})] * 2
+            # Two actors moved back and forth the opposite ways between the same two tallies.
+            requests += [
+                ("PATCH", f"/v1/actors/{actor['id']}", {"json": {"age": age}, "headers": admin})
+                for actor, ages in ((up, (70, 60) * 3), (down, (60, 70) * 3))
+                for age in ages
+            ]
+            requests += [
+                ("PATCH", f"/v1/actors/{doomed['id']}", {"json": {"age": age}, "headers": admin}) for age in (40, 30)
+            ]
+            requests += [("DELETE", f"/v1/actors/{doomed['id']}", {"headers": admin})] * 2
+            requests += [
+                ("POST", "/v1/actors", {"json": {"name": "new", "age": 40, "gender": g}, "headers": admin})
+                for g in genders * 3
+            ]
+            answers = self.server.at_once(requests)
+            self.assertStatuses(answers, {200, 201, 404, 412})
+            self.assertTrue(any(a.status == 404 for a in answers), "one of the two DELETEs of one actor")
+            tallies = self.server.rows(
+                "SELECT gender_key, age, total FROM actor_tallies WHERE gender_key IN :keys AND total <> 0",
+                keys=tuple(keys),
+            )
+            counted = self.server.rows(
+                "SELECT lower(gender), age, count(*) FROM actors "
+                "WHERE lower(gender) IN :keys GROUP BY lower(gender), age",
+                keys=tuple(keys),
+            )
+            self.assertEqual(sorted(tallies), sorted(counted))
+            totals = dict(self.server.rows("SELECT collection, total FROM catalogue_counts"))
+            self.assertEqual(totals["actors"], self.server.scalar("SELECT count(*) FROM actors"))
+
+    def test_a_write_waiting_for_a_tally_holds_no_later_tally_nor_the_count(self):
+        # The lock order, seen from outside: a write queued on one tally row holds no tally after
+        # it in key order, nor the catalogue count (so no two such writes can wait for each other).
+        _, admin = self.server.account("admin")
+        gender = f"order {uuid.uuid4().hex[:8]}"
+        for age in (60, 70):
+            self.server.request("POST", "/v1/actors", {"name": "placed", "age": age, "gender": gender}, admin)
+        actor = self.server.request("POST", "/v1/actors", {"name": "moved", "age": 70, "gender": gender}, admin)
+        writes = [
+            ("PATCH", f"/v1/actors/{actor.json['actor']['id']}", {"age": 60}),  # from the later tally to the first
+            ("POST", "/v1/actors", {"name": "new", "age": 60, "gender": gender}),
+        ]
+        answers = []
+        tally = "SELECT 1 FROM actor_tallies WHERE gender_key = :g AND age = :age FOR UPDATE"
+        with self.server.engine.connect() as holder:
+            holder.execute(text(tally), {"g": gender, "age": 60})  # the first tally, held
+            threads = [
+                threading.Thread(target=lambda w=w: answers.append(self.server.request(*w, headers=admin)))
+                for w in writes
+            ]
+            for thread in threads:
+                thread.start()
+            self.wait_for_lock_waits("INSERT INTO actor_tallies%", len(writes))
+            with self.server.engine.connect() as probe:
+                for statement, params in (
+                    (tally + " NOWAIT", {"g": gender, "age": 70}),
+                    ("SELECT 1 FROM catalogue_counts WHERE collection = 'actors' FOR UPDATE NOWAIT", {}),
+                ):
+                    try:
+                        probe.execute(text(statement), params)
+                    except OperationalError as error:
+                        self.fail(f"held by a write waiting for an earlier tally: {statement} ({error.orig})")
+                probe.rollback()
+            holder.rollback()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(sorted(a.status for a in answers), [200, 201])
+        tallies = self.server.rows("SELECT age, total FROM actor_tallies WHERE gender_key = :g", g=gender)
+        self.assertEqual(sorted(tallies), [(60, 3), (70, 1)])
+
+    def wait_for_lock_waits(self, query, n, seconds=10):
+        deadline = time.monotonic() + seconds
+        sql = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE :query"
+        )
+        while self.server.scalar(sql, query=query) < n:
+            self.assertLess(time.monotonic(), deadline, f"{n} statements never waited for a lock: {query}")
+            time.sleep(0.02)

@@ -1,7 +1,5 @@
 """/v1/actors: the casting catalogue's people."""
 
-from functools import partial
-
 from flask.views import MethodView
 
 from app.api.conditional import check_if_match, conditional
@@ -15,7 +13,7 @@ from app.pagination import maintained
 from app.schemas.casting import ACTORS, MOVIES, ActorListResponse, ActorResponse, ActorSchema, MovieListResponse
 from app.schemas.common import DeletedSchema
 from app.services import casting
-from app.services.crud import require_changes, update
+from app.services.crud import get_locked_or_404, require_changes
 
 blp = Blueprint("actors", __name__, url_prefix="/actors", description="Actors (casting catalogue)")
 
@@ -27,8 +25,7 @@ class Actors(MethodView):
     @blp.response(200, ActorListResponse)
     def get(self, args):
         """List actors (q searches the name; filter by gender, min_age, max_age)."""
-        total = maintained(partial(casting.catalogue_total, Actor))
-        return listed(ACTORS.page(casting.filtered_actors(args), args, total=total))
+        return listed(ACTORS.page(casting.filtered_actors(args), args, total=casting.actors_total))
 
     @requires_permission("post:actors")
     @idempotent
@@ -57,14 +54,15 @@ class ActorDetail(MethodView):
     def patch(self, data, actor_id):
         """Change the fields given."""
         require_changes(data)
-        return found("actor", update(check_if_match(db.get_or_404(Actor, actor_id)), data))
+        # Locked before it is read: its gender and age are the tally it leaves (services.casting).
+        return found("actor", casting.update_actor(check_if_match(get_locked_or_404(Actor, actor_id)), data))
 
     @requires_permission("delete:actors")
     @blp.response(200, DeletedSchema)
     @conditional
     def delete(self, actor_id):
         """Delete an actor; they leave every cast."""
-        casting.delete_actor(check_if_match(db.get_or_404(Actor, actor_id)))
+        casting.delete_actor(check_if_match(get_locked_or_404(Actor, actor_id)))
         return deleted(actor_id)
 
 
