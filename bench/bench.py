@@ -4,10 +4,11 @@ For 1k items and for 1M items (100k buckets of one user, 100k actors, 100k movie
 with wrk on loopback: list page 1, the page at the MAX_PAGE_OFFSET window edge, a cursor page at
 80 % depth (walked to), q search (its total cached, and counted each time), items of one bucket,
 one bucket, actors with filters and movies with casts (page 1, and a cursor page at 80 % depth of
-each), and login; then the noisy neighbour
-(another user's small list while one user runs 64 concurrent deep cursor walks). SQL statements
-per request are counted on the wire, in-process, through a proxy that reads the PostgreSQL
-protocol (so BEGIN/ROLLBACK/pings count too).
+each), and login; then the noisy neighbour (another user's small list while one user runs 64
+concurrent deep cursor walks). The sizes run side by side, line by line, each line `--rounds`
+times (2), the best kept: on a shared machine whose speed drifts, a 1M / 1k ratio then compares
+two runs a few seconds apart. SQL statements per request are counted on the wire, in-process,
+through a proxy that reads the PostgreSQL protocol (so BEGIN/ROLLBACK/pings count too).
 
 Results: bench/results/latest.md (and .json), raw wrk output under bench/results/raw/.
 `--only` runs some lines (results: only.md); `--workers` and `--fairness` compare gunicorn and
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import statistics
 import subprocess
 import sys
 import time
@@ -345,37 +347,48 @@ def count_statements(database, cases):
     return counts
 
 
-def measure_size(size, database, hello_rps, seconds, max_offset, only):
-    server = Gunicorn("app:create_app()", app_env(database))
+def measure_sizes(databases, seconds, max_offset, only, rounds):
+    """Every line at every size, interleaved: line by line, each size in turn (the order flipping
+    from line to line and round to round), so that a machine slowing down mid-run weighs on both
+    sides of a 1M / 1k ratio alike. Each line's row is its best of `rounds`; noise only slows."""
+    servers, cases, owners = {}, {}, {}
     try:
-        owner, admin = login(server.port, OWNER), login(server.port, ADMIN)
-        cursor = deep_cursor(server.port, owner)
-        cases = endpoints(server.port, owner, admin, max_offset, cursor)
-        cases = [
-            (name, path() if callable(path) else path, token) for name, path, token in cases if selected(only, name)
-        ]
-        own_server = [case for case in cases if line_settings(case[0])]
-        rows = [
-            measure_line(server.port, size, case, hello_rps, seconds, only) for case in cases if case not in own_server
-        ]
-        noisy = None
-        if size == "1M" and selected(only, "noisy neighbour"):
-            noisy = noisy_neighbour(server.port, owner, cursor, seconds, label="only-noisy" if only else "noisy")
+        for size, database in databases.items():
+            servers[size, None] = server = Gunicorn("app:create_app()", app_env(database))
+            owner, admin = login(server.port, OWNER), login(server.port, ADMIN)
+            owners[size] = owner, deep_cursor(server.port, owner)
+            listed = endpoints(server.port, owner, admin, max_offset, owners[size][1])
+            cases[size] = [(n, p() if callable(p) else p, t) for n, p, t in listed if selected(only, n)]
+            for name, *_ in cases[size]:
+                if settings := line_settings(name):
+                    servers[size, name] = Gunicorn("app:create_app()", app_env(database, **settings))
+        best, sizes = {}, list(databases)
+        for round_ in range(rounds):
+            for index in range(len(cases[sizes[0]])):
+                for size in sizes if (round_ + index) % 2 == 0 else reversed(sizes):
+                    case = cases[size][index]
+                    port = servers.get((size, case[0]), servers[size, None]).port
+                    row = measure_line(port, size, case, seconds, only)
+                    if row["rps"] > best.get((size, index), {"rps": -1})["rps"]:
+                        best[size, index] = row
+        noisy = []
+        if "1M" in databases and selected(only, "noisy neighbour"):
+            port, (owner, cursor) = servers["1M", None].port, owners["1M"]
+            for round_ in range(rounds):
+                noisy.append(
+                    noisy_neighbour(port, owner, cursor, seconds, label=f"{'only-' if only else ''}noisy-{round_ + 1}")
+                )
     finally:
-        server.stop()
-    for case in own_server:
-        server = Gunicorn("app:create_app()", app_env(database, **line_settings(case[0])))
-        try:
-            rows.append(measure_line(server.port, size, case, hello_rps, seconds, only))
-        finally:
+        for server in servers.values():
             server.stop()
-    counts = count_statements(database, cases)
-    for row in rows:
-        row["statements"] = counts[row["endpoint"]]
+    rows = []
+    for size, database in databases.items():
+        counts = count_statements(database, cases[size])
+        rows += [{**best[size, index], "statements": counts[case[0]]} for index, case in enumerate(cases[size])]
     return rows, noisy
 
 
-def measure_line(port, size, case, hello_rps, seconds, only):
+def measure_line(port, size, case, seconds, only):
     name, path, token = case
     script, connections = None, 16
     if token is None:  # bcrypt: two at a time already fill the two cores
@@ -386,7 +399,7 @@ def measure_line(port, size, case, hello_rps, seconds, only):
     label = f"{'only-' if only else ''}{size}-{slug(name)}"
     result = wrk(port, path, token, seconds, connections, script, label=label)
     log(f"{size} {name}: {result['rps']:.0f} req/s, p50 {result['p50']} ms")
-    return {"size": size, "endpoint": name, "path": path, **result, "ratio": result["rps"] / hello_rps}
+    return {"size": size, "endpoint": name, "path": path, **result}
 
 
 def selected(only, line):
@@ -554,14 +567,14 @@ def compare_fairness(seconds, rounds):
 
 
 def report(rows, noisy, hellos, conditions, seeded, name="latest"):
-    hello_rps = hellos[0]["rps"]
+    hello_rps = max(hellos[0]["rps"], hellos[1]["rps"])
     lines = [
         f"# Bench {conditions['when']}",
         "",
         conditions["text"],
         "",
         f"hello-world Flask: {hellos[0]['rps']:.0f} req/s before, {hellos[1]['rps']:.0f} after "
-        f"(p50 {hellos[0]['p50']:.2f} / {hellos[1]['p50']:.2f} ms). Ratios use the one before. "
+        f"(p50 {hellos[0]['p50']:.2f} / {hellos[1]['p50']:.2f} ms). Ratios use the better of the two. "
         f"For reference, with the 8 threads per worker of the earlier setting: {hellos[2]['rps']:.0f} req/s.",
         "",
         "| size | endpoint | req/s | p50 ms | p99 ms | × hello | SQL statements | 1M / 1k | non-2xx |",
@@ -578,9 +591,14 @@ def report(rows, noisy, hellos, conditions, seeded, name="latest"):
     if noisy:
         lines += [
             "",
-            f"Noisy neighbour (1M): another user's small list p50 {noisy['idle_p50']:.2f} ms idle, "
-            f"{noisy['busy_p50']:.2f} ms while one user runs 64 concurrent deep cursor walks "
-            f"({noisy['walkers_rps']:.0f} req/s): {noisy['ratio']:.2f}× idle.",
+            "Noisy neighbour (1M): another user's small list, idle and while one user runs 64 concurrent "
+            f"deep cursor walks; median busy / idle {statistics.median(n['ratio'] for n in noisy):.2f}×. Each round:",
+            "",
+            *(
+                f"- idle p50 {n['idle_p50']:.2f} ms, busy p50 {n['busy_p50']:.2f} ms "
+                f"(walkers {n['walkers_rps']:.0f} req/s): {n['ratio']:.2f}×"
+                for n in noisy
+            ),
         ]
     lines += ["", "Seeding: " + "; ".join(seeded), ""]
     text = "\n".join(lines)
@@ -599,7 +617,9 @@ def main():
     parser.add_argument("--fresh", action="store_true", help="seed 1M again even if a cached copy exists")
     parser.add_argument("--workers", action="store_true", help="compare gunicorn worker settings instead")
     parser.add_argument("--fairness", action="store_true", help="compare fair-admission settings instead")
-    parser.add_argument("--rounds", type=int, default=1, help="with --fairness: times each setting runs")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="times each line runs, the best kept (default 2); --fairness: 1"
+    )
     parser.add_argument(
         "--only",
         type=lambda value: {slug(line) for line in value.split(",")},
@@ -610,14 +630,16 @@ def main():
     if args.workers:
         return compare_workers(args.seconds)
     if args.fairness:
-        return compare_fairness(args.seconds, args.rounds)
+        return compare_fairness(args.seconds, args.rounds or 1)
+    args.rounds = args.rounds or 2
     max_offset = int(os.environ.get("MAX_PAGE_OFFSET", "10000"))
     started = time.monotonic()
     load = os.getloadavg()
     conditions = {
         "when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         "text": f"Loopback, {os.cpu_count()} cores, load average {load[0]:.1f} at start; gunicorn "
-        f"`-c gunicorn.conf.py` for both apps; wrk -t2 -c16, {args.seconds} s per line.",
+        f"`-c gunicorn.conf.py` for both apps; wrk -t2 -c16, {args.seconds} s per line; each line "
+        f"{args.rounds} times, the sizes interleaved line by line, the best kept.",
     }
     seeded, databases = [], {}
     for size in args.sizes.split(","):
@@ -626,12 +648,8 @@ def main():
         seeded.append(f"{size} ready in {time.monotonic() - t:.0f} s")
     prefix = "only-" if args.only else ""
     hellos = [hello(args.seconds, f"{prefix}hello-before")]
-    rows, noisy = [], None
     try:
-        for size, database in databases.items():
-            size_rows, size_noisy = measure_size(size, database, hellos[0]["rps"], args.seconds, max_offset, args.only)
-            rows += size_rows
-            noisy = noisy or size_noisy
+        rows, noisy = measure_sizes(databases, args.seconds, max_offset, args.only, args.rounds)
     finally:
         for size, database in databases.items():
             if size == "1k":
