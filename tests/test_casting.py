@@ -282,6 +282,19 @@ class MovieTests(CastingTestCase):
         self.assertLessEqual(len(large), 4, large)
 
 
+class MovieListLoadTests(CastingTestCase):
+    def test_a_movie_list_reads_only_the_id_and_name_of_each_cast_member(self):
+        actor = self.new_actor(name="Ada", age=36, gender="female")
+        self.new_movie(actor_ids=[actor["id"]])
+        with captured_statements() as captured:
+            body = self.client.get("/v1/movies", headers=self.admin).json
+        self.assertEqual(body["movies"][0]["actors"], [{"id": actor["id"], "name": "Ada"}])
+        page = next(statement for statement, _ in captured if "movie_actors" in statement)
+        self.assertIn(".name", page.split(" FROM ")[0])
+        for column in ("age", "gender", "movie_count"):
+            self.assertNotIn(f".{column}", page.split(" FROM ")[0], "a cast member's other columns")
+
+
 class CatalogueTotalTests(CastingTestCase):
     """The unfiltered lists' totals are catalogue_counts rows, kept by every insert and delete."""
 

@@ -10,6 +10,7 @@ last (`_count`).
 """
 
 from sqlalchemy import String, cast, delete, func, insert, literal, select, union_all
+from sqlalchemy.orm import joinedload
 
 from app import database
 from app.errors import invalid, not_found
@@ -122,8 +123,12 @@ def filtered_actors(args, movie_id=None):
     return stmt
 
 
+# A list shows each cast member's id and name (CastMemberSchema): the rest is not loaded.
+_CAST_NAMES = joinedload(Movie.actors).load_only(Actor.id, Actor.name)
+
+
 def filtered_movies(args):
-    stmt = select(Movie)
+    stmt = select(Movie).options(_CAST_NAMES)
     if "released_after" in args:
         stmt = stmt.where(Movie.release_date >= args["released_after"])
     if "released_before" in args:
