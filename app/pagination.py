@@ -82,8 +82,18 @@ class Listing:
                 "walk further with cursor=<pagination.next_cursor>",
                 errors={"page": ["Too deep: use cursor instead."]},
             )
-        rows = _fetch(stmt.order_by(*order).limit(per_page + 1).offset(offset))
+        rows = _fetch(self._at_offset(stmt, order, per_page + 1, offset))
         return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, name, binding), page=page, total=total)
+
+    def _at_offset(self, stmt, order, limit, offset):
+        """`limit` rows of `stmt` in `order`, `offset` rows deep. Past the first page, the rows the
+        offset skips are walked as ids only, which the sort index holds (an index-only scan on
+        PostgreSQL), and only the page's own rows are read from the table: a "deferred join"."""
+        if not offset:
+            return stmt.order_by(*order).limit(limit)
+        skipped = stmt.with_only_columns(self.tie_breaker, maintain_column_froms=True).correlate(None)
+        ids = skipped.order_by(*order).limit(limit).offset(offset)
+        return stmt.where(self.tie_breaker.in_(ids)).order_by(*order)
 
     def _narrowing(self, args):
         """The args that narrow the list: a searched `q`, and the filters given."""
