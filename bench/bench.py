@@ -6,9 +6,10 @@ with wrk on loopback: list page 1, the page at the MAX_PAGE_OFFSET window edge, 
 one bucket, actors with filters and movies with casts (page 1, and a cursor page at 80 % depth of
 each), and login; then the noisy neighbour (another user's small list while one user runs 64
 concurrent deep cursor walks). The sizes run side by side, line by line, each line `--rounds`
-times (2), the best kept: on a shared machine whose speed drifts, a 1M / 1k ratio then compares
-two runs a few seconds apart. SQL statements per request are counted on the wire, in-process,
-through a proxy that reads the PostgreSQL protocol (so BEGIN/ROLLBACK/pings count too).
+times (3): req/s is the best round, and 1M / 1k the median of the rounds' ratios, each between
+two runs seconds apart (the speed of this shared machine drifts by half within minutes). SQL
+statements per request are counted on the wire, in-process, through a proxy that reads the
+PostgreSQL protocol (so BEGIN/ROLLBACK/pings count too).
 
 Results: bench/results/latest.md (and .json), raw wrk output under bench/results/raw/.
 `--only` runs some lines (results: only.md); `--workers` and `--fairness` compare gunicorn and
@@ -362,15 +363,13 @@ def measure_sizes(databases, seconds, max_offset, only, rounds):
             for name, *_ in cases[size]:
                 if settings := line_settings(name):
                     servers[size, name] = Gunicorn("app:create_app()", app_env(database, **settings))
-        best, sizes = {}, list(databases)
+        runs, sizes = {}, list(databases)
         for round_ in range(rounds):
             for index in range(len(cases[sizes[0]])):
                 for size in sizes if (round_ + index) % 2 == 0 else reversed(sizes):
                     case = cases[size][index]
                     port = servers.get((size, case[0]), servers[size, None]).port
-                    row = measure_line(port, size, case, seconds, only)
-                    if row["rps"] > best.get((size, index), {"rps": -1})["rps"]:
-                        best[size, index] = row
+                    runs.setdefault((size, index), []).append(measure_line(port, size, case, seconds, only))
         noisy = []
         if "1M" in databases and selected(only, "noisy neighbour"):
             port, (owner, cursor) = servers["1M", None].port, owners["1M"]
@@ -384,7 +383,12 @@ def measure_sizes(databases, seconds, max_offset, only, rounds):
     rows = []
     for size, database in databases.items():
         counts = count_statements(database, cases[size])
-        rows += [{**best[size, index], "statements": counts[case[0]]} for index, case in enumerate(cases[size])]
+        for index, case in enumerate(cases[size]):
+            row = {**max(runs[size, index], key=lambda run: run["rps"]), "statements": counts[case[0]]}
+            if size != sizes[0]:  # against the first size, round by round: two runs seconds apart
+                pairs = zip(runs[size, index], runs[sizes[0], index], strict=True)
+                row["scale"] = statistics.median(run["rps"] / first["rps"] for run, first in pairs)
+            rows.append(row)
     return rows, noisy
 
 
@@ -580,10 +584,8 @@ def report(rows, noisy, hellos, conditions, seeded, name="latest"):
         "| size | endpoint | req/s | p50 ms | p99 ms | × hello | SQL statements | 1M / 1k | non-2xx |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    by_key = {(r["size"], r["endpoint"].split(" (")[0]): r for r in rows}
     for row in rows:
-        other = by_key.get(("1k", row["endpoint"].split(" (")[0]))
-        scale = f"{row['rps'] / other['rps']:.2f}" if row["size"] == "1M" and other else ""
+        scale = f"{row['scale']:.2f}" if "scale" in row else ""
         lines.append(
             f"| {row['size']} | {row['endpoint']} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} "
             f"| {row['rps'] / hello_rps:.3f} | {row['statements']} | {scale} | {row['non2xx']} |"
@@ -612,14 +614,12 @@ def report(rows, noisy, hellos, conditions, seeded, name="latest"):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=5, help="per endpoint")
+    parser.add_argument("--seconds", type=int, default=4, help="per endpoint and round")
     parser.add_argument("--sizes", default="1k,1M")
     parser.add_argument("--fresh", action="store_true", help="seed 1M again even if a cached copy exists")
     parser.add_argument("--workers", action="store_true", help="compare gunicorn worker settings instead")
     parser.add_argument("--fairness", action="store_true", help="compare fair-admission settings instead")
-    parser.add_argument(
-        "--rounds", type=int, default=None, help="times each line runs, the best kept (default 2); --fairness: 1"
-    )
+    parser.add_argument("--rounds", type=int, default=None, help="times each line runs (default 3); --fairness: 1")
     parser.add_argument(
         "--only",
         type=lambda value: {slug(line) for line in value.split(",")},
@@ -631,7 +631,7 @@ def main():
         return compare_workers(args.seconds)
     if args.fairness:
         return compare_fairness(args.seconds, args.rounds or 1)
-    args.rounds = args.rounds or 2
+    args.rounds = args.rounds or 3
     max_offset = int(os.environ.get("MAX_PAGE_OFFSET", "10000"))
     started = time.monotonic()
     load = os.getloadavg()
@@ -639,7 +639,8 @@ def main():
         "when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         "text": f"Loopback, {os.cpu_count()} cores, load average {load[0]:.1f} at start; gunicorn "
         f"`-c gunicorn.conf.py` for both apps; wrk -t2 -c16, {args.seconds} s per line; each line "
-        f"{args.rounds} times, the sizes interleaved line by line, the best kept.",
+        f"{args.rounds} times, the sizes interleaved line by line: req/s is the best round, 1M / 1k the "
+        "median of the rounds' ratios.",
     }
     seeded, databases = [], {}
     for size in args.sizes.split(","):
