@@ -6,8 +6,8 @@ with wrk on loopback: list page 1, the page at the MAX_PAGE_OFFSET window edge, 
 one bucket, actors with filters and movies with casts (page 1, and a cursor page at 80 % depth of
 each), and login; then the noisy neighbour (another user's small list while one user runs 64
 concurrent deep cursor walks). The sizes run side by side, line by line, each line `--rounds`
-times (3): req/s is the best round, and 1M / 1k the median of the rounds' ratios, each between
-two runs seconds apart (the speed of this shared machine drifts by half within minutes). SQL
+times (3), the best round kept (the speed of this shared machine drifts by half within minutes,
+and interference only ever slows a run); 1M / 1k is the ratio of the two best rounds. SQL
 statements per request are counted on the wire, in-process, through a proxy that reads the
 PostgreSQL protocol (so BEGIN/ROLLBACK/pings count too).
 
@@ -314,7 +314,8 @@ def line_settings(name):
 
 
 def count_statements(database, cases):
-    """Statements each request sends, counted on the wire (after one warm-up request)."""
+    """Statements each request sends, counted on the wire (after one warm-up request), and the
+    PostgreSQL time of its queries: {name: (count, ms)}."""
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TEST_DATABASE_URL", "")
     from app import create_app
@@ -341,11 +342,35 @@ def count_statements(database, cases):
             else:
                 client.get(path, headers={"Authorization": f"Bearer {token}"})
             time.sleep(0.05)  # the proxy's reader thread catches up
-        counts[name] = len(proxy.statements)
+        counts[name] = len(proxy.statements), postgres_ms(database, list(proxy.statements))
         with app.app_context():
             db.engine.dispose()
     proxy.stop()
     return counts
+
+
+def postgres_ms(database, statements, repeat=5):
+    """PostgreSQL's own time for a request's queries (psycopg2 sends them with their values in):
+    planning and execution by EXPLAIN ANALYZE, each the median of `repeat` warm runs. Unlike req/s,
+    this hardly moves with the load of the machine, so it shows what grows with the data."""
+    import psycopg2
+
+    connection = psycopg2.connect(database_url(database))
+    connection.autocommit = True
+    total = 0.0
+    with connection.cursor() as cursor:
+        cursor.execute("SET jit = off")  # as the app's connections (app/database.py)
+        for statement in statements:
+            if not statement.lstrip().upper().startswith("SELECT"):
+                continue  # BEGIN, ROLLBACK, SET; a login's writes are not run twice
+            times = []
+            for _ in range(repeat):
+                cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}")
+                plan = cursor.fetchone()[0][0]
+                times.append(plan["Planning Time"] + plan["Execution Time"])
+            total += statistics.median(times)
+    connection.close()
+    return total
 
 
 def measure_sizes(databases, seconds, max_offset, only, rounds):
@@ -384,12 +409,17 @@ def measure_sizes(databases, seconds, max_offset, only, rounds):
     for size, database in databases.items():
         counts = count_statements(database, cases[size])
         for index, case in enumerate(cases[size]):
-            row = {**max(runs[size, index], key=lambda run: run["rps"]), "statements": counts[case[0]]}
-            if size != sizes[0]:  # against the first size, round by round: two runs seconds apart
-                pairs = zip(runs[size, index], runs[sizes[0], index], strict=True)
-                row["scale"] = statistics.median(run["rps"] / first["rps"] for run, first in pairs)
+            statements, pg_ms = counts[case[0]]
+            row = {**best(runs[size, index]), "statements": statements, "pg_ms": pg_ms, "rounds": runs[size, index]}
+            if size != sizes[0]:
+                row["scale"] = row["rps"] / best(runs[sizes[0], index])["rps"]
             rows.append(row)
     return rows, noisy
+
+
+def best(runs):
+    """The fastest of a line's rounds: on a shared machine, interference only ever slows a run."""
+    return max(runs, key=lambda run: run["rps"])
 
 
 def measure_line(port, size, case, seconds, only):
@@ -581,14 +611,14 @@ def report(rows, noisy, hellos, conditions, seeded, name="latest"):
         f"(p50 {hellos[0]['p50']:.2f} / {hellos[1]['p50']:.2f} ms). Ratios use the better of the two. "
         f"For reference, with the 8 threads per worker of the earlier setting: {hellos[2]['rps']:.0f} req/s.",
         "",
-        "| size | endpoint | req/s | p50 ms | p99 ms | × hello | SQL statements | 1M / 1k | non-2xx |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| size | endpoint | req/s | p50 ms | p99 ms | × hello | SQL statements | PostgreSQL ms | 1M / 1k | non-2xx |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         scale = f"{row['scale']:.2f}" if "scale" in row else ""
         lines.append(
             f"| {row['size']} | {row['endpoint']} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} "
-            f"| {row['rps'] / hello_rps:.3f} | {row['statements']} | {scale} | {row['non2xx']} |"
+            f"| {row['rps'] / hello_rps:.3f} | {row['statements']} | {row['pg_ms']:.2f} | {scale} | {row['non2xx']} |"
         )
     if noisy:
         lines += [
@@ -639,8 +669,8 @@ def main():
         "when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         "text": f"Loopback, {os.cpu_count()} cores, load average {load[0]:.1f} at start; gunicorn "
         f"`-c gunicorn.conf.py` for both apps; wrk -t2 -c16, {args.seconds} s per line; each line "
-        f"{args.rounds} times, the sizes interleaved line by line: req/s is the best round, 1M / 1k the "
-        "median of the rounds' ratios.",
+        f"{args.rounds} times, the sizes interleaved line by line, the best round kept (every round's "
+        "req/s in latest.json).",
     }
     seeded, databases = [], {}
     for size in args.sizes.split(","):
