@@ -127,13 +127,18 @@ def _fetch(stmt):
 
 def _count(stmt, key=None):
     """The number of `stmt`'s rows; with a `key`, counted once while the key stays the same."""
+    if key is None:
+        return _count_rows(stmt)
     totals = current_app.extensions["list_totals"]
-    if key is not None and (total := totals.get(key)) is not None:
-        return total
-    total = db.session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
-    if key is not None:
+    total = totals.get(key)
+    if total is None:
+        total = _count_rows(stmt)
         totals.put(key, total)
     return total
+
+
+def _count_rows(stmt):
+    return db.session.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
 
 
 class CountCache:
