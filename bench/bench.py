@@ -152,11 +152,18 @@ class Gunicorn:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                get(self.port, "/")
-                return
+                return self._answers()
             except OSError:
                 time.sleep(0.2)
+        self.stop()
         raise RuntimeError(f"{target} did not start")
+
+    def _answers(self):
+        """Any HTTP answer at all: the app is loaded (whatever it says about `/`)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        connection.request("GET", "/")
+        connection.getresponse().read()
+        connection.close()
 
     def stop(self):
         self.process.terminate()
@@ -205,7 +212,7 @@ NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 
 
 def wrk(port, path, token=None, seconds=5, connections=16, script=None, label="run"):
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if token:
         command += ["-H", f"Authorization: Bearer {token}"]
     if script:
@@ -302,11 +309,24 @@ def endpoints(port, owner, admin, max_offset, cursor):
         ("movies with casts", f"/v1/movies?per_page={PER_PAGE}", admin),
         ("movies with casts by cursor at 80 %", at_80_percent(port, admin, "/v1/movies"), admin),
         ("login (bcrypt 12)", "/v1/auth/login", None),
+    ] + floor_lines(bucket["id"], owner)
+
+
+def floor_lines(bucket, owner):
+    if not (FLOOR_DIR / "ceiling_db.py").exists():
+        return []
+    return [
+        (f"{FLOOR}list page 1", f"/v1/buckets?page=1&per_page={PER_PAGE}", owner),
+        (f"{FLOOR}one bucket", f"/v1/buckets/{bucket}", owner),
     ]
 
 
 # Lines that run on a server of their own, with these settings (by name, before its " (").
 LINE_SETTINGS = {"q search, total counted each time": {"LIST_TOTALS_CACHED": "0"}}
+# The yardstick beside the API in the same run: ../shared/bench/ceiling_db.py, the same two reads on
+# raw psycopg2 with no ORM and no validation layer (its README). Its lines are left out where absent.
+FLOOR_DIR = Path(os.environ.get("BENCH_FLOOR_DIR", ROOT.parent / "shared" / "bench"))
+FLOOR = "floor (raw psycopg2): "
 
 
 def line_settings(name):
@@ -326,6 +346,9 @@ def count_statements(database, cases):
     proxy.start()
     counts = {}
     for name, path, token in cases:
+        if name.startswith(FLOOR):  # another app: its statements are its own (two, by its design)
+            counts[name] = "", None
+            continue
         app = create_app(
             "production",
             SECRET_KEY=SECRET_KEY,
@@ -386,7 +409,9 @@ def measure_sizes(databases, seconds, max_offset, only, rounds):
             listed = endpoints(server.port, owner, admin, max_offset, owners[size][1])
             cases[size] = [(n, p() if callable(p) else p, t) for n, p, t in listed if selected(only, n)]
             for name, *_ in cases[size]:
-                if settings := line_settings(name):
+                if name.startswith(FLOOR):
+                    servers[size, name] = Gunicorn("ceiling_db:app", app_env(database), chdir=FLOOR_DIR)
+                elif settings := line_settings(name):
                     servers[size, name] = Gunicorn("app:create_app()", app_env(database, **settings))
         runs, sizes = {}, list(databases)
         for round_ in range(rounds):
@@ -399,9 +424,9 @@ def measure_sizes(databases, seconds, max_offset, only, rounds):
         if "1M" in databases and selected(only, "noisy neighbour"):
             port, (owner, cursor) = servers["1M", None].port, owners["1M"]
             for round_ in range(rounds):
-                noisy.append(
-                    noisy_neighbour(port, owner, cursor, seconds, label=f"{'only-' if only else ''}noisy-{round_ + 1}")
-                )
+                for connections in NEIGHBOUR_CONNECTIONS:
+                    label = f"{'only-' if only else ''}noisy-{connections}c-{round_ + 1}"
+                    noisy.append(noisy_neighbour(port, owner, cursor, seconds, label, connections))
     finally:
         for server in servers.values():
             server.stop()
@@ -441,14 +466,21 @@ def selected(only, line):
     return not only or slug(line) in only
 
 
-def noisy_neighbour(port, owner, cursor, seconds, label="noisy"):
-    """Another user's small list, idle and while `owner` walks 64 deep cursors at once."""
+# The neighbour's own concurrent requests: 1 is the target's line, a user who sends one request at
+# a time. With 2, the neighbour's two requests queue behind each other whenever both land on one
+# worker (the gate runs one request per worker, README "Performance"), so it is reported too.
+NEIGHBOUR_CONNECTIONS = (1, 2)
+
+
+def noisy_neighbour(port, owner, cursor, seconds, label, connections):
+    """Another user's small list over `connections` connections, idle and while `owner` walks 64
+    deep cursors at once."""
     neighbour = login(port, NEIGHBOUR)
     status, body = get(port, "/v1/buckets?per_page=5", neighbour)
     for n in range(5 - body["pagination"]["total"]):
         request(port, "POST", "/v1/buckets", {"name": f"neighbour {n}"}, neighbour)
     small = "/v1/buckets?per_page=5"
-    idle = wrk(port, small, neighbour, seconds, connections=2, label=f"{label}-idle")
+    idle = wrk(port, small, neighbour, seconds, connections=connections, label=f"{label}-idle")
     script = RESULTS / "raw" / "walk.lua"
     script.write_text(WALK_SCRIPT % (f"/v1/buckets?per_page={PER_PAGE}&cursor={quote(cursor)}", PER_PAGE))
     walkers = subprocess.Popen(
@@ -468,11 +500,12 @@ def noisy_neighbour(port, owner, cursor, seconds, label="noisy"):
         text=True,
     )
     time.sleep(2)
-    busy = wrk(port, small, neighbour, seconds, connections=2, label=f"{label}-busy")
+    busy = wrk(port, small, neighbour, seconds, connections=connections, label=f"{label}-busy")
     walk_out = walkers.communicate()[0]
     (RESULTS / "raw" / f"{label}-walkers.txt").write_text(walk_out)
     walk_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", walk_out).group(1))
     return {
+        "connections": connections,
         "idle_p50": idle["p50"],
         "busy_p50": busy["p50"],
         "ratio": busy["p50"] / idle["p50"],
@@ -495,28 +528,34 @@ def hello(seconds, label, flags=()):
         server.stop()
 
 
+# gunicorn flags of each setting; the fair gate (FAIR_SLOTS=1 per worker) stays on throughout.
 WORKER_SETTINGS = {
+    "gthread, 2 workers x 64 threads": ["--worker-class", "gthread", "--workers", "2", "--threads", "64"],
+    "gthread, 3 workers x 64 threads": ["--worker-class", "gthread", "--workers", "3", "--threads", "64"],
+    "gthread, 4 workers x 64 threads": ["--worker-class", "gthread", "--workers", "4", "--threads", "64"],
     "sync, 2 workers": ["--worker-class", "sync", "--workers", "2"],
-    "sync, 4 workers": ["--worker-class", "sync", "--workers", "4"],
-    "gthread, 2 workers x 4 threads": ["--worker-class", "gthread", "--workers", "2", "--threads", "4"],
-    "gthread, 2 workers x 8 threads": ["--worker-class", "gthread", "--workers", "2", "--threads", "8"],
-    "gthread, 4 workers x 2 threads": ["--worker-class", "gthread", "--workers", "4", "--threads", "2"],
+    "sync, 3 workers": ["--worker-class", "sync", "--workers", "3"],
 }
 
 
-def compare_workers(seconds):
-    """Item 6: the API's list page 1 and one bucket (1k) under each gunicorn setting, same run."""
+def compare_workers(seconds, rounds):
+    """Item 6: hello-world and the API's list page 1 and one bucket (1k) under each gunicorn
+    setting, the settings in turn, `rounds` times; the ratios are to hello-world on that setting."""
     database = seeded_database("1k", fresh=True)
     lines = [
-        "| gunicorn | list page 1 req/s | p50 ms | p99 ms | one bucket req/s | p50 ms | p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| round | gunicorn | hello req/s | list page 1 req/s | p50 ms | × hello "
+        "| one bucket req/s | p50 ms | × hello |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     try:
-        for label, flags in WORKER_SETTINGS.items():
-            results = single_user_lines(database, flags, {}, seconds, f"workers-{slug(label)}")
-            cells = [f"{r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f}" for r in results.values()]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-            log(lines[-1])
+        for round_ in range(1, rounds + 1):
+            for label, flags in WORKER_SETTINGS.items():
+                name = f"workers-{round_}-{slug(label)}"
+                base = hello(seconds, f"{name}-hello", flags=flags)["rps"]
+                results = single_user_lines(database, flags, {}, seconds, name)
+                cells = [f"{r['rps']:.0f} | {r['p50']:.2f} | {r['rps'] / base:.3f}" for r in results.values()]
+                lines.append(f"| {round_} | {label} | {base:.0f} | " + " | ".join(cells) + " |")
+                log(lines[-1])
     finally:
         psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     write_table("workers.md", f"gunicorn settings, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", lines)
@@ -564,7 +603,7 @@ def noisy_line(database, flags, env, seconds, label, cursor=None):
     try:
         owner = login(server.port, OWNER)
         cursor = cursor or deep_cursor(server.port, owner)
-        return noisy_neighbour(server.port, owner, cursor, seconds, label=label), cursor
+        return noisy_neighbour(server.port, owner, cursor, seconds, label, connections=2), cursor  # as fairness.md
     finally:
         server.stop()
 
@@ -616,20 +655,23 @@ def report(rows, noisy, hellos, conditions, seeded, name="latest"):
     ]
     for row in rows:
         scale = f"{row['scale']:.2f}" if "scale" in row else ""
+        pg_ms = "" if row["pg_ms"] is None else f"{row['pg_ms']:.2f}"
         lines.append(
             f"| {row['size']} | {row['endpoint']} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} "
-            f"| {row['rps'] / hello_rps:.3f} | {row['statements']} | {row['pg_ms']:.2f} | {scale} | {row['non2xx']} |"
+            f"| {row['rps'] / hello_rps:.3f} | {row['statements']} | {pg_ms} | {scale} | {row['non2xx']} |"
         )
-    if noisy:
+    for connections in sorted({n["connections"] for n in noisy}):
+        runs = [n for n in noisy if n["connections"] == connections]
         lines += [
             "",
-            "Noisy neighbour (1M): another user's small list, idle and while one user runs 64 concurrent "
-            f"deep cursor walks; median busy / idle {statistics.median(n['ratio'] for n in noisy):.2f}×. Each round:",
+            f"Noisy neighbour (1M), {connections} connection(s): another user's small list, idle and while one "
+            "user runs 64 concurrent deep cursor walks; median busy / idle "
+            f"{statistics.median(n['ratio'] for n in runs):.2f}×. Each round:",
             "",
             *(
                 f"- idle p50 {n['idle_p50']:.2f} ms, busy p50 {n['busy_p50']:.2f} ms "
                 f"(walkers {n['walkers_rps']:.0f} req/s): {n['ratio']:.2f}×"
-                for n in noisy
+                for n in runs
             ),
         ]
     lines += ["", "Seeding: " + "; ".join(seeded), ""]
@@ -649,7 +691,9 @@ def main():
     parser.add_argument("--fresh", action="store_true", help="seed 1M again even if a cached copy exists")
     parser.add_argument("--workers", action="store_true", help="compare gunicorn worker settings instead")
     parser.add_argument("--fairness", action="store_true", help="compare fair-admission settings instead")
-    parser.add_argument("--rounds", type=int, default=None, help="times each line runs (default 3); --fairness: 1")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="times each line runs (default 3); --workers, --fairness: 1"
+    )
     parser.add_argument(
         "--only",
         type=lambda value: {slug(line) for line in value.split(",")},
@@ -658,7 +702,7 @@ def main():
     )
     args = parser.parse_args()
     if args.workers:
-        return compare_workers(args.seconds)
+        return compare_workers(args.seconds, args.rounds or 1)
     if args.fairness:
         return compare_fairness(args.seconds, args.rounds or 1)
     args.rounds = args.rounds or 3
