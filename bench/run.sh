@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The bench (issue 12): hello-world Flask and the API under the same gunicorn settings, in the same
-# run, at 1k and at 1M items on PostgreSQL. Loopback only; about 7 minutes with a cached 1M database,
-# about 9 on a clean machine (seeding 1M). Results: bench/results/latest.md (see bench/bench.py).
+# run, at 1k and at 1M items on PostgreSQL. Loopback only; about 8 minutes with a cached 1M database,
+# 9 to 10 on a clean machine (seeding 1M). Results: bench/results/latest.md (see bench/bench.py).
 # Usage: bench/run.sh [--seconds N] [--rounds N] [--sizes 1k,1M] [--fresh] [--only 'noisy neighbour,...']
 #        bench/run.sh --workers | --fairness [--rounds N]   (compare gunicorn / fair admission settings)
 #   BENCH_ADMIN_URL  PostgreSQL to create the bench databases in (default: local server, user postgres)
