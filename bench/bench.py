@@ -152,25 +152,20 @@ class Gunicorn:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                return self._answers()
+                exchange(self.port, "GET", "/")  # any answer: the app is loaded
+                return
             except OSError:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"{target} did not start")
-
-    def _answers(self):
-        """Any HTTP answer at all: the app is loaded (whatever it says about `/`)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        connection.request("GET", "/")
-        connection.getresponse().read()
-        connection.close()
 
     def stop(self):
         self.process.terminate()
         self.process.wait(20)
 
 
-def request(port, method, path, body=None, token=None):
+def exchange(port, method, path, body=None, token=None):
+    """One HTTP request: (status, raw body)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/json"}
     if token:
@@ -179,7 +174,12 @@ def request(port, method, path, body=None, token=None):
     response = connection.getresponse()
     data = response.read()
     connection.close()
-    return response.status, json.loads(data) if data else None
+    return response.status, data
+
+
+def request(port, method, path, body=None, token=None):
+    status, data = exchange(port, method, path, body, token)
+    return status, json.loads(data) if data else None
 
 
 def get(port, path, token=None):
