@@ -72,9 +72,9 @@ class Listing:
         page = args.get("page", 1)
         offset = (page - 1) * per_page
         kept = total(narrowing) if total else None
-        total = _count(stmt, None if revision is None else (binding, revision)) if kept is None else kept
-        if offset >= total:
-            return Page(self, args, [], None, page=page, total=total)
+        count = _count(stmt, None if revision is None else (binding, revision)) if kept is None else kept
+        if offset >= count:
+            return Page(self, args, [], None, page=page, total=count)
         if offset >= current_app.config["MAX_PAGE_OFFSET"]:
             raise APIError(
                 400,
@@ -83,7 +83,7 @@ class Listing:
                 errors={"page": ["Too deep: use cursor instead."]},
             )
         rows = _fetch(self._at_offset(stmt, order, per_page + 1, offset))
-        return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, name, binding), page=page, total=total)
+        return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, name, binding), page=page, total=count)
 
     def _at_offset(self, stmt, order, limit, offset):
         """`limit` rows of `stmt` in `order`, `offset` rows deep. Past the first page, the rows the
