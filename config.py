@@ -1,6 +1,6 @@
 """Configuration, read from the environment each time an app is created.
 
-Every setting is documented in `.env.example` and the README.
+Every setting is documented in `.env.example` and docs/configuration.md.
 """
 
 import os

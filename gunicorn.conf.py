@@ -5,19 +5,19 @@ Command-line flags (`--bind`, `--workers`) override what is set here.
 
 import os
 
-# Chosen by `bench/run.sh --workers` on 2 cores (README, "Performance"): threaded workers, so a
+# Chosen by `bench/run.sh --workers` on 2 cores (bench/README.md): threaded workers, so a
 # request waiting on the database (a lock, the statement timeout, an outage) holds a thread, not
 # a process. Inside each worker the fair admission gate (app/fairness.py) runs FAIR_SLOTS requests
 # at once; the other threads wait there at no CPU cost. Hence many threads: gthread queues the
 # connections it has no thread for first come, first served, behind a heavy user's backlog, where
 # the gate cannot reorder them. 64 per worker is one bench noisy neighbour's 64 connections
-# (`bench/run.sh --fairness`, README "Performance"); waiting threads cost memory only.
+# (`bench/run.sh --fairness`, bench/README.md); waiting threads cost memory only.
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = 64
 accesslog = "-"
 
-# Gunicorn answers these itself, before the app runs, in plain HTML (see the README):
+# Gunicorn answers these itself, before the app runs, in plain HTML (see docs/robustness.md):
 # a request line longer than this is 414; more header fields, or a longer one, is 431.
 limit_request_line = 8190  # room for long cursors and query strings
 limit_request_fields = 64

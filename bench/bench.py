@@ -468,7 +468,7 @@ def selected(only, line):
 
 # The neighbour's own concurrent requests: 1 is the target's line, a user who sends one request at
 # a time. With 2, the neighbour's two requests queue behind each other whenever both land on one
-# worker (the gate runs one request per worker, README "Performance"), so it is reported too.
+# worker (the gate runs one request per worker, bench/README.md), so it is reported too.
 NEIGHBOUR_CONNECTIONS = (1, 2)
 
 

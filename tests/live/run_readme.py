@@ -1,12 +1,14 @@
-"""Runs the README's ```sh blocks, in order, as one bash script, twice, against `make run`.
+"""Runs every ```sh block of README.md and docs/*.md, in order, as one bash script, twice, against `make run`.
 
+The order: README.md, then docs/curl.md (its blocks build on each other, and later pages may use
+what it set up: API, call, field, RUN, the tokens), then every other page of docs/ by name.
 The caller provides the settings (a fresh DATABASE_URL, production mode: see .ci/readme). This
 script picks a free PORT, starts `make run` with it, waits for /v1/health, runs the blocks with
 `set -euo pipefail` twice against the same database, and stops the server. The examples check
-their own statuses (the README's `call STATUS ...`, `curl -f`), so a status the README does not
+their own statuses (the curl guide's `call STATUS ...`, `curl -f`), so a status the docs do not
 promise stops the run.
-Usage: python3 tests/live/run_readme.py [README.md]
-Prints "readme: N blocks passed twice" last.
+Usage: python3 tests/live/run_readme.py [FILE.md ...]   (default: the order above)
+Prints "readme: N blocks of M pages passed twice" last.
 """
 
 import os
@@ -41,12 +43,22 @@ def wait_until_up(port, server, seconds=60):
     return False
 
 
-def main(readme):
-    blocks = BLOCK.findall(Path(readme).read_text())
-    # Each block reports how long it took, on stderr.
+def pages():
+    """README.md, the curl guide (the other pages' blocks may use what it sets up), then the rest of docs/."""
+    first = [ROOT / "README.md", ROOT / "docs" / "curl.md"]
+    return first + sorted(path for path in (ROOT / "docs").glob("*.md") if path not in first)
+
+
+def main(paths):
+    blocks = [
+        (path.relative_to(ROOT), n, block)
+        for path in paths
+        for n, block in enumerate(BLOCK.findall(path.read_text()), 1)
+    ]
+    # Each block reports where it is from and how long it took, on stderr.
+    elapsed = "$(( ($(date +%s%N) - __started) / 1000000 ))"
     timed = [
-        f'__started=$(date +%s%N)\n{block}\necho "block {n}: $(( ($(date +%s%N) - __started) / 1000000 )) ms" >&2'
-        for n, block in enumerate(blocks, 1)
+        f'__started=$(date +%s%N)\n{block}\necho "{path} block {n}: {elapsed} ms" >&2' for path, n, block in blocks
     ]
     script = "set -euo pipefail\n" + "\n".join(timed)
     port = free_port()
@@ -61,10 +73,10 @@ def main(readme):
             print("FAIL: make run did not come up")
             return 1
         for run in (1, 2):
-            print(f"--- README run {run}: {len(blocks)} sh blocks ---", flush=True)
+            print(f"--- docs run {run}: {len(blocks)} sh blocks ---", flush=True)
             result = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env)
             if result.returncode != 0:
-                print(f"FAIL: README run {run} stopped (exit {result.returncode})")
+                print(f"FAIL: docs run {run} stopped (exit {result.returncode})")
                 return 1
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -73,9 +85,9 @@ def main(readme):
         print(Path(log.name).read_text()[-5000:])
         print("FAIL: the server logged a traceback")
         return 1
-    print(f"readme: {len(blocks)} blocks passed twice")
+    print(f"readme: {len(blocks)} blocks of {len(paths)} pages passed twice")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else ROOT / "README.md"))
+    sys.exit(main([Path(arg).resolve() for arg in sys.argv[1:]] or pages()))
