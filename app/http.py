@@ -192,7 +192,7 @@ class Blueprint(flask_smorest.Blueprint):
 class IdConverter(BaseConverter):
     """Positive ids that fit the database's integer: anything else is simply 404."""
 
-    regex = r"\d{1,10}"
+    regex = r"[0-9]{1,10}"  # not \d, which matches every script's digits
 
     def to_python(self, value):
         number = int(value)

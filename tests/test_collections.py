@@ -361,6 +361,43 @@ class CursorTests(CollectionCase):
         self.assertEqual(self.client.get(f"/v1/buckets?sort=name&cursor={cursor}", headers=self.h).status_code, 200)
 
 
+class QueryIntegerTests(CollectionCase):
+    """Every integer a query string carries is ASCII digits: what int() also reads is a 400."""
+
+    # Underscores, signs, spaces, other scripts' digits (full-width, Arabic-Indic), a float, hex.
+    NOT_DIGITS = ("1_0", "+5", " 5", "5 ", "\uff12", "\u0663", "1.0", "0x5", "")
+
+    def test_every_query_integer_takes_ascii_digits_only(self):
+        actor_id = self.catalogue(actors=1, movies=1)[0][0]
+        bucket_id = self.buckets(["b"])[0]
+        lists = {
+            "/v1/buckets": (self.h, ("page", "per_page")),
+            f"/v1/buckets/{bucket_id}/items": (self.h, ("page", "per_page")),
+            "/v1/users": (self.admin, ("page", "per_page")),
+            "/v1/images": (self.admin, ("page", "per_page")),
+            "/v1/actors": (self.admin, ("page", "per_page", "min_age", "max_age")),
+            "/v1/movies": (self.admin, ("page", "per_page", "actor_id")),
+            f"/v1/actors/{actor_id}/movies": (self.admin, ("page", "per_page")),
+        }
+        for url, (headers, names) in lists.items():
+            for name in names:
+                self.assertEqual(self.client.get(f"{url}?{name}=1", headers=headers).status_code, 200)
+                for value in self.NOT_DIGITS:
+                    with self.subTest(url=url, name=name, value=value):
+                        response = self.client.get(url, query_string={name: value}, headers=headers)
+                        body = self.assertError(response, 400, "Invalid query parameters")
+                        self.assertIn(name, body["errors"])
+
+    def test_dates_and_path_ids_take_ascii_digits_only(self):
+        movie_id = self.catalogue(actors=1, movies=1)[1][0]
+        query = {"released_after": "\uff12\uff10\uff12\uff10-01-01"}
+        body = self.assertError(self.client.get("/v1/movies", query_string=query, headers=self.admin), 400)
+        self.assertIn("released_after", body["errors"])
+        self.assertEqual(self.client.get(f"/v1/movies/{movie_id}", headers=self.admin).status_code, 200)
+        full_width = "".join(chr(0xFF10 + int(digit)) for digit in str(movie_id))
+        self.assertError(self.client.get(f"/v1/movies/{full_width}", headers=self.admin), 404)
+
+
 class PageWindowTests(CollectionCase):
     app_overrides = {"MAX_PAGE_OFFSET": 10}
 

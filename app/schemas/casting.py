@@ -3,7 +3,16 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from app.models import Actor, Movie
 from app.pagination import Listing
 from app.schemas.base import Schema
-from app.schemas.common import MAX_ID, LooseDate, ResourceSchema, StrictInteger, Text, envelope, id_list
+from app.schemas.common import (
+    MAX_ID,
+    LooseDate,
+    QueryInteger,
+    ResourceSchema,
+    StrictInteger,
+    Text,
+    envelope,
+    id_list,
+)
 
 MAX_CAST = 500
 
@@ -60,8 +69,8 @@ ACTORS = Listing(
     mixins=(AgeRange,),
     filters={
         "gender": Text(max_length=30, metadata={"description": "Exact gender, case-insensitive"}),
-        "min_age": fields.Integer(**_age, metadata={"description": "Inclusive"}),
-        "max_age": fields.Integer(**_age, metadata={"description": "Inclusive"}),
+        "min_age": QueryInteger(**_age, metadata={"description": "Inclusive"}),
+        "max_age": QueryInteger(**_age, metadata={"description": "Inclusive"}),
     },
 )
 MOVIES = Listing(
@@ -73,7 +82,7 @@ MOVIES = Listing(
     filters={
         "released_after": LooseDate(metadata={"description": "Inclusive: release_date >= this date"}),
         "released_before": LooseDate(metadata={"description": "Inclusive: release_date <= this date"}),
-        "actor_id": fields.Integer(
+        "actor_id": QueryInteger(
             validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "Movies with this actor"}
         ),
     },

@@ -11,7 +11,9 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from app.schemas.base import Schema
 
 MAX_ID = 2**31 - 1
-_LOOSE_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+# [0-9], not \d: \d matches every script's digits ("２", "٣"), which int() reads as numbers.
+_LOOSE_DATE = re.compile(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})$")
+_ASCII_DIGITS = re.compile(r"^[0-9]+$")
 
 
 class Text(fields.String):
@@ -44,6 +46,19 @@ class StrictInteger(fields.Integer):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class QueryInteger(fields.Integer):
+    """An integer in a query string: ASCII digits only.
+
+    Python's int() also reads "1_0", "+5", " 5 " and other scripts' digits ("２");
+    a client that sends those has made a mistake, and it is a 400, not a guess.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not _ASCII_DIGITS.match(value):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
 
@@ -149,11 +164,11 @@ def envelope(name, key, schema, *, many=False, paginated=None):
 class ListArgs(Schema):
     """Query parameters every collection takes (unknown parameters are ignored)."""
 
-    page = fields.Integer(
+    page = QueryInteger(
         validate=validate.Range(min=1, max=MAX_ID),
         metadata={"description": "Page number (default 1), up to MAX_PAGE_OFFSET rows deep; not with `cursor`"},
     )
-    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    per_page = QueryInteger(load_default=20, validate=validate.Range(min=1, max=100))
     # URL-safe ASCII only: anything else cannot be a cursor, and a long non-ASCII value would
     # swell past gunicorn's request-line limit before the app could answer 400.
     cursor = fields.String(
