@@ -1,5 +1,6 @@
 """Request plumbing shared by every endpoint: request ids, logs, JSON bodies."""
 
+import json
 import logging
 import re
 import uuid
@@ -18,6 +19,7 @@ from app.errors import APIError
 from app.schemas.common import MAX_ID
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_KEY_SHOWN = 100  # a duplicate key is named in the 400, cut to this many characters
 
 
 class OrjsonProvider(JSONProvider):
@@ -149,7 +151,41 @@ def read_json_object(max_bytes):
         raise APIError(400, "Request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise APIError(400, "Request body must be a JSON object")
+    # The API's bodies are one flat object: a single "{" in the text means no nested object to count.
+    keys = len(data) if raw.count(b"{") == 1 else _key_count(data)
+    if keys != raw.count(b":"):
+        _refuse_duplicate_keys(raw)
     return data
+
+
+def _key_count(value):
+    """How many keys the objects in `value` hold, nested ones included."""
+    if isinstance(value, dict):
+        return len(value) + sum(_key_count(v) for v in value.values() if isinstance(v, (dict, list)))
+    return sum(_key_count(v) for v in value if isinstance(v, (dict, list)))
+
+
+def _refuse_duplicate_keys(raw):
+    """A 400 naming the first key an object of `raw` holds twice, if there is one.
+
+    orjson keeps the last of two equal keys without a word. Every key in the text is
+    followed by one colon, so a body whose parsed objects hold as many keys as the text
+    has colons has no duplicate (the cheap check before this call). Otherwise (a colon
+    inside a string, or a duplicate) the stdlib's parser, which shows every pair, decides.
+    """
+
+    def pairs(items):
+        seen = set()
+        for key, _ in items:
+            if key in seen:
+                shown = key if len(key) <= MAX_KEY_SHOWN else key[:MAX_KEY_SHOWN] + "..."
+                raise APIError(400, f"Duplicate key in JSON: {shown}")
+            seen.add(key)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except RecursionError:  # orjson reads 1024 levels, the stdlib's stack fewer
+        raise APIError(400, "Request body is nested too deeply") from None
 
 
 FORM_MIMETYPE = "application/x-www-form-urlencoded"

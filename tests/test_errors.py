@@ -56,6 +56,47 @@ class EnvelopeTests(APITestCase):
             self.assertIn(header, exposed)
 
 
+class JsonBodyTests(APITestCase):
+    """Bodies are read once, exactly: the same key twice is a 400, never "the last one wins"."""
+
+    def post(self, url, raw, headers=None):
+        return self.client.post(url, data=raw, content_type="application/json", headers=headers)
+
+    def test_a_key_given_twice_is_400_naming_it(self):
+        h = self.headers_for()
+        for url, raw, key in (
+            ("/v1/buckets", '{"name": "a", "name": "b"}', "name"),
+            ("/v1/buckets", '{"name": "a", "\\u006eame": "b"}', "name"),  # the same key, escaped
+            ("/v1/buckets", '{"name": "10:30", "x": {"k": 1, "k": 2}}', "k"),  # nested, and a colon in a string
+            ("/v1/auth/register", '{"email": "a@example.com", "password": "x", "email": "b@example.com"}', "email"),
+            ("/v1/auth/login", '{"email": "a@example.com", "email": "b@example.com", "password": "x"}', "email"),
+        ):
+            with self.subTest(raw=raw):
+                self.assertError(self.post(url, raw, h), 400, f"Duplicate key in JSON: {key}")
+        bucket = self.post("/v1/buckets", '{"name": "kept"}', h).json["bucket"]
+        response = self.client.patch(
+            f"/v1/buckets/{bucket['id']}", data='{"name": "a", "name": "b"}', content_type="application/json", headers=h
+        )
+        self.assertError(response, 400, "Duplicate key in JSON: name")
+        names = [b["name"] for b in self.client.get("/v1/buckets", headers=h).json["buckets"]]
+        self.assertEqual(names, ["kept"])
+        long_key = "k" * 5000
+        body = self.assertError(self.post("/v1/buckets", f'{{"{long_key}": 1, "{long_key}": 2}}', h), 400)
+        self.assertLess(len(body["message"]), 200)
+
+    def test_colons_in_strings_are_no_duplicates(self):
+        h = self.headers_for()
+        for name in ("10:30", "a: b: c", '{"name": "x"}', "::::"):
+            with self.subTest(name=name):
+                response = self.client.post("/v1/buckets", json={"name": name}, headers=h)
+                self.assertEqual(response.status_code, 201, response.json)
+                self.assertEqual(response.json["bucket"]["name"], name)
+
+    def test_a_deeply_nested_body_is_a_clear_error(self):
+        raw = '{"name": "a", "x": ' + "[" * 1000 + '"1:2"' + "]" * 1000 + "}"
+        self.assertEqual(self.post("/v1/buckets", raw, self.headers_for()).status_code // 100, 4)
+
+
 class FaultTests(APITestCase):
     """A fresh app per test, so a failing route can be added before any request."""
 

@@ -28,7 +28,8 @@ and a casting catalogue of actors and movies.
 
 Every answer is JSON (except image bytes and the docs page). Success: `{"success": true, ...}` with the
 resource under a named key; errors: `{"success": false, "error": <status>, "message": "..."}`, plus
-`errors` per field on validation failures. Sign in with `POST /v1/auth/login` (JSON) or
+`errors` per field on validation failures. A JSON body with the same key twice is 400
+(`Duplicate key in JSON: <key>`). Sign in with `POST /v1/auth/login` (JSON) or
 `POST /v1/auth/token` (OAuth2 password grant, what the docs page's Authorize button uses), then send
 `Authorization: Bearer <access token>`."""
 
