@@ -2,6 +2,7 @@
 
 import logging
 import time
+from itertools import islice
 
 from flask import g, jsonify
 from limits.errors import StorageError
@@ -11,6 +12,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 
 from app import database
 from app.extensions import limiter
+from app.schemas.base import MAX_ERROR_FIELDS
 
 log = logging.getLogger("app.errors")
 
@@ -65,7 +67,11 @@ def invalid(errors, message=None):
 
 
 def error_response(status, message=None, errors=None, headers=None):
-    body = {"success": False, "error": status, "message": message or DEFAULT_MESSAGES.get(status, "Error")}
+    message = message or DEFAULT_MESSAGES.get(status, "Error")
+    if errors and len(errors) > MAX_ERROR_FIELDS:  # a body of many unknown fields is not echoed back
+        message = f"{message} ({len(errors) - MAX_ERROR_FIELDS} more fields not listed)"
+        errors = dict(islice(errors.items(), MAX_ERROR_FIELDS))
+    body = {"success": False, "error": status, "message": message}
     if errors:
         body["errors"] = errors
     response = jsonify(body)

@@ -1,5 +1,6 @@
 """The wire rules: one envelope for every failure, request ids, CORS."""
 
+import orjson
 from sqlalchemy import text
 
 from app.extensions import db
@@ -95,6 +96,36 @@ class JsonBodyTests(APITestCase):
     def test_a_deeply_nested_body_is_a_clear_error(self):
         raw = '{"name": "a", "x": ' + "[" * 1000 + '"1:2"' + "]" * 1000 + "}"
         self.assertEqual(self.post("/v1/buckets", raw, self.headers_for()).status_code // 100, 4)
+
+
+class ErrorFieldCapTests(APITestCase):
+    """A 422 names at most 20 fields, and says how many more there are."""
+
+    def test_a_body_of_80000_unknown_fields_gets_a_short_answer(self):
+        raw = orjson.dumps({f"f{n:06d}": 1 for n in range(80000)})
+        self.assertGreater(len(raw), 900_000)
+        response = self.client.post("/v1/auth/register", data=raw, content_type="application/json")
+        body = self.assertError(response, 422, "Validation failed (79982 more fields not listed)")
+        self.assertLess(len(response.data), 2000)
+        self.assertEqual(len(body["errors"]), 20)
+        self.assertEqual(body["errors"]["email"], ["Missing data for required field."])
+        self.assertEqual(body["errors"]["f000000"], ["Unknown field."])
+        self.assertEqual(list(body["errors"])[2:], [f"f{n:06d}" for n in range(18)], "in the body's order")
+
+    def test_every_location_is_capped_and_small_errors_are_whole(self):
+        h = self.headers_for()
+        unknown = {f"x{n:02d}": 1 for n in range(25)}
+        body = self.assertError(self.client.post("/v1/buckets", json=unknown, headers=h), 422)
+        self.assertEqual(len(body["errors"]), 20)
+        self.assertEqual(body["message"], "Validation failed (6 more fields not listed)")  # 25 unknown, name missing
+        form = {"grant_type": "password", "username": "a@example.com", "password": "x", **unknown}
+        body = self.assertError(self.client.post("/v1/auth/token", data=form), 422)
+        self.assertEqual((len(body["errors"]), body["message"]), (20, "Validation failed (5 more fields not listed)"))
+        few = {"name": "b", **dict(list(unknown.items())[:3])}
+        body = self.assertError(self.client.post("/v1/buckets", json=few, headers=h), 422, "Validation failed")
+        self.assertEqual(set(body["errors"]), {"x00", "x01", "x02"})
+        body = self.assertError(self.client.post("/v1/buckets", json={"name": ""}, headers=h), 422, "Validation failed")
+        self.assertEqual(list(body["errors"]), ["name"])
 
 
 class FaultTests(APITestCase):

@@ -13,12 +13,35 @@ dump hooks or their own `get_attribute`, and fields that do not read an attribut
 (`Function`, `Method`, `Constant`), read a dotted path, or override `serialize`.
 """
 
+from collections.abc import Mapping
+
 import marshmallow
-from marshmallow import fields, missing
+from marshmallow import RAISE, ValidationError, fields, missing
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
+
+# An error answer names at most this many fields (app.errors cuts the rest and counts them).
+MAX_ERROR_FIELDS = 20
 
 
 class Schema(marshmallow.Schema):
+    def load(self, data, *, many=None, partial=None, unknown=None):
+        """marshmallow's load, except that a body of more unknown fields than an answer names is
+        refused without handing them to marshmallow, which spends about 2 µs on each one's error
+        (0.1 s of CPU for a 1 MB body of 80,000 of them)."""
+        if (unknown or self.unknown) == RAISE and isinstance(data, Mapping) and len(data) > MAX_ERROR_FIELDS:
+            keys = {field.data_key or name for name, field in self.load_fields.items()}
+            message = [self.error_messages["unknown"]]
+            unknown_fields = {key: message for key in data if key not in keys}
+            if len(unknown_fields) > MAX_ERROR_FIELDS:
+                known = {key: value for key, value in data.items() if key in keys}
+                try:
+                    super().load(known, many=many, partial=partial, unknown=unknown)
+                    errors = {}
+                except ValidationError as error:
+                    errors = error.messages
+                raise ValidationError({**errors, **unknown_fields})
+        return super().load(data, many=many, partial=partial, unknown=unknown)
+
     def dump(self, obj, *, many=None):
         plan = self.__dict__.get("_dump_plan")
         if plan is None:

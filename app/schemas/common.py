@@ -124,7 +124,13 @@ class ErrorSchema(Schema):
     success = fields.Boolean(metadata={"example": False})
     error = fields.Integer(metadata={"description": "The HTTP status", "example": 404})
     message = fields.String(metadata={"example": "Resource not found"})
-    errors = fields.Dict(metadata={"description": "Per-field validation messages (422, 400)"})
+    errors = fields.Dict(
+        metadata={
+            "description": "Per-field validation messages (422, 400): at most 20 fields, "
+            "the message counts the rest (`Validation failed (3 more fields not listed)`)",
+            "maxProperties": 20,
+        }
+    )
 
 
 class DeletedSchema(Schema):
