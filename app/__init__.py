@@ -44,7 +44,11 @@ def create_app(config=None, **overrides):
     load_dotenv()
     app = ApiFlask(__name__, instance_relative_config=True)
     app.config.update(build_config(config, **overrides))
+    # Werkzeug answers "//v1//health" (merge_slashes) and "/v1/health/" (strict_slashes) with a 308
+    # whose Location it builds from the request's Host header, with an HTML body. No redirects: a
+    # trailing slash is served as the rule without it, a doubled slash is an unknown path (404).
     app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
     app.url_map.converters["id"] = http.IdConverter
     app.json = http.OrjsonProvider(app)
     http.configure_logging(app.config["LOG_LEVEL"])

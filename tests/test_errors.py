@@ -1,5 +1,7 @@
 """The wire rules: one envelope for every failure, request ids, CORS."""
 
+import re
+
 import orjson
 from sqlalchemy import text
 
@@ -55,6 +57,43 @@ class EnvelopeTests(APITestCase):
         ]
         for header in ("Link", "Location", "X-Request-ID", "Retry-After"):
             self.assertIn(header, exposed)
+
+
+class NoRedirectTests(APITestCase):
+    """No answer is a redirect built from the request's Host: a doubled slash is a 404 in the envelope."""
+
+    def raw_path(self, method, path):
+        # As a server hands it over: the test client would read "//v1" as a host name.
+        headers = {"Host": "evil.example"}
+        return self.client.open("/", method=method, headers=headers, environ_overrides={"PATH_INFO": path})
+
+    def test_doubled_slashes_in_any_route_are_never_a_redirect(self):
+        # Werkzeug drops leading slashes itself ("//v1/health" is served); one inside is a 404.
+        paths = {"//v1//health", "//v1//auth//login", "/v1//", "/docs//"}
+        for rule in self.app.url_map.iter_rules():
+            concrete = rule.rule.replace("<path:filename>", "x.css")
+            concrete = re.sub(r"<[^>]+>", "1", concrete)
+            paths |= {concrete.replace("/", "//"), "/" + concrete, concrete.replace("/", "//", 2)}
+        for path in sorted(paths):
+            for method in ("GET", "POST"):
+                with self.subTest(method=method, path=path):
+                    response = self.raw_path(method, path)
+                    self.assertNotIn("Location", response.headers)
+                    self.assertNotIn("evil.example", str(response.headers))
+                    self.assertNotEqual(response.status_code // 100, 3)
+                    if response.status_code >= 400:
+                        self.assertError(response, response.status_code)
+        for path in ("//v1//health", "/v1//health", "/v1//buckets//1", "/docs//"):
+            with self.subTest(path=path):
+                self.assertError(self.raw_path("GET", path), 404, "Resource not found")
+                self.assertError(self.raw_path("POST", path), 404, "Resource not found")
+
+    def test_a_trailing_slash_is_served_as_the_route_without_it(self):
+        for path in ("/v1/health/", "/v1/"):
+            with self.subTest(path=path):
+                response = self.raw_path("GET", path)
+                self.assertEqual((response.status_code, response.mimetype), (200, "application/json"))
+        self.assertError(self.raw_path("POST", "/v1/auth/login/"), 422)
 
 
 class JsonBodyTests(APITestCase):
