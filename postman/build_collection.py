@@ -482,6 +482,7 @@ def build():
             folder(
                 "Errors",
                 request("Unknown route is 404", "GET", "/v1/nothing-here", token=None, status=404),
+                request("Query integers are ASCII digits (1_0 is 400)", "GET", "/v1/buckets?per_page=1_0", status=400),
                 request(
                     "Wrong method is 405",
                     "DELETE",
