@@ -102,6 +102,8 @@ def build_config(env_name=None, **overrides):
         "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
         "RATELIMIT_STORAGE_URI": _env_str("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_LOGIN": _env_str("RATELIMIT_LOGIN", "10 per minute"),
+        # Failed logins from one address across all accounts (password spraying).
+        "RATELIMIT_LOGIN_ADDRESS": _env_str("RATELIMIT_LOGIN_ADDRESS", "50 per hour"),
         "RATELIMIT_REGISTER": _env_str("RATELIMIT_REGISTER", "300 per minute"),
         # Retry-After goes on 429 and 503 only (app.errors); no X-RateLimit-* headers.
         "RATELIMIT_HEADERS_ENABLED": False,

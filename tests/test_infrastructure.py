@@ -24,6 +24,7 @@ from tests.helpers import (
     in_parallel,
     make_app,
 )
+from tests.test_token import check_spraying
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
 
@@ -86,6 +87,11 @@ class RedisRateLimitTests(APITestCase):
         self.assertTrue(keys, "the limiter should keep its counters in Redis")
         other = self.client.post("/v1/auth/login", json={"email": "someone-else@example.com", "password": "x"})
         self.assertEqual(other.status_code, 401)
+
+    def test_failed_logins_are_limited_per_address_across_accounts_in_redis(self):
+        with mock.patch.dict(self.app.config, {"RATELIMIT_LOGIN_ADDRESS": "3 per hour"}):
+            check_spraying(self)
+        self.assertTrue(list(redis.Redis.from_url(REDIS_URL).scan_iter(f"*{self.prefix}*login-address*")))
 
     def test_successful_logins_do_not_count(self):
         self.register("busy@example.com")

@@ -1,6 +1,7 @@
 """POST /v1/auth/token: the OAuth2 password grant (RFC 6749 section 4.3) the docs page signs in with."""
 
-from tests.helpers import PASSWORD, APITestCase, bearer
+from app.services import accounts
+from tests.helpers import PASSWORD, RATELIMIT_TEST_PREFIX, APITestCase, bearer
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -74,3 +75,41 @@ class TokenRateLimitTests(APITestCase):
         response = self.client.post("/v1/auth/token", data=form, content_type=FORM)
         self.assertError(response, 429)
         self.assertError(self.client.post("/v1/auth/login", json=login), 429)
+
+
+class PasswordSprayingTests(APITestCase):
+    """Failed logins from one address are counted across accounts too (RATELIMIT_LOGIN_ADDRESS)."""
+
+    app_overrides = {
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_LOGIN": "10 per minute",
+        "RATELIMIT_LOGIN_ADDRESS": "3 per hour",
+        "RATELIMIT_KEY_PREFIX": RATELIMIT_TEST_PREFIX,
+    }
+
+    def test_one_password_on_many_accounts_is_429_at_the_address_limit(self):
+        check_spraying(self)
+
+
+def check_spraying(case):
+    """Two failed logins and a failed grant on three accounts, then 429 on a fourth, by either door;
+    another address is not held back, and a right password never counts."""
+    emails = [f"sprayed{n}@example.com" for n in range(5)]
+    for email in emails:
+        accounts.register(email, PASSWORD)  # not through the endpoint: it has a rate limit of its own
+    right = {"email": emails[0], "password": PASSWORD}
+    for _ in range(3):
+        case.assertEqual(case.client.post("/v1/auth/login", json=right).status_code, 200)
+    wrong = "Summer2026!"
+    case.assertEqual(case.client.post("/v1/auth/login", json={"email": emails[0], "password": wrong}).status_code, 401)
+    case.assertEqual(case.client.post("/v1/auth/login", json={"email": emails[1], "password": wrong}).status_code, 401)
+    form = {"grant_type": "password", "username": emails[2], "password": wrong}
+    case.assertEqual(case.client.post("/v1/auth/token", data=form, content_type=FORM).status_code, 401)
+    response = case.client.post("/v1/auth/login", json={"email": emails[3], "password": wrong})
+    case.assertError(response, 429)
+    case.assertGreater(int(response.headers["Retry-After"]), 60, "the hour's window, not the minute's")
+    form["username"] = emails[4]
+    case.assertError(case.client.post("/v1/auth/token", data=form, content_type=FORM), 429)
+    elsewhere = {"REMOTE_ADDR": "192.0.2.7"}
+    response = case.client.post("/v1/auth/login", json={"email": emails[4], "password": wrong}, environ_base=elsewhere)
+    case.assertEqual(response.status_code, 401)

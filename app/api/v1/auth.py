@@ -44,12 +44,20 @@ def _login_limit_key():
     return f"{get_remote_address()}|{account}"
 
 
-# Only failed attempts count.
+def _failed(response):
+    return response.status_code == 401
+
+
+# Only failed attempts count, twice: per address and account, and per address across accounts
+# (password spraying: one password tried on many accounts from one address).
 login_limit = limiter.shared_limit(
-    lambda: current_app.config["RATELIMIT_LOGIN"],
-    scope="login",
-    key_func=_login_limit_key,
-    deduct_when=lambda response: response.status_code == 401,
+    lambda: current_app.config["RATELIMIT_LOGIN"], scope="login", key_func=_login_limit_key, deduct_when=_failed
+)
+login_address_limit = limiter.shared_limit(
+    lambda: current_app.config["RATELIMIT_LOGIN_ADDRESS"],
+    scope="login-address",
+    key_func=get_remote_address,
+    deduct_when=_failed,
 )
 
 
@@ -67,6 +75,7 @@ def register(data):
 
 @blp.route("/login", methods=["POST"])
 @login_limit
+@login_address_limit
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
@@ -79,6 +88,7 @@ def login(data):
 
 @blp.route("/token", methods=["POST"])
 @login_limit
+@login_address_limit
 @require_mimetype(FORM_MIMETYPE)
 @blp.arguments(TokenRequestSchema, location="form")
 @blp.response(200, OAuthTokenSchema)
