@@ -87,6 +87,19 @@ def build_config(env_name=None, **overrides):
         "SQLALCHEMY_ENGINE_OPTIONS": {},
         "DB_STATEMENT_TIMEOUT_MS": _env_int("DB_STATEMENT_TIMEOUT_MS", 5000),
         "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": _env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000),
+        # A database that stops answering is a 503 within seconds (the contract: 10), never a hang.
+        # The app waits this long for a new connection's handshake,
+        "DB_CONNECT_TIMEOUT_SECONDS": _env_int("DB_CONNECT_TIMEOUT_SECONDS", 3),
+        # and this long for any statement's answer (default: the statement timeout plus a second,
+        # so that PostgreSQL's own cancel comes first; none when that is 0, as for manage.py).
+        "DB_ANSWER_TIMEOUT_MS": _env_int("DB_ANSWER_TIMEOUT_MS", None),
+        # The kernel drops a connection whose sent data goes unacknowledged this long (a host gone),
+        "DB_TCP_USER_TIMEOUT_MS": _env_int("DB_TCP_USER_TIMEOUT_MS", 5000),
+        # and probes one idle this long (then every second, three times), so that a pooled
+        # connection to a vanished host is known dead before a request picks it.
+        "DB_KEEPALIVE_SECONDS": _env_int("DB_KEEPALIVE_SECONDS", 5),
+        # A request waits this long for a pooled connection, then answers 503.
+        "DB_POOL_TIMEOUT_SECONDS": _env_float("DB_POOL_TIMEOUT_SECONDS", 5),
         # Requests each worker process runs at once (0: no gate); the others wait, a freed slot
         # going to the principal with the fewest running, and a wait past FAIR_WAIT_SECONDS is 503.
         "FAIR_SLOTS": _env_int("FAIR_SLOTS", 1),
@@ -162,6 +175,9 @@ def build_config(env_name=None, **overrides):
     config.update(overrides)
     if config["DB_POOL_SIZE"] is None:
         config["DB_POOL_SIZE"] = config["FAIR_SLOTS"]
+    if config["DB_ANSWER_TIMEOUT_MS"] is None:
+        statement_ms = config["DB_STATEMENT_TIMEOUT_MS"]
+        config["DB_ANSWER_TIMEOUT_MS"] = statement_ms + 1000 if statement_ms else 0
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
     config["SQLALCHEMY_ENGINE_OPTIONS"] = {**config["SQLALCHEMY_ENGINE_OPTIONS"], **pool_options(config)}
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
@@ -176,7 +192,11 @@ def pool_options(config):
     """Pool sizing for a server database; SQLite's pools are the driver's own business."""
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return {}
-    return {"pool_size": config["DB_POOL_SIZE"], "max_overflow": config["DB_MAX_OVERFLOW"]}
+    return {
+        "pool_size": config["DB_POOL_SIZE"],
+        "max_overflow": config["DB_MAX_OVERFLOW"],
+        "pool_timeout": config["DB_POOL_TIMEOUT_SECONDS"],
+    }
 
 
 def rate_limit_store_settings(uri, fail_closed):

@@ -8,18 +8,28 @@
   connection if that is safe (a GET or HEAD, or nothing reached the database yet); anything
   else answers 503.
 - Each new PostgreSQL connection gets `jit = off` and `statement_timeout`, once.
+- A database that stops answering (a host gone silent, packets dropped, a frozen proxy or
+  process) is a 503 within seconds, not a hang: every wait for the server is bounded on the
+  client (`wait_for_server`), and requests that waited while it was found silent do not try
+  again (`SILENCE`).
 """
 
 import logging
+import select
 import sqlite3
+import time
+from contextlib import contextmanager
+from functools import partial
 
 import psycopg2
 from flask import g, has_request_context, request
 from flask_sqlalchemy.session import Session
+from psycopg2 import extensions
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.extensions import db
 
@@ -66,12 +76,109 @@ def session_settings(statement_timeout_ms, idle_in_transaction_timeout_ms):
     )
 
 
+class TimedConnection(extensions.connection):
+    """A psycopg2 connection that knows how long to wait for its server (`wait_for_server`):
+    `connect_seconds` for the handshake, then `answer_seconds` for each statement (None: no bound)."""
+
+    def __init__(self, dsn, *args, connect_seconds, answer_seconds, **kwargs):
+        self.wait_seconds = connect_seconds
+        super().__init__(dsn, *args, **kwargs)
+        self.wait_seconds = answer_seconds
+
+
+class Silence:
+    """When the database was last found silent (a wait past its bound) in this process.
+
+    A request that was already waiting then (for a fair-admission slot, a pooled connection, its
+    own retry) answers 503 at once instead of trying a connection of its own: one after another,
+    each would wait out the connect timeout, and the last in line would wait far past the
+    contract's 10 seconds. Requests that arrive later try again, so recovery is immediate.
+    """
+
+    def __init__(self):
+        self.found_at = float("-inf")
+
+    def found(self):
+        self.found_at = time.monotonic()
+
+    def arrived_before(self, arrival):
+        return arrival <= self.found_at
+
+
+SILENCE = Silence()
+_POLL_EVENTS = {extensions.POLL_READ: select.POLLIN, extensions.POLL_WRITE: select.POLLOUT}
+
+
+def wait_for_server(connection):
+    """psycopg2's wait callback: wait for the server, at most the connection's `wait_seconds`.
+
+    Neither libpq nor PostgreSQL bounds this wait: the statement timeout runs on the server,
+    which may never see the statement; TCP keepalives and tcp_user_timeout catch a host that
+    vanished, but not one whose kernel still acknowledges (a frozen process or proxy). Past
+    the bound psycopg2 closes the connection, and SQLAlchemy takes it (and the pool) as dead.
+    Uses poll(), not select(): a worker may hold descriptors past select's 1024.
+    """
+    seconds = getattr(connection, "wait_seconds", None)
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while (state := connection.poll()) != extensions.POLL_OK:
+        poller = select.poll()
+        poller.register(connection.fileno(), _POLL_EVENTS[state])
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0) * 1000
+        if not poller.poll(remaining):
+            SILENCE.found()
+            raise psycopg2.OperationalError(f"the database did not answer within {seconds} s")
+
+
+@contextmanager
+def unbounded_waits():
+    """Run COPY, which psycopg2 refuses while a wait callback is set (command-line use only)."""
+    extensions.set_wait_callback(None)
+    try:
+        yield
+    finally:
+        extensions.set_wait_callback(wait_for_server)
+
+
+def connect_parameters(config):
+    """The connection class that bounds every wait, and libpq's TCP settings, which let the kernel
+    notice a host that vanished (not a frozen one). No libpq connect_timeout: with a wait callback
+    libpq connects asynchronously and ignores it; TimedConnection bounds the handshake instead."""
+    answer_ms = config["DB_ANSWER_TIMEOUT_MS"]
+    return {
+        "keepalives": 1,
+        "keepalives_idle": config["DB_KEEPALIVE_SECONDS"],
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": config["DB_TCP_USER_TIMEOUT_MS"],
+        "connection_factory": partial(
+            TimedConnection,
+            connect_seconds=config["DB_CONNECT_TIMEOUT_SECONDS"],
+            answer_seconds=answer_ms / 1000 if answer_ms else None,
+        ),
+    }
+
+
+def note_arrival():
+    """before_request, first of all: when the request arrived (see Silence)."""
+    g.arrived_at = time.monotonic()
+
+
 def init_app(app):
     with app.app_context():
         engine = db.engine
     app.teardown_appcontext(end_session)  # registered after Flask-SQLAlchemy's, so it runs first
     if engine.dialect.name != "postgresql":
         return
+    extensions.set_wait_callback(wait_for_server)  # process-wide; without a bound it just waits
+    app.before_request(note_arrival)
+    parameters = connect_parameters(app.config)
+
+    @event.listens_for(engine, "do_connect")
+    def _bounded(_dialect, _record, _cargs, cparams):
+        if has_request_context() and SILENCE.arrived_before(g.get("arrived_at", float("inf"))):
+            raise psycopg2.OperationalError("the database was found silent while this request waited")
+        cparams.update(parameters)
+
     sql = session_settings(app.config["DB_STATEMENT_TIMEOUT_MS"], app.config["DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"])
 
     @event.listens_for(engine, "connect")
@@ -157,7 +264,9 @@ def is_transient_conflict(exc):
 
 def is_outage(exc):
     """Whether `exc` means the database cannot serve (503) rather than a bug (500)."""
-    if isinstance(exc, DisconnectionError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+    if isinstance(exc, (DisconnectionError, PoolTimeoutError)):
+        return True  # a pool timeout: every connection is held by requests the database keeps waiting
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     if not isinstance(exc, OperationalError):
         return False

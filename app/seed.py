@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from sqlalchemy import func, insert, select, text, update
 
 from app.auth import hash_password
+from app.database import unbounded_waits
 from app.extensions import db
 from app.models import Actor, Bucket, Item, Movie, User, movie_actors
 from app.models.base import utcnow
@@ -47,7 +48,8 @@ def _copy(table, batch):
     buffer.seek(0)
     cursor = db.session.connection().connection.cursor()
     try:
-        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
+        with unbounded_waits():
+            cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
     finally:
         cursor.close()
 

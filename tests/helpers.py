@@ -211,7 +211,9 @@ def image_bytes(fmt="PNG", size=(64, 48), color=(200, 30, 30), **save_args):
 
 class TcpProxy:
     """A loopback TCP forwarder that can be cut and restored, to take a real
-    database server out of the app's reach without touching the server."""
+    database server out of the app's reach without touching the server; or frozen and thawed:
+    while frozen it keeps every socket open but forwards nothing and accepts no new connection
+    (the kernel still completes handshakes and acknowledges data), like a host gone silent."""
 
     def __init__(self, target_host, target_port):
         self.target = (target_host, target_port)
@@ -223,6 +225,8 @@ class TcpProxy:
         self._sockets = []
         self._lock = threading.Lock()
         self._fatal_answers = 0
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     @classmethod
     def to_database(cls, database_url):
@@ -263,8 +267,16 @@ class TcpProxy:
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
+    def freeze(self):
+        self._flowing.clear()
+
+    def thaw(self):
+        """Forward again, what was held first."""
+        self._flowing.set()
+
     def _accept(self, listener):
         while True:
+            self._flowing.wait()
             try:
                 client, _ = listener.accept()
             except OSError:
@@ -282,16 +294,17 @@ class TcpProxy:
                 self._sockets.append(client)
                 self._sockets.append(upstream)
             for src, dst, watch in ((client, upstream, self._watcher()), (upstream, client, None)):
-                threading.Thread(target=self._pipe, args=(src, dst, watch), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(src, dst, watch, self._flowing), daemon=True).start()
 
     def _watcher(self):
         """A callable fed with the bytes a client sends (None: nothing watches them)."""
         return None
 
     @staticmethod
-    def _pipe(src, dst, watch=None):
+    def _pipe(src, dst, watch, flowing):
         try:
-            while data := src.recv(65536):
+            while flowing.wait() and (data := src.recv(65536)):
+                flowing.wait()  # frozen while this recv() waited: hold the data
                 if watch:
                     watch(data)
                 dst.sendall(data)

@@ -111,6 +111,33 @@ class SessionSettingTests(DatabaseTestCase):
             db.engine.dispose()
 
 
+class SilentDatabaseTests(DatabaseTestCase):
+    """The database's host stops answering without closing anything (a frozen proxy: the kernel
+    still acknowledges, so TCP never reports an error): bounded waits make it a 503."""
+
+    overrides = {"DB_ANSWER_TIMEOUT_MS": 300, "DB_CONNECT_TIMEOUT_SECONDS": 1}
+
+    def test_each_connection_has_tcp_keepalives_and_a_user_timeout(self):
+        with self.app.app_context():
+            parameters = db.session.connection().connection.dbapi_connection.get_dsn_parameters()
+        expected = {"keepalives": "1", "keepalives_idle": "5", "tcp_user_timeout": "5000"}
+        self.assertEqual({name: parameters.get(name) for name in expected}, expected)
+
+    def test_a_silent_database_is_a_503_and_the_app_recovers_when_it_answers_again(self):
+        self.proxy.freeze()
+        try:
+            for path in ("/v1/buckets", "/v1/health"):  # a pooled connection, then new ones
+                response = self.client.get(path, headers=self.auth)
+                self.assertEqual((response.status_code, response.json["error"]), (503, 503), path)
+                self.assertIn("Retry-After", response.headers)
+            created = self.client.post("/v1/buckets", json={"name": "frozen"}, headers=self.auth)
+            self.assertEqual(created.status_code, 503)
+        finally:
+            self.proxy.thaw()
+        self.assertEqual(self.client.get("/v1/buckets", headers=self.auth).status_code, 200)
+        self.assertEqual(self.client.get("/v1/health").status_code, 200)
+
+
 class StatementTimeoutTests(DatabaseTestCase):
     overrides = {"DB_STATEMENT_TIMEOUT_MS": 200}
 
