@@ -9,7 +9,8 @@ them waiting here at no CPU cost, and a light user overtakes a heavy user's back
 
 A request waits rather than being refused (one user's concurrent requests are all served), up
 to FAIR_WAIT_SECONDS; then it is 503 with Retry-After. A slot is taken in a before_request hook,
-before any database work, and given back by `leave` after Flask's teardown closed the
+once the request's body has been received whole (a client that sends it slowly waits on its own
+connection, never in a slot), before any database work, and given back by `leave` after Flask's teardown closed the
 request's session (app.ApiFlask.wsgi_app), whatever the outcome: an error, a 304, an abort.
 FAIR_SLOTS = 0 turns the gate off.
 """
@@ -22,7 +23,7 @@ from functools import partial
 from flask import current_app, request
 from flask_limiter.util import get_remote_address
 
-from app import auth
+from app import auth, http
 from app.api.openapi import OPENAPI_ENDPOINT
 from app.errors import APIError
 
@@ -124,11 +125,13 @@ def principal():
 
 
 def admit():
-    """before_request: wait for a slot (or answer 503), and leave the release in the environ.
+    """before_request: receive the body, wait for a slot (or answer 503), and leave the release
+    in the environ.
 
     The OpenAPI document is served from memory, never waits, and so is never 503."""
     if request.endpoint == OPENAPI_ENDPOINT:
         return
+    http.receive_body()
     gate = current_app.extensions["fair_gate"]
     who = principal()
     if not gate.enter(who, current_app.config["FAIR_WAIT_SECONDS"]):

@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+import tempfile
 import uuid
 from functools import wraps
 
@@ -119,6 +120,45 @@ class ApiRequest(Request):
     @max_content_length.setter
     def max_content_length(self, value):
         self._max_content_length = value
+
+    def close(self):
+        super().close()
+        received = self.environ.pop(RECEIVED_BODY, None)
+        if received is not None:
+            received.close()
+
+
+RECEIVED_BODY = "app.received_body"  # the WSGI environ key of the local copy (closed with the request)
+# A received body up to this size waits in memory, a larger one (an upload) in a temporary file.
+BODY_IN_MEMORY_BYTES = 1024 * 1024
+_RECEIVE_CHUNK = 64 * 1024
+
+
+def receive_body():
+    """Read the request's whole body from the client now, and serve it from a local copy.
+
+    Called before the request takes a fair-admission slot (app.fairness.admit): a client that
+    sends its body slowly then waits on its own connection, not in the slot of everyone behind
+    it. The size limits hold as before: a Content-Length over the request's limit is left
+    unread (the reader answers 413 from it), and a chunked body is read one byte past the
+    limit at most (the reader sees the excess and answers 413).
+    """
+    environ = request.environ
+    length, limit = request.content_length, request.max_content_length
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if (not length and not chunked) or (length is not None and limit is not None and length > limit):
+        return
+    wanted = length if length is not None else (limit + 1 if limit is not None else None)
+    source, copy = environ["wsgi.input"], tempfile.SpooledTemporaryFile(max_size=BODY_IN_MEMORY_BYTES)
+    received = 0
+    while wanted is None or received < wanted:
+        chunk = source.read(_RECEIVE_CHUNK if wanted is None else min(_RECEIVE_CHUNK, wanted - received))
+        if not chunk:
+            break  # the body ended (chunked) or the client left: the reader judges what it got
+        copy.write(chunk)
+        received += len(chunk)
+    copy.seek(0)
+    environ["wsgi.input"] = environ[RECEIVED_BODY] = copy
 
 
 def read_json_bytes(max_bytes):

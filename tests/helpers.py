@@ -209,6 +209,39 @@ def image_bytes(fmt="PNG", size=(64, 48), color=(200, 30, 30), **save_args):
     return out.getvalue()
 
 
+class SlowClients:
+    """`count` connections to a server that each send `head` at once, then `trickle` one byte
+    every `interval` seconds, all from one thread, until stopped (a slowloris, bounded)."""
+
+    def __init__(self, port, count, head, trickle, interval):
+        self.sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+        for sock in self.sockets:
+            sock.sendall(head)
+        self.trickle, self.interval = trickle, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, daemon=True)
+
+    def _send(self):
+        for byte in itertools.cycle(self.trickle[i : i + 1] for i in range(len(self.trickle))):
+            for sock in self.sockets:
+                try:
+                    sock.send(byte)
+                except OSError:  # the server hung up on this one
+                    pass
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        for sock in self.sockets:
+            sock.close()
+
+
 class TcpProxy:
     """A loopback TCP forwarder that can be cut and restored, to take a real
     database server out of the app's reach without touching the server; or frozen and thawed:
