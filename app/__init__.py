@@ -7,7 +7,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import auth, database, errors, fairness, http, oidc, pagination
+from app import auth, database, errors, fairness, http, oidc, pagination, transactions
 from app.api import openapi, register_routes
 from app.extensions import api, cors, db, limiter, migrate, schema_name
 from app.storage import init_storage
@@ -28,7 +28,10 @@ class ApiFlask(Flask):
         return response
 
     def dispatch_request(self):
-        return database.retry_read_once(super().dispatch_request)
+        """The view, then the request's one commit (app.transactions), before the answer leaves."""
+        answer = database.retry_read_once(super().dispatch_request)
+        transactions.commit_request()
+        return answer
 
     def wsgi_app(self, environ, start_response):
         """The request's fair-admission slot is given back last: after the teardown closed its

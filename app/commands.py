@@ -1,6 +1,7 @@
 """manage.py commands: create-user, purge-tokens, purge-idempotency-keys, seed, sweep-images.
 
-(Flask adds db and routes.)
+(Flask adds db and routes.) Each command is one unit of work (app.transactions): it commits once
+when it returns, and rolls back if it fails.
 """
 
 import click
@@ -15,6 +16,7 @@ from app.models.base import utcnow
 from app.permissions import ROLES
 from app.schemas.auth import RegisterSchema
 from app.services import accounts, idempotency, images
+from app.transactions import command_transaction
 
 
 @click.command("create-user")
@@ -22,6 +24,7 @@ from app.services import accounts, idempotency, images
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--role", default="user", show_default=True, help=f"One of: {', '.join(ROLES)}")
 @with_appcontext
+@command_transaction
 def create_user(email, password, role):
     """Create an account, or update the password and role of an existing one."""
     if role not in ROLES:
@@ -53,15 +56,16 @@ def _check_credentials(email, password):
 
 @click.command("purge-tokens")
 @with_appcontext
+@command_transaction
 def purge_tokens():
     """Delete blacklist rows whose tokens have expired anyway."""
     result = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
-    db.session.commit()
     click.echo(f"Purged {result.rowcount} expired revoked tokens")
 
 
 @click.command("purge-idempotency-keys")
 @with_appcontext
+@command_transaction
 def purge_idempotency_keys():
     """Delete Idempotency-Key rows whose answers have expired (they count as absent anyway)."""
     click.echo(f"Purged {idempotency.purge_expired()} expired idempotency keys")
@@ -69,6 +73,7 @@ def purge_idempotency_keys():
 
 @click.command("sweep-images")
 @with_appcontext
+@command_transaction
 def sweep_images():
     """Delete stored image bytes that no image refers to (left by a crash mid-upload)."""
     orphans, temp_files = images.sweep_orphans()

@@ -28,7 +28,7 @@ from psycopg2 import extensions
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.extensions import db
@@ -42,6 +42,8 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 OUTAGE_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03", "57014", "53")
 SQLITE_BUSY = "database is locked"
 TRANSIENT_CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
+CONSTRAINT_CONFLICT_SQLSTATES = frozenset({"23505", "23503"})  # unique violation, foreign key violation
+SQLITE_CONSTRAINT_CONFLICTS = ("UNIQUE constraint failed", "FOREIGN KEY constraint failed")
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
@@ -260,6 +262,18 @@ def is_transient_conflict(exc):
     """PostgreSQL gave up on one of two concurrent transactions (deadlock, serialization):
     nothing was written, and the same request sent again can succeed (409, not 500)."""
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "pgcode", None) in TRANSIENT_CONFLICT_SQLSTATES
+
+
+def is_constraint_conflict(exc):
+    """A unique or foreign key constraint refused a write that no service answered itself (with its
+    own 409 message): the rows changed under the request, typically when it commits. Other integrity
+    errors (NOT NULL, CHECK) are bugs."""
+    if not isinstance(exc, IntegrityError):
+        return False
+    code = getattr(exc.orig, "pgcode", None)
+    if code is not None:
+        return code in CONSTRAINT_CONFLICT_SQLSTATES
+    return str(exc.orig).startswith(SQLITE_CONSTRAINT_CONFLICTS)
 
 
 def is_outage(exc):

@@ -134,7 +134,7 @@ def handle_exception(exc):
     # A row this request read was deleted meanwhile: found gone when reloaded, or by its UPDATE.
     if isinstance(exc, (ObjectDeletedError, StaleDataError)):
         return error_response(404)
-    if database.is_transient_conflict(exc):
+    if database.is_transient_conflict(exc) or database.is_constraint_conflict(exc):
         return error_response(409, CONCURRENT_CONFLICT)
     request_id = g.get("request_id", "-")
     if isinstance(exc, StorageError):

@@ -8,7 +8,6 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
@@ -43,22 +42,7 @@ def schema_name(schema):
     return name
 
 
-class Session(FlaskSession):
-    """Flask-SQLAlchemy's session, whose commits can be held back.
-
-    While `info["hold_commits"]` is set, `commit()` only flushes: an idempotent
-    request (app.api.idempotency) then commits its work together with the answer
-    it keeps, so a crash can leave neither one without the other.
-    """
-
-    def commit(self):
-        if self.info.get("hold_commits"):
-            self.flush()
-        else:
-            super().commit()
-
-
-db = SQLAlchemy(model_class=Base, session_options={"class_": Session})
+db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 # Behind a proxy, ProxyFix (TRUSTED_PROXIES) has already put the client in remote_addr.
 limiter = Limiter(key_func=get_remote_address)

@@ -19,12 +19,13 @@ import time
 import jwt
 from flask import current_app
 from sqlalchemy import false, select
-from sqlalchemy.exc import IntegrityError
 
+from app import database
 from app.errors import APIError
 from app.extensions import db
 from app.models import RevokedToken, User
 from app.permissions import PERMISSIONS
+from app.transactions import commit_early
 
 REQUIRED_CLAIMS = ["aud", "exp", "iat", "sub"]
 KEY_URL_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
@@ -196,12 +197,9 @@ def _account_row(sub, jti):
 
 def _create_account(sub, email):
     """Insert the account; under concurrent first requests the unique external_id
-    lets one insert win, and the others read its row."""
-    db.session.add(User(external_id=sub, external_email=email))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    lets one insert win, and the others insert nothing and read its row."""
+    stmt = database.insert(User).values(external_id=sub, external_email=email)
+    db.session.execute(stmt.on_conflict_do_nothing(index_elements=["external_id"]))
 
 
 def account(claims):
@@ -214,10 +212,11 @@ def account(claims):
         row = _account_row(sub, jti)
         if row is None:  # deleted by an admin in between
             raise jwt.InvalidTokenError("No account")
+        commit_early()  # the account exists from its token's first sight, whatever this request's fate
     user, revoked = row
     if email and user.external_email != email:  # the provider owns the profile
         user.external_email = email
-        db.session.commit()
+        commit_early()  # even a GET (which commits nothing) keeps what the provider says
     user.token_permissions = granted_permissions(claims)
     return user, revoked
 

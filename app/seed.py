@@ -25,6 +25,7 @@ from app.models.base import utcnow
 from app.permissions import ROLES
 from app.services import images as image_service
 from app.services.casting import recount_totals
+from app.transactions import command_transaction
 
 BATCH = 10_000
 POOL = 1_000
@@ -97,7 +98,6 @@ def _insert(model, rows, label, returning=False):
             else:
                 db.session.execute(insert(model), batch)
             bar.update(len(batch))
-    db.session.commit()
     return ids
 
 
@@ -121,7 +121,6 @@ def recount_all():
     recount_totals()
     # Rows came in past the services: no total counted before may be reused (app.pagination).
     db.session.execute(update(User).values(buckets_revision=User.buckets_revision + 1))
-    db.session.commit()
 
 
 def _account(email, password_hash, role):
@@ -132,7 +131,7 @@ def _account(email, password_hash, role):
     else:
         user.password_hash, user.role = password_hash, role
         user.token_version += 1
-    db.session.commit()
+    db.session.flush()  # its id, for the rows that belong to it
     return user
 
 
@@ -198,7 +197,6 @@ def seed_casting(fake, rng, actors, movies):
     cast_count = select(func.count()).where(movie_actors.c.actor_id == Actor.id).correlate(Actor).scalar_subquery()
     db.session.execute(update(Actor).values(movie_count=cast_count), execution_options={"synchronize_session": False})
     recount_totals()
-    db.session.commit()
 
 
 def _fake_image(rng, n):
@@ -232,8 +230,10 @@ def seed_images(fake, rng, owner, count):
 @click.option("--email", default="demo@example.com", show_default=True, help="The first account's e-mail")
 @click.option("--password", default="password123", show_default=True, help="Password of every seeded account")
 @with_appcontext
+@command_transaction
 def seed(users, buckets, items, actors, movies, images, random_seed, email, password):
-    """Fill the database with realistic dummy data."""
+    """Fill the database with realistic dummy data (one transaction, but for the images: each is
+    stored like an upload)."""
     for name, value in (
         ("--users", users),
         ("--buckets", buckets),

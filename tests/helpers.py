@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import flask_migrate
+from flask import has_app_context
+from flask.testing import FlaskClient
 from PIL import Image as PILImage
 from sqlalchemy import create_engine, event, func, select, text
 
@@ -59,9 +61,23 @@ def _reset_schema():
         engine.dispose()
 
 
+class OwnTransactionClient(FlaskClient):
+    """A test client whose every request is its own unit of work, as a real client's is.
+
+    A test pushes an app context and its requests run in it, so they share the test's session:
+    whatever the test's own code left open there is committed first, and the request begins
+    its own transaction (app.transactions)."""
+
+    def open(self, *args, **kwargs):
+        if has_app_context() and db.session.registry.has() and db.session().in_transaction():
+            db.session.commit()
+        return super().open(*args, **kwargs)
+
+
 def make_app(**overrides):
     """A testing app on the test database, migrated once per run."""
     app = create_app("testing", **{**BASE_CONFIG, **overrides})
+    app.test_client_class = OwnTransactionClient
     if not _state["migrated"]:
         _reset_schema()
         with app.app_context():

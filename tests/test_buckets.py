@@ -123,6 +123,7 @@ class CollectionTests(APITestCase):
     def seed(self, names):
         db.session.execute(insert(Bucket), [{"owner_id": self.user_id, "name": name} for name in names])
         recount_all()
+        db.session.commit()
 
     def get(self, query=""):
         return self.client.get(f"/v1/buckets{query}", headers=self.h)
@@ -220,6 +221,7 @@ class CollectionTests(APITestCase):
         bucket_ids = db.session.scalars(select(Bucket.id)).all()
         db.session.execute(insert(Item), [{"bucket_id": bid, "name": "i"} for bid in bucket_ids for _ in range(3)])
         recount_all()
+        db.session.commit()
         with count_queries() as small:
             self.get("?per_page=5")
         with count_queries() as large:

@@ -148,6 +148,7 @@ class ActorTests(CastingTestCase):
         ).one()
         db.session.execute(insert(movie_actors), [{"movie_id": movie_id, "actor_id": a} for a in actor_ids[::2]])
         recount_all()
+        db.session.commit()
         with count_queries() as small:
             self.client.get("/v1/actors?per_page=2", headers=self.admin)
         with count_queries() as large:
@@ -272,6 +273,7 @@ class MovieTests(CastingTestCase):
             insert(movie_actors), [{"movie_id": m, "actor_id": a} for m in movie_ids for a in actor_ids[:4]]
         )
         recount_all()
+        db.session.commit()
         with count_queries() as small:
             self.client.get("/v1/movies?per_page=2", headers=self.admin)
         with count_queries() as large:
@@ -353,6 +355,7 @@ class CatalogueTotalTests(CastingTestCase):
         db.session.execute(update(ActorTally).values(total=99))
         db.session.add(ActorTally(gender_key="nobody", age=1, total=7))
         recount_all()  # what the seed runs after its bulk inserts
+        db.session.commit()
         self.assertEqual(self.stored_totals(), {"actors": 5, "movies": 0})
         self.assertEqual(self.listed_total("/v1/actors"), 5)
         self.assertEqual(actor_tallies(), {("female", 36): 1, ("x", 30): 4})
@@ -457,6 +460,7 @@ class CataloguePlanTests(CastingTestCase):
         db.session.execute(insert(Actor), actors)
         db.session.execute(insert(Movie), movies)
         recount_all()
+        db.session.commit()
         # As autovacuum would: statistics, and the visibility map an index-only scan relies on.
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE actors, movies")

@@ -40,6 +40,7 @@ class CollectionCase(APITestCase):
             ]
             db.session.execute(insert(Item), rows)
         recount_all()
+        db.session.commit()
         return ids
 
     def catalogue(self, actors=6, movies=6):
@@ -58,6 +59,7 @@ class CollectionCase(APITestCase):
             insert(movie_actors), [{"movie_id": m, "actor_id": a} for m in movie_ids for a in actor_ids[:3]]
         )
         recount_all()
+        db.session.commit()
         return actor_ids, movie_ids
 
     def images(self, count):
@@ -267,6 +269,7 @@ class CursorTests(CollectionCase):
                 ]
                 ids = db.session.scalars(insert(Item).returning(Item.id, sort_by_parameter_order=True), rows).all()
                 recount_all()
+                db.session.commit()
                 doomed = set(ids[1::4])
 
                 def churn(page, doomed=doomed):
@@ -443,6 +446,7 @@ class PlanTests(CollectionCase):
         ]
         db.session.execute(insert(Bucket), rows)
         recount_all()
+        db.session.commit()
         # As autovacuum would: statistics, and the GIN pending list merged into the index.
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE buckets")

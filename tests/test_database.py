@@ -85,6 +85,32 @@ class RoundTripTests(DatabaseTestCase):
         response, statements = self.wire("POST", "/v1/buckets", json={"name": "one"})
         self.assertEqual(response.status_code, 409)
         self.assertEqual(statements.count("ROLLBACK"), 1, statements)
+        self.assertNotIn("COMMIT", statements)
+
+    def test_a_write_commits_once_at_its_end(self):
+        item = self.client.post(f"/v1/buckets/{self.bucket_id}/items", json={"name": "i"}, headers=self.auth).json
+        item_path = f"/v1/buckets/{self.bucket_id}/items/{item['item']['id']}"
+        for method, path, body in (
+            ("POST", "/v1/buckets", {"name": "two"}),
+            ("PATCH", f"/v1/buckets/{self.bucket_id}", {"name": "renamed"}),
+            ("PUT", item_path, {"name": "again"}),
+            ("DELETE", item_path, None),
+        ):
+            with self.subTest(method=method, path=path):
+                self.proxy.statements.clear()
+                response = self.client.open(path, method=method, json=body, headers=self.auth)
+                time.sleep(0.05)
+                statements = list(self.proxy.statements)
+                self.assertLess(response.status_code, 300, response.json)
+                self.assertEqual((statements[0], statements[-1]), ("BEGIN", "COMMIT"), statements)
+                self.assertEqual(statements.count("COMMIT"), 1, statements)
+                self.assertNotIn("ROLLBACK", statements)
+
+    def test_a_read_commits_nothing(self):
+        for path in ("/v1/buckets", f"/v1/buckets/{self.bucket_id}", "/v1/buckets/999999"):
+            with self.subTest(path=path):
+                _, statements = self.wire("GET", path)
+                self.assertNotIn("COMMIT", statements)
 
 
 class SessionSettingTests(DatabaseTestCase):
@@ -220,7 +246,8 @@ class OutageTests(DatabaseTestCase):
 
         try:
             response = app.test_client().post("/test-only/cut-mid-transaction")
-            self.assertEqual(response.status_code, 200)
+            self.assertEqual(response.status_code, 503)  # the request's commit found the connection gone
+            self.assertEqual(response.json["error"], 503)
             self.assertEqual(app.test_client().get("/v1/health").status_code, 200)
         finally:
             with app.app_context():

@@ -328,14 +328,14 @@ class ImageSuite:
     def test_failure_after_writing_files_leaves_no_orphan(self):
         content = self.png(color=(9, 9, 9))
 
-        def fail(session):
-            raise RuntimeError("simulated crash before commit")
+        def fail(session, _context, _instances):
+            raise RuntimeError("simulated failure of the records, after the bytes were written")
 
-        event.listen(Session, "before_commit", fail, once=True)
+        event.listen(Session, "before_flush", fail, once=True)
         try:
             self.assertError(self.upload(content), 500)
         finally:
-            event.remove(Session, "before_commit", fail)
+            event.remove(Session, "before_flush", fail)
         self.assertNothingStored(content[1])
 
     def test_sweep_removes_only_unreferenced_bytes(self):

@@ -23,6 +23,7 @@ from app.schemas.auth import UserSchema
 from app.schemas.bucket import BucketSchema, ItemSchema
 from app.schemas.casting import ActorSchema, MovieSchema
 from app.schemas.image import ImageSchema
+from app.services.crud import locked_or_404
 
 PRECONDITION_FAILED = "Precondition failed: the resource has changed"
 WRITES = ("PUT", "PATCH", "DELETE")
@@ -60,6 +61,22 @@ def etag_of(resource):
     representation = REPRESENTATIONS[type(resource)].dump(resource)
     digest = hashlib.sha256(orjson.dumps(representation, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f'"{digest[:40]}"'
+
+
+def for_write(model, ident, **scope):
+    """The resource a PUT, PATCH or DELETE changes: locked and loaded as last committed
+    (services.crud.locked_or_404; `scope` narrows it to an owner's), then held to `If-Match`.
+
+    The lock lasts until the request commits, so no other writer can move the resource between
+    this check and the write: of two writers holding the same ETag, the second waits, then finds
+    the ETag changed (412).
+    """
+    resource = locked_or_404(model, ident, **scope)
+    g.if_match_checked = True
+    condition = request.if_match
+    if "If-Match" in request.headers and not (condition.star_tag or condition.contains(etag_of(resource).strip('"'))):
+        raise APIError(412, PRECONDITION_FAILED)
+    return resource
 
 
 def check_if_match(resource):

@@ -1,8 +1,8 @@
 """`Idempotency-Key` on creating POSTs: a retried request gets the first answer again.
 
-The first request with a key takes it (committed at once as running), runs with
-its commits held back, and commits its work together with the answer it keeps:
-so there is never work without a kept answer, nor a kept answer without work.
+The first request with a key takes it (committed at once as running), runs, and keeps
+its answer in the transaction the request commits with its work: so there is never work
+without a kept answer, nor a kept answer without work.
 Answers of 500 and above are not kept: the key is let go and a retry runs afresh.
 4xx answers are kept like any other (the same request would fail the same way).
 """
@@ -17,7 +17,6 @@ from flask import Response, current_app, request
 from app.api.apidoc import document
 from app.auth import current_user
 from app.errors import APIError, handle_exception
-from app.extensions import db
 from app.http import read_json_bytes
 from app.services import idempotency
 from app.services.idempotency import IN_PROGRESS, Fingerprint
@@ -56,16 +55,12 @@ def _replay(kept):
     return response
 
 
-def _run_holding_commits(view, args, kwargs):
-    """The view's answer, its work flushed but not committed (rolled back if it failed)."""
-    session = db.session()
-    session.info["hold_commits"] = True
+def _answer_of(view, args, kwargs):
+    """The view's answer; if it failed, the error's answer (its work rolled back), so that a 4xx is kept too."""
     try:
         return current_app.make_response(view(*args, **kwargs))
-    except Exception as exc:  # answered here, so that a 4xx is kept too
+    except Exception as exc:
         return handle_exception(exc)
-    finally:
-        session.info.pop("hold_commits", None)
 
 
 def idempotent(view):
@@ -81,7 +76,7 @@ def idempotent(view):
         holder, kept = idempotency.take(current_user().id, key, _fingerprint())
         if kept:
             return _replay(kept)
-        response = _run_holding_commits(view, args, kwargs)
+        response = _answer_of(view, args, kwargs)
         if response.status_code >= 500:
             idempotency.release(holder)
             return response
@@ -89,9 +84,7 @@ def idempotent(view):
         if not idempotency.keep_answer(
             holder, response.status_code, orjson.dumps(headers).decode(), response.get_data()
         ):
-            db.session.rollback()  # taken over while we ran: the new holder's work counts
-            raise APIError(409, IN_PROGRESS)
-        db.session.commit()
+            raise APIError(409, IN_PROGRESS)  # taken over while we ran: the new holder's work counts
         return response
 
     return document(

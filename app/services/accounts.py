@@ -51,7 +51,7 @@ def check_current_password(user, password):
 def change_password(user, new_password):
     user.password_hash = hash_password(new_password)
     user.token_version += 1
-    db.session.commit()
+    db.session.flush()
 
 
 def rotate_refresh_token(token):
@@ -60,9 +60,7 @@ def rotate_refresh_token(token):
     user = load_token_user(claims)
     # The jti is unique: of two concurrent uses of one token, only one inserts it.
     if not revoke(claims):
-        db.session.rollback()
         raise unauthorized(MSG_REVOKED)
-    db.session.commit()
     return user
 
 
@@ -73,7 +71,6 @@ def log_out(access_claims, refresh_token=None):
         revoke(access_claims)
     if refresh_claims:
         revoke(refresh_claims)
-    db.session.commit()
 
 
 def change_role(user, role):
@@ -89,7 +86,7 @@ def delete_user(user):
 
 
 def _write_keeping_an_admin(statement, refusal):
-    """Run `statement` on one user's row and commit, unless it leaves no admin (409).
+    """Run `statement` on one user's row, unless it leaves no admin (409).
 
     Never check-then-write: two admins demoting each other at once would both see
     another admin. PostgreSQL locks the admin rows first, so such writes queue and
@@ -98,9 +95,6 @@ def _write_keeping_an_admin(statement, refusal):
     """
     db.session.execute(select(User.id).where(User.role == ADMIN_ROLE).order_by(User.id).with_for_update())
     if db.session.execute(statement).rowcount == 0:  # deleted meanwhile
-        db.session.rollback()
         raise not_found()
     if db.session.scalar(select(func.count(User.id)).where(User.role == ADMIN_ROLE)) == 0:
-        db.session.rollback()
         raise conflict(refusal)
-    db.session.commit()

@@ -3,6 +3,11 @@
 Each bucket's `item_count` and each user's `bucket_count` change in the transaction
 that adds or removes the rows they count; each user's `buckets_revision` in every
 transaction that writes their buckets.
+
+Lock order (PostgreSQL): a write of an existing bucket or item locks its row first (the view's
+`for_write`), then the owner's row (`_buckets_changed`) or the bucket's (`bump`); a create locks
+the owner's row, or the bucket's. The one cycle left, an item deleted while its bucket is (the
+bucket's delete takes the item along), is a deadlock PostgreSQL breaks: a 409 the client retries.
 """
 
 from sqlalchemy import bindparam, select, update
@@ -10,7 +15,7 @@ from sqlalchemy import bindparam, select, update
 from app.errors import not_found
 from app.extensions import db
 from app.models import Bucket, Item, User
-from app.services.crud import bump, commit_or_conflict, delete_counted, update_or_conflict
+from app.services.crud import bump, delete_counted, flush_or_conflict, update_or_conflict
 
 DUPLICATE_BUCKET = "You already have a bucket with this name"
 
@@ -37,6 +42,12 @@ def owned_bucket(bucket_id, owner):
     return _one_or_404(OWNED_BUCKET, bucket_id=bucket_id, owner_id=owner.id)
 
 
+def owned_bucket_id(bucket_id, owner):
+    """The id of `owner`'s bucket `bucket_id` as a scalar subquery (NULL if it is another's): the
+    scope of an item written through its bucket (`for_write(Item, item_id, bucket_id=...)`)."""
+    return select(Bucket.id).where(Bucket.id == bucket_id, Bucket.owner_id == owner.id).scalar_subquery()
+
+
 def owned_items(bucket_id, owner):
     """The items of a bucket of `owner` (none if it is another's): one statement, no bucket lookup."""
     return (
@@ -55,8 +66,8 @@ def _buckets_changed(owner_id, count_by=0):
     """The owner's buckets change in this transaction: a new revision (their list's cached totals
     are no longer used), and `count_by` more or fewer of them. One UPDATE of the owner's row.
 
-    Every writer of a user's buckets runs it first: they take turns on the owner's row, and
-    none of them waits there while holding a bucket's row or name (no deadlock between them)."""
+    Every writer of a user's buckets runs it before writing a bucket: they take turns on the
+    owner's row, and none of them waits there while holding a bucket's name."""
     changes = {User.buckets_revision: User.buckets_revision + 1}
     if count_by:
         changes[User.bucket_count] = User.bucket_count + count_by
@@ -67,7 +78,7 @@ def create_bucket(owner, data):
     _buckets_changed(owner.id, 1)
     bucket = Bucket(owner_id=owner.id, **data)
     db.session.add(bucket)
-    commit_or_conflict(DUPLICATE_BUCKET)
+    flush_or_conflict(DUPLICATE_BUCKET)
     return bucket
 
 
@@ -77,26 +88,22 @@ def update_bucket(bucket, data):
 
 
 def delete_bucket(bucket):
-    """Delete a bucket; its items go with it (ON DELETE CASCADE)."""
+    """Delete a bucket (locked by the caller); its items go with it (ON DELETE CASCADE)."""
     _buckets_changed(bucket.owner_id, -1)
-    if delete_counted(bucket):
-        db.session.commit()
-    else:  # a concurrent delete went first, and counted it
-        db.session.rollback()
+    delete_counted(bucket)
 
 
 def add_item(bucket, data):
     # The count's UPDATE also locks the bucket row until commit: a DELETE of the bucket
     # waits for it (and then takes the item along), or went first and the bucket is gone.
     if not bump(Bucket.item_count, bucket.id, 1):
-        db.session.rollback()
         raise not_found()
     item = Item(bucket_id=bucket.id, **data)
     db.session.add(item)
-    db.session.commit()
+    db.session.flush()
     return item
 
 
 def delete_item(item):
+    """Delete an item (locked by the caller) and count it out of its bucket."""
     bump(Bucket.item_count, item.bucket_id, -delete_counted(item))
-    db.session.commit()

@@ -4,7 +4,7 @@ total of actors and of movies (`catalogue_counts`: one is inserted or deleted) a
 (lower(gender), age) (`actor_tallies`: one is inserted, deleted, or moved by a PATCH).
 
 Lock order of an actor's write, the same in every transaction so that none can deadlock another:
-the actor's row first (its INSERT, its DELETE, or the row lock a PATCH takes before reading it),
+the actor's row first (its INSERT, or the row lock the view's `for_write` takes before reading it),
 then the tally rows, in sorted key order within one statement (`_tally`), then the catalogue count
 last (`_count`).
 """
@@ -13,10 +13,10 @@ from sqlalchemy import String, cast, delete, func, insert, literal, select, unio
 from sqlalchemy.orm import joinedload
 
 from app import database
-from app.errors import invalid, not_found
+from app.errors import invalid
 from app.extensions import db
 from app.models import Actor, ActorTally, CatalogueCount, Movie, movie_actors
-from app.services.crud import apply_changes, bump, commit_or_conflict, delete_counted, flush_or_conflict
+from app.services.crud import apply_changes, bump, delete_counted, flush_or_conflict
 
 DUPLICATE_MOVIE = "A movie with this title and release date already exists"
 COUNTED = (Actor, Movie)
@@ -140,18 +140,11 @@ def filtered_movies(args):
     return stmt
 
 
-def _lock(movie):
-    """Hold the movie's row until commit (PostgreSQL): its cast writers and deleters take turns."""
-    if db.session.execute(select(Movie.id).where(Movie.id == movie.id).with_for_update()).first() is None:
-        db.session.rollback()
-        raise not_found()  # deleted meanwhile
-
-
 def _recast(movie, actor_ids):
     """Give `movie` (flushed) the cast `actor_ids`, set-based, counting both ways.
 
-    Callers hold the movie's row lock, so recasts of one movie run one after another, each
-    from the cast the one before left. The new cast rows are inserted from the actors that
+    Callers hold the movie's row lock (`for_write`), so recasts of one movie run one after
+    another, each from the cast the one before left. The new cast rows are inserted from the actors that
     exist at that moment, holding them (FOR KEY SHARE) until commit: an actor deleted
     meanwhile is not inserted, and the answer is a 422 naming them.
     """
@@ -164,7 +157,6 @@ def _recast(movie, actor_ids):
         )
         inserted = db.session.execute(insert(movie_actors).from_select(["movie_id", "actor_id"], present)).rowcount
         if inserted != len(added):
-            db.session.rollback()
             raise unknown_actors(added)
     if removed:
         db.session.execute(
@@ -181,29 +173,26 @@ def create_actor(data):
     db.session.flush()
     _tally((actor.gender, actor.age, 1))
     _count(Actor, 1)
-    db.session.commit()
     return actor
 
 
 def update_actor(actor, data):
     """Change the fields given. `actor` must be the row as read under its lock
-    (crud.get_locked_or_404): its gender and age are the tally it leaves."""
+    (`for_write`): its gender and age are the tally it leaves."""
     before = (actor.gender, actor.age)
     apply_changes(actor, data)
+    db.session.flush()  # the actor's row before the tallies (the module's lock order)
     if (actor.gender, actor.age) != before:
-        db.session.flush()  # the actor's row before the tallies (the module's lock order)
         _tally((*before, -1), (actor.gender, actor.age, 1))
-    db.session.commit()
     return actor
 
 
 def delete_actor(actor):
     """Delete an actor; they leave every cast (ON DELETE CASCADE). `actor` must be the row as read
-    under its lock (crud.get_locked_or_404): its gender and age are the tally it leaves."""
+    under its lock (`for_write`): its gender and age are the tally it leaves."""
     if delete_counted(actor):
         _tally((actor.gender, actor.age, -1))
         _count(Actor, -1)
-    db.session.commit()
 
 
 def create_movie(data):
@@ -214,26 +203,23 @@ def create_movie(data):
     flush_or_conflict(DUPLICATE_MOVIE)
     _recast(movie, actor_ids)
     _count(Movie, 1)
-    commit_or_conflict(DUPLICATE_MOVIE)
     return movie
 
 
 def update_movie(movie, data):
-    """Change the fields given; `actor_ids` replaces the whole cast."""
+    """Change the fields given (`movie` locked by the caller); `actor_ids` replaces the whole cast."""
     fields = dict(data)
     if "actor_ids" in fields:
-        _lock(movie)
         _recast(movie, fields.pop("actor_ids"))
     apply_changes(movie, fields)
-    commit_or_conflict(DUPLICATE_MOVIE)
+    flush_or_conflict(DUPLICATE_MOVIE)
     return movie
 
 
 def delete_movie(movie):
-    """Delete a movie; its cast rows go with it (ON DELETE CASCADE), and so do their counts."""
-    _lock(movie)
-    cast = list(db.session.scalars(_cast_of(movie.id)))  # as it is now, not as it was read
+    """Delete a movie (locked by the caller); its cast rows go with it (ON DELETE CASCADE), and so
+    do their counts."""
+    cast = list(db.session.scalars(_cast_of(movie.id)))
     if delete_counted(movie):
         bump(Actor.movie_count, cast, -1)
         _count(Movie, -1)
-    db.session.commit()

@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import conflict, invalid
+from app.errors import conflict, invalid, not_found
 from app.extensions import db
 
 
@@ -18,53 +18,63 @@ def apply_changes(obj, data):
         setattr(obj, field, value)
 
 
-def commit_or_conflict(message):
-    """Commit; a unique index refusing the write becomes a 409 with `message`.
+def flush_or_conflict(message):
+    """Flush; a unique index refusing the write becomes a 409 with `message` (the error handler
+    rolls the request back).
 
     The index, not a prior SELECT, decides, so the rule holds under concurrency.
     """
     try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise conflict(message) from None
-
-
-def flush_or_conflict(message):
-    """Flush (to learn a new row's id mid-transaction); a unique index refusing it is a 409."""
-    try:
         db.session.flush()
     except IntegrityError:
-        db.session.rollback()
         raise conflict(message) from None
 
 
 def insert_or_conflict(obj, message):
     db.session.add(obj)
-    commit_or_conflict(message)
+    flush_or_conflict(message)
     return obj
 
 
 def update_or_conflict(obj, data, message):
     apply_changes(obj, data)
-    commit_or_conflict(message)
+    flush_or_conflict(message)
     return obj
-
-
-def get_locked_or_404(model, ident):
-    """The row, locked until commit (PostgreSQL), loaded after the lock so it is the latest committed state.
-
-    Locking first in a statement of its own matters: a FOR UPDATE on a query that also joins a
-    collection would keep the collection as it was before the wait.
-    """
-    db.session.execute(sa.select(model.id).where(model.id == ident).with_for_update())
-    return db.get_or_404(model, ident)
 
 
 def update(obj, data):
+    """Change `obj` and flush: what the view answers is what the request commits."""
     apply_changes(obj, data)
-    db.session.commit()
+    db.session.flush()
     return obj
+
+
+def locked_or_404(model, ident, **scope):
+    """The row `ident` of `model` whose columns equal `scope` (a value, or a scalar subquery such as
+    "the id of this bucket if it is this owner's"), locked until the request commits and loaded after
+    the lock, so it is the latest committed state; 404 if there is none.
+
+    PostgreSQL: SELECT ... FOR UPDATE, which after waiting for another writer reads the row as that
+    writer committed it. A model whose default load joins a collection is locked by a statement of
+    its own first: the joined rows of a FOR UPDATE that waited would be as they were before the wait.
+    SQLite renders no FOR UPDATE: a write request holds the database's write lock from its first
+    statement (app.database), so nothing can change the row before it commits.
+    """
+    found = sa.select(model).where(model.id == ident, *(getattr(model, name) == value for name, value in scope.items()))
+    if _joins_collections(model):
+        if db.session.execute(found.with_only_columns(model.id).with_for_update()).first() is None:
+            raise not_found()
+        found = sa.select(model).where(model.id == ident)
+    else:
+        found = found.with_for_update()
+    resource = db.session.scalars(found.execution_options(populate_existing=True)).unique().first()
+    if resource is None:
+        raise not_found()
+    return resource
+
+
+def _joins_collections(model):
+    return any(relation.lazy == "joined" and relation.uselist for relation in sa.inspect(model).relationships)
 
 
 def bump(counter, row_ids, by):

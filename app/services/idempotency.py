@@ -2,8 +2,8 @@
 
 A key is taken by an INSERT that the unique (user_id, key) constraint decides,
 committed at once as `running`; the request's work and its answer are then
-committed together (app.api.idempotency). Every later write names the holder's
-`lock_token`, so a request whose key was taken over can no longer record anything.
+committed together, by the request (app.api.idempotency). Every later write names the
+holder's `lock_token`, so a request whose key was taken over can no longer record anything.
 """
 
 import uuid
@@ -12,13 +12,14 @@ from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 
+from app import database
 from app.errors import APIError
 from app.extensions import db
 from app.models import IdempotencyKey
 from app.models.base import utcnow
 from app.models.idempotency import DONE, RUNNING
+from app.transactions import commit_early
 
 KEY_REUSED = "Idempotency-Key was used with a different request"
 IN_PROGRESS = "A request with this Idempotency-Key is in progress"
@@ -82,12 +83,10 @@ def _fresh_lease(fingerprint):
 
 def _insert(user_id, key, fingerprint):
     lease = _fresh_lease(fingerprint)
-    db.session.add(IdempotencyKey(user_id=user_id, key=key, **lease))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    stmt = database.insert(IdempotencyKey).values(user_id=user_id, key=key, **lease)
+    if db.session.execute(stmt.on_conflict_do_nothing(index_elements=["user_id", "key"])).rowcount != 1:
         return None
+    commit_early()  # the key is seen as taken (running) before the work starts, whatever its fate
     return Holder(user_id, key, lease["lock_token"])
 
 
@@ -100,7 +99,7 @@ def _take_over(row, fingerprint):
         .values(**lease, status_code=None, headers=None, body=None)
         .execution_options(synchronize_session=False)
     ).rowcount
-    db.session.commit()
+    commit_early()  # the key is seen as taken over (running) before the work starts, whatever its fate
     return Holder(row.user_id, row.key, lease["lock_token"]) if taken else None
 
 
@@ -126,10 +125,8 @@ def keep_answer(holder, status_code, headers, body):
 def release(holder):
     """Let the key go (the request failed on our side), so that a retry runs afresh."""
     db.session.execute(delete(IdempotencyKey).where(*_held(holder)).execution_options(synchronize_session=False))
-    db.session.commit()
 
 
 def purge_expired():
     result = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow()))
-    db.session.commit()
     return result.rowcount

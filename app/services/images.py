@@ -2,8 +2,12 @@
 
 Stored bytes are shared by every image with the same sha256, so who may write or delete them is decided
 under a lock on the hash (a `stored_files` row, see `_lock_contents`): an upload writes missing bytes and
-commits its rows while holding the lock; a deleter, or an upload cleaning up after a failure, removes bytes
-only while holding the lock and after seeing that no committed image refers to them.
+adds its rows while holding the lock, which the request's commit releases together with the rows; a
+deleter, or an upload cleaning up after a failure, removes bytes only while holding the lock and after
+seeing that no committed image refers to them.
+
+An upload whose request fails after `save_uploads` returned (its commit included: the database went
+away) leaves bytes no row refers to, as a crash does: `manage.py sweep-images` removes them.
 """
 
 import hashlib
@@ -26,6 +30,7 @@ from app.extensions import db
 from app.models import Image, StoredFile
 from app.models.base import utcnow
 from app.storage import StorageFull, storage
+from app.transactions import commit_early
 
 log = logging.getLogger("app.images")
 
@@ -237,14 +242,15 @@ def release_contents(hashes):
             for key in (sha, thumbnail_key(sha)):
                 storage().delete(key)
         db.session.execute(delete(StoredFile).where(StoredFile.sha256.in_(unused)))
-        db.session.commit()
+        commit_early()  # the hash locks go now (the bytes are gone): not at the end of a request or a sweep
     except Exception as error:  # typically the database going away; the caller's own error matters more
-        db.session.rollback()
+        db.session.rollback()  # what it did is undone, and the caller's transaction with it
         log.warning("could not release stored files %s (%r); manage.py sweep-images will", sorted(hashes), error)
 
 
 def save_uploads(processed, metadata, owner_id):
-    """Store files and records together: if anything fails, neither remains (a full store is 507)."""
+    """Store files and add their records (flushed: the request commits them): if anything here fails,
+    neither remains (a full store is 507)."""
     hashes = {item.sha256 for item in processed}
     try:
         _lock_contents(hashes)
@@ -265,9 +271,9 @@ def save_uploads(processed, metadata, owner_id):
             for item in processed
         ]
         db.session.add_all(records)
-        db.session.commit()
+        db.session.flush()
     except BaseException as error:
-        db.session.rollback()
+        db.session.rollback()  # the cleanup runs in a transaction of its own
         release_contents(hashes)
         if isinstance(error, StorageFull):
             raise APIError(507) from None
@@ -279,7 +285,7 @@ def delete_image(image):
     """Delete the record; the bytes go only when no other record shares them."""
     sha = image.sha256
     db.session.delete(image)
-    db.session.commit()
+    commit_early()  # the record is gone for good before its bytes may go
     release_contents({sha})
 
 

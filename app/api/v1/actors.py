@@ -2,7 +2,7 @@
 
 from flask.views import MethodView
 
-from app.api.conditional import check_if_match, conditional
+from app.api.conditional import conditional, for_write
 from app.api.idempotency import idempotent
 from app.api.responses import created, deleted, found, listed
 from app.auth import requires_permission
@@ -13,7 +13,7 @@ from app.pagination import maintained
 from app.schemas.casting import ACTORS, MOVIES, ActorListResponse, ActorResponse, ActorSchema, MovieListResponse
 from app.schemas.common import DeletedSchema
 from app.services import casting
-from app.services.crud import get_locked_or_404, require_changes
+from app.services.crud import require_changes
 
 blp = Blueprint("actors", __name__, url_prefix="/actors", description="Actors (casting catalogue)")
 
@@ -54,15 +54,14 @@ class ActorDetail(MethodView):
     def patch(self, data, actor_id):
         """Change the fields given."""
         require_changes(data)
-        # Locked before it is read: its gender and age are the tally it leaves (services.casting).
-        return found("actor", casting.update_actor(check_if_match(get_locked_or_404(Actor, actor_id)), data))
+        return found("actor", casting.update_actor(for_write(Actor, actor_id), data))
 
     @requires_permission("delete:actors")
     @blp.response(200, DeletedSchema)
     @conditional
     def delete(self, actor_id):
         """Delete an actor; they leave every cast."""
-        casting.delete_actor(check_if_match(get_locked_or_404(Actor, actor_id)))
+        casting.delete_actor(for_write(Actor, actor_id))
         return deleted(actor_id)
 
 

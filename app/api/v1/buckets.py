@@ -3,7 +3,7 @@
 from flask.views import MethodView
 from sqlalchemy import select
 
-from app.api.conditional import check_if_match, conditional
+from app.api.conditional import conditional, for_write
 from app.api.idempotency import idempotent
 from app.api.responses import created, deleted, found, listed
 from app.auth import auth_required, current_user
@@ -74,9 +74,9 @@ class BucketDetail(MethodView):
     @conditional
     def delete(self, bucket_id):
         """Delete a bucket and all its items."""
-        buckets.delete_bucket(check_if_match(buckets.owned_bucket(bucket_id, current_user())))
+        buckets.delete_bucket(for_write(Bucket, bucket_id, owner_id=current_user().id))
         return deleted(bucket_id)
 
     @staticmethod
     def _update(bucket_id, data):
-        return buckets.update_bucket(check_if_match(buckets.owned_bucket(bucket_id, current_user())), data)
+        return buckets.update_bucket(for_write(Bucket, bucket_id, owner_id=current_user().id), data)

@@ -6,7 +6,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from app.api import openapi
-from app.api.conditional import check_if_match, conditional
+from app.api.conditional import conditional, for_write
 from app.api.idempotency import idempotent
 from app.api.responses import created, deleted, found, listed
 from app.auth import current_user, requires_permission
@@ -25,7 +25,7 @@ from app.schemas.image import (
     UploadFormSchema,
 )
 from app.services import images as image_service
-from app.services.crud import get_locked_or_404, require_changes, update
+from app.services.crud import require_changes, update
 from app.storage import StoredFileMissing, storage
 
 blp = Blueprint("images", __name__, url_prefix="/images", description="The shared image repository")
@@ -112,15 +112,14 @@ class ImageDetail(MethodView):
     def patch(self, data, image_id):
         """Change title, description or tags."""
         require_changes(data)
-        # Locked until commit: concurrent PATCHes of the tags apply one after the other.
-        return found("image", update(check_if_match(get_locked_or_404(Image, image_id)), data))
+        return found("image", update(for_write(Image, image_id), data))
 
     @requires_permission("delete:images")
     @blp.response(200, DeletedSchema)
     @conditional
     def delete(self, image_id):
         """Delete an image; its bytes go when no other image shares them."""
-        image_service.delete_image(check_if_match(db.get_or_404(Image, image_id)))
+        image_service.delete_image(for_write(Image, image_id))
         return deleted(image_id)
 
 

@@ -2,7 +2,7 @@
 
 from flask.views import MethodView
 
-from app.api.conditional import check_if_match, conditional
+from app.api.conditional import conditional, for_write
 from app.api.idempotency import idempotent
 from app.api.responses import created, deleted, found, listed
 from app.auth import auth_required, current_user
@@ -60,7 +60,7 @@ class ItemDetail(MethodView):
     @conditional
     def put(self, data, bucket_id, item_id):
         """Replace an item: fields left out return to their defaults."""
-        return found("item", update(check_if_match(buckets.owned_item(bucket_id, item_id, current_user())), data))
+        return found("item", update(self._for_write(bucket_id, item_id), data))
 
     @auth_required
     @blp.arguments(ItemPatchSchema)
@@ -69,12 +69,16 @@ class ItemDetail(MethodView):
     def patch(self, data, bucket_id, item_id):
         """Change the fields given."""
         require_changes(data)
-        return found("item", update(check_if_match(buckets.owned_item(bucket_id, item_id, current_user())), data))
+        return found("item", update(self._for_write(bucket_id, item_id), data))
 
     @auth_required
     @blp.response(200, DeletedSchema)
     @conditional
     def delete(self, bucket_id, item_id):
         """Delete an item."""
-        buckets.delete_item(check_if_match(buckets.owned_item(bucket_id, item_id, current_user())))
+        buckets.delete_item(self._for_write(bucket_id, item_id))
         return deleted(item_id)
+
+    @staticmethod
+    def _for_write(bucket_id, item_id):
+        return for_write(Item, item_id, bucket_id=buckets.owned_bucket_id(bucket_id, current_user()))

@@ -4,7 +4,7 @@ from functools import partial
 
 from flask.views import MethodView
 
-from app.api.conditional import check_if_match, conditional
+from app.api.conditional import conditional, for_write
 from app.api.idempotency import idempotent
 from app.api.responses import created, deleted, found, listed
 from app.auth import requires_permission
@@ -59,14 +59,14 @@ class MovieDetail(MethodView):
     def patch(self, data, movie_id):
         """Change the fields given; `actor_ids` replaces the whole cast."""
         require_changes(data)
-        return found("movie", casting.update_movie(check_if_match(db.get_or_404(Movie, movie_id)), data))
+        return found("movie", casting.update_movie(for_write(Movie, movie_id), data))
 
     @requires_permission("delete:movies")
     @blp.response(200, DeletedSchema)
     @conditional
     def delete(self, movie_id):
         """Delete a movie (its cast rows go with it)."""
-        casting.delete_movie(check_if_match(db.get_or_404(Movie, movie_id)))
+        casting.delete_movie(for_write(Movie, movie_id))
         return deleted(movie_id)
 
 
