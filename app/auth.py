@@ -149,8 +149,8 @@ def load_token_user(claims):
 def revoke(claims):
     """Blacklist a token until it would have expired anyway (commit to apply).
 
-    Idempotent: revoking a revoked token changes nothing, so concurrent logouts
-    with one token all succeed. True if this call was the one that revoked it.
+    Revoking a revoked token changes nothing. True if this call was the one that
+    revoked it (of concurrent logouts or refreshes with one token, exactly one).
 
     An external token's claims are in our shape here (see oidc.local_claims).
     """

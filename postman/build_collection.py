@@ -504,6 +504,7 @@ def build():
                         "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Token has been revoked. Please log in again.'));"
                     ],
                 ),
+                request("Logout again is 401", "POST", "/v1/auth/logout", status=401),
                 request("Delete user", "DELETE", "/v1/users/{{userId}}", token="adminToken"),
             ),
         ],

@@ -4,9 +4,10 @@ from unittest import mock
 import jwt
 from sqlalchemy import select
 
-from app.auth import ACCESS, REFRESH
+from app.auth import ACCESS, REFRESH, revoke
 from app.extensions import db
 from app.models import RevokedToken, User
+from app.services import accounts
 from tests.helpers import PASSWORD, APITestCase, bearer
 
 SECRET_KEY_CLAIMS = ("sub", "iat", "exp", "jti", "type", "ver")
@@ -257,6 +258,20 @@ class TokenTests(APITestCase):
         self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token}), 401, revoked)
         self.assertEqual(db.session.query(RevokedToken).count(), 2)
         self.assertError(self.client.post("/v1/auth/logout", headers=bearer(self.access)), 401, revoked)
+
+    def test_a_logout_that_comes_second_is_401(self):
+        """Another logout of the token is committed after this one's token check: this one came second."""
+        log_out = accounts.log_out
+
+        def after_a_concurrent_logout(claims, refresh_token=None):
+            revoke(claims)
+            db.session.commit()
+            return log_out(claims, refresh_token)
+
+        with mock.patch.object(accounts, "log_out", after_a_concurrent_logout):
+            response = self.client.post("/v1/auth/logout", headers=bearer(self.access))
+        self.assertError(response, 401, "Token has been revoked. Please log in again.")
+        self.assertEqual(db.session.query(RevokedToken).count(), 1)
 
     def test_logout_without_body_keeps_refresh_token(self):
         response = self.client.post("/v1/auth/logout", headers=bearer(self.access))

@@ -67,8 +67,10 @@ def rotate_refresh_token(token):
 def log_out(access_claims, refresh_token=None):
     """Revoke the access token and, if given, the same user's refresh token."""
     refresh_claims = refresh_claims_to_revoke(refresh_token, access_claims["sub"]) if refresh_token else None
-    if access_claims["jti"]:  # an external token without a jti lives until it expires
-        revoke(access_claims)
+    # An external token without a jti lives until it expires. Of concurrent logouts with one token,
+    # the one that revoked it wins; the others come second, and a revoked token is 401 like any use of it.
+    if access_claims["jti"] and not revoke(access_claims):
+        raise unauthorized(MSG_REVOKED)
     if refresh_claims:
         revoke(refresh_claims)
 

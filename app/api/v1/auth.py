@@ -109,7 +109,9 @@ def issue_token(data):
 @blp.arguments(LogoutSchema, required=False)
 @blp.response(200, MessageSchema)
 def logout(data):
-    """Revoke the access token, and the refresh token if given."""
+    """Revoke the access token, and the refresh token if given.
+
+    A second logout with the same token is 401 (`Token has been revoked...`), like any use of a revoked token."""
     accounts.log_out(g.token_claims, data.get("refresh_token"))
     return {"success": True, "message": "Successfully logged out"}
 
