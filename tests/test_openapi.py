@@ -1,6 +1,7 @@
 """The OpenAPI document is generated from the app, so it covers exactly what is served."""
 
 import re
+from http import HTTPStatus
 
 from config import RELEASE_VERSION
 from tests.helpers import APITestCase
@@ -16,6 +17,9 @@ OPEN_OPERATIONS = INPUTLESS_OPERATIONS | {
 
 
 class OpenAPITests(APITestCase):
+    # Its own app: flask-smorest serves the document of the app built last, and it depends on the settings.
+    app_overrides = {"OIDC_ISSUER": None}
+
     def setUp(self):
         super().setUp()
         self.spec = self.client.get("/v1/openapi.json").json
@@ -44,8 +48,7 @@ class OpenAPITests(APITestCase):
         self.assertTrue(self.spec["openapi"].startswith("3."))
         schemes = self.spec["components"]["securitySchemes"]
         self.assertEqual(schemes["bearerAuth"]["scheme"], "bearer")
-        self.assertEqual(schemes["oidcBearer"]["scheme"], "bearer")
-        self.assertIn("JWKS", schemes["oidcBearer"]["description"])
+        self.assertNotIn("oidcBearer", schemes, "no external issuer is configured")
         envelope = self.spec["components"]["schemas"]["Error"]["properties"]
         self.assertEqual(set(envelope), {"success", "error", "message", "errors"})
 
@@ -60,9 +63,7 @@ class OpenAPITests(APITestCase):
             if (path, method) in OPEN_OPERATIONS:
                 continue
             with self.subTest(path=path, method=method):
-                self.assertEqual(
-                    operation.get("security"), [{"bearerAuth": []}, {"oauth2Password": []}, {"oidcBearer": []}]
-                )
+                self.assertEqual(operation.get("security"), [{"bearerAuth": []}, {"oauth2Password": []}])
                 self.assertIn("401", operation["responses"])
         movie_post = self.spec["paths"]["/v1/movies"]["post"]
         self.assertIn("post:movies", movie_post["description"])
@@ -171,6 +172,18 @@ class OpenAPITests(APITestCase):
         self.assertEqual(set(image_file["content"]), {"image/jpeg", "image/png", "image/gif", "image/webp"})
         self.assertLessEqual({"ETag", "Cache-Control", "Content-Disposition"}, headers(image_file))
 
+    def test_every_shared_error_answer_shows_its_own_status(self):
+        for name, response in self.spec["components"]["responses"].items():
+            with self.subTest(name=name):
+                example = response["content"]["application/json"]["example"]
+                status = 500 if name == "DEFAULT_ERROR" else HTTPStatus[name].value
+                self.assertEqual((example["success"], example["error"]), (False, status))
+                self.assertNotEqual(example["message"], "Resource not found") if status != 404 else None
+        unauthorized = self.spec["components"]["responses"]["UNAUTHORIZED"]["content"]["application/json"]
+        self.assertEqual(unauthorized["example"]["message"], "Invalid token. Please log in again.")
+        unavailable = self.spec["components"]["responses"]["SERVICE_UNAVAILABLE"]["content"]["application/json"]
+        self.assertEqual(unavailable["example"]["error"], 503)
+
     def test_docs_page_is_served_from_the_app(self):
         page = self.client.get("/docs")
         self.assertEqual(page.status_code, 200)
@@ -180,3 +193,34 @@ class OpenAPITests(APITestCase):
             with self.subTest(asset=asset):
                 self.assertTrue(asset.startswith("/docs/"), asset)
                 self.assertEqual(self.client.get(asset).status_code, 200)
+
+
+class ExternalIssuerSchemeTests(APITestCase):
+    app_overrides = {"OIDC_ISSUER": "https://issuer.example/", "OIDC_AUDIENCE": "api"}
+
+    def test_the_external_scheme_is_offered_once_an_issuer_is_set(self):
+        spec = self.client.get("/v1/openapi.json").json
+        scheme = spec["components"]["securitySchemes"]["oidcBearer"]
+        self.assertEqual(scheme["scheme"], "bearer")
+        self.assertIn("JWKS", scheme["description"])
+        security = spec["paths"]["/v1/buckets"]["get"]["security"]
+        self.assertEqual(security, [{"bearerAuth": []}, {"oauth2Password": []}, {"oidcBearer": []}])
+
+
+class DocsPageTests(APITestCase):
+    def test_the_page_runs_only_its_own_files_and_keeps_no_token(self):
+        page = self.client.get("/docs")
+        policy = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
+        self.assertEqual(policy["default-src"], "'none'")
+        self.assertEqual(policy["script-src"], "'self'")
+        self.assertEqual(policy["style-src"], "'self'")
+        self.assertEqual(policy["frame-ancestors"], "'none'")
+        self.assertNotIn("unsafe", page.headers["Content-Security-Policy"])
+        html = page.get_data(as_text=True)
+        self.assertEqual(re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html), [], "no inline script")
+        self.assertNotIn("style=", html)
+        init = re.search(r'<script src="(/docs/[^"]*init\.js)"', html).group(1)
+        script = self.client.get(init).get_data(as_text=True)
+        self.assertNotRegex(script, r"persistAuthorization\s*:\s*true")
+        for storage in ("localStorage", "sessionStorage", "document.cookie"):
+            self.assertNotIn(storage, script)

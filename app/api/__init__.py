@@ -27,5 +27,5 @@ def register_routes(app, api):
             }
         },
     )
-    openapi.register_security_schemes(api.spec)
+    openapi.register_security_schemes(api.spec, with_oidc=bool(app.config["OIDC_ISSUER"]))
     openapi.finish(api.spec)

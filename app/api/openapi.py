@@ -20,7 +20,9 @@ from http import HTTPStatus
 from apispec import BasePlugin
 
 from app import oidc
-from app.api.conditional import IF_NONE_MATCH
+from app.api.conditional import IF_NONE_MATCH, PRECONDITION_FAILED
+from app.auth import MSG_INVALID
+from app.errors import DEFAULT_MESSAGES
 from app.services.images import CONTENT_TYPES
 
 DESCRIPTION = """One JSON REST API for accounts, per-user buckets and their items, a shared image repository,
@@ -56,6 +58,7 @@ SECURITY_SCHEMES = {
     },
     "oidcBearer": oidc.SECURITY_SCHEME,
 }
+OIDC_SCHEME = "oidcBearer"
 
 # Response fields that are not always sent.
 OPTIONAL_RESPONSE_FIELDS = {"Error": {"errors"}}
@@ -74,6 +77,19 @@ HEADERS = {
     "Content-Disposition": ('`inline; filename="<id>.<extension of the detected type>"`', {"type": "string"}),
     "Retry-After": ("Seconds to wait before trying again", {"type": "integer", "minimum": 0}),
     "WWW-Authenticate": ("Always `Bearer`", {"type": "string"}),
+}
+# What the shared error answers (components/responses) show as their example, by status; the
+# others show DEFAULT_MESSAGES'. The Error schema's own examples are a 404's.
+ERROR_EXAMPLES = {
+    400: {"message": "Request body is not valid JSON"},
+    401: {"message": MSG_INVALID},
+    403: {"message": "Permission post:images is required"},
+    409: {"message": "You already have a bucket with this name"},
+    412: {"message": PRECONDITION_FAILED},
+    413: {"message": "JSON body is larger than 1048576 bytes"},
+    415: {"message": "Content-Type must be application/json"},
+    422: {"message": "Validation failed", "errors": {"name": ["Missing data for required field."]}},
+    500: {"message": "Internal server error (request id 3f1c9e0b6d2a4e8f9a7b5c1d0e2f4a6b)"},
 }
 # Headers of the shared error answers (components/responses), by status.
 ERROR_HEADERS = {
@@ -180,9 +196,17 @@ def spec_kwargs():
     return {"extra_plugins": [OperationsPlugin()], **SPEC_OPTIONS}
 
 
-def register_security_schemes(spec):
+def register_security_schemes(spec, with_oidc):
+    """The security schemes; the external issuer's only when one is configured (OIDC_ISSUER), and
+    operations then stop naming it (the docs page would offer a scheme that opens nothing)."""
     for name, scheme in SECURITY_SCHEMES.items():
-        spec.components.security_scheme(name, scheme)
+        if name != OIDC_SCHEME or with_oidc:
+            spec.components.security_scheme(name, scheme)
+    if not with_oidc:
+        for operation in _operations(spec.to_dict()["paths"]):
+            security = operation.get("security")
+            if security:
+                security[:] = [requirement for requirement in security if OIDC_SCHEME not in requirement]
 
 
 # -- finishing the document once every route is in -------------------------
@@ -270,5 +294,9 @@ def finish(spec):
     for name, response in {**spec.components.responses_lazy, **spec.components.responses}.items():
         extra = ("X-Request-ID", "X-Content-Type-Options", *ERROR_HEADERS.get(name, ()))
         response["headers"] = {**_header_refs(*extra), **response.get("headers", {})}
+        if JSON in response.get("content", {}):
+            status = 500 if name == "DEFAULT_ERROR" else HTTPStatus[name].value
+            example = {"success": False, "error": status, "message": DEFAULT_MESSAGES.get(status, "Error")}
+            response["content"][JSON]["example"] = example | ERROR_EXAMPLES.get(status, {})
     for name, (description, schema) in HEADERS.items():
         spec.components.header(name, {"description": description, "schema": schema})
