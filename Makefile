@@ -35,7 +35,8 @@ test: $(STAMP)
 	rm -f .coverage .coverage.*
 	$(BIN)/python tests/run.py
 
-# Demo data and one account per role (password password123); ARGS="--users 3 --images 5" for more.
+# Demo data up to a shape, and one account per role (password password123 for the accounts it creates);
+# running it again adds only what is missing and leaves existing accounts alone. ARGS="--users 3 --images 5".
 seed: $(RUNTIME)
 	mkdir -p instance
 	$(BIN)/python manage.py db upgrade

@@ -15,12 +15,12 @@ import click
 from faker import Faker
 from flask.cli import with_appcontext
 from PIL import Image as PILImage
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 
 from app.auth import hash_password
 from app.database import unbounded_waits
 from app.extensions import db
-from app.models import Actor, Bucket, Item, Movie, User, movie_actors
+from app.models import Actor, Bucket, Image, Item, Movie, User, movie_actors
 from app.models.base import utcnow
 from app.permissions import ROLES
 from app.services import images as image_service
@@ -57,10 +57,12 @@ def _copy(table, batch):
 
 @contextmanager
 def _indexes_built_after(table, postgres):
-    """On PostgreSQL, drop the table's secondary indexes for the load and build them once after it:
-    one index build is many times faster than a million index updates (trigram GIN above all).
-    Indexes that back a constraint (primary key, unique constraint) stay."""
-    if not postgres:
+    """On PostgreSQL, when the table is empty, drop its secondary indexes for the load and build
+    them once after it: one index build is many times faster than a million index updates (trigram
+    GIN above all). A top-up of a filled table updates them as it goes (rebuilding a million rows'
+    indexes for a few more would cost far more). Indexes that back a constraint (primary key,
+    unique constraint) stay."""
+    if not postgres or db.session.execute(select(table).limit(1)).first() is not None:
         yield
         return
     indexes = db.session.execute(
@@ -86,6 +88,8 @@ def _insert(model, rows, label, returning=False):
     through executemany (insertmanyvalues).
     """
     ids = []
+    if not rows:
+        return ids
     table = getattr(model, "__table__", model)
     postgres = db.engine.dialect.name == "postgresql"
     use_copy = not returning and postgres
@@ -123,45 +127,42 @@ def recount_all():
     db.session.execute(update(User).values(buckets_revision=User.buckets_revision + 1))
 
 
-def _account(email, password_hash, role):
-    user = db.session.scalars(select(User).where(User.email == email)).first()
-    if user is None:
-        user = User(email=email, password_hash=password_hash, role=role)
-        db.session.add(user)
-    else:
-        user.password_hash, user.role = password_hash, role
-        user.token_version += 1
-    db.session.flush()  # its id, for the rows that belong to it
-    return user
-
-
 def seed_accounts(email, password, users):
-    password_hash = hash_password(password)
-    seeded = [_account(email.lower(), password_hash, "user")]
-    seeded += [_account(f"user{n}@example.com", password_hash, "user") for n in range(2, users + 1)]
-    role_accounts = [
-        _account(f"{role.replace('_', '-')}@example.com", password_hash, role) for role in ROLES if role != "user"
-    ]
-    return seeded, role_accounts
+    """The seeded accounts, in order: `users` bucket owners, then one per role but `user`.
+
+    Accounts that exist are left as they are (password, role, tokens): seeding again never logs
+    anyone out. Missing ones are created with `password`. Returns (owners, role accounts, created
+    e-mails)."""
+    owner_emails = [email.lower()] + [f"user{n}@example.com" for n in range(2, users + 1)]
+    role_emails = {f"{role.replace('_', '-')}@example.com": role for role in ROLES if role != "user"}
+    wanted = {address: "user" for address in owner_emails} | role_emails
+    existing = {user.email: user for user in db.session.scalars(select(User).where(User.email.in_(list(wanted))))}
+    missing = [address for address in wanted if address not in existing]
+    if missing:
+        password_hash = hash_password(password)  # bcrypt: once, and only when an account is new
+        db.session.add_all(
+            User(email=address, password_hash=password_hash, role=wanted[address]) for address in missing
+        )
+        db.session.flush()  # their ids, for the rows that belong to them
+    accounts = {user.email: user for user in db.session.scalars(select(User).where(User.email.in_(list(wanted))))}
+    return [accounts[address] for address in owner_emails], [accounts[address] for address in role_emails], missing
 
 
-def seed_buckets(fake, rng, owners, buckets, items):
-    words = [fake.catch_phrase() for _ in range(POOL)]
-    sentences = [fake.sentence(nb_words=10) for _ in range(POOL)]
-    # Counters are written with the rows they count (services.buckets keeps them afterwards).
-    bucket_rows = [
-        {"owner_id": owner.id, "name": f"{rng.choice(words)[:90]} #{n}", "item_count": items}
-        for owner in owners
-        for n in range(1, buckets + 1)
-    ]
-    bucket_ids = _insert(Bucket, bucket_rows, "buckets", returning=True)
-    db.session.execute(
-        update(User)
-        .where(User.id.in_([owner.id for owner in owners]))
-        .values(bucket_count=User.bucket_count + buckets, buckets_revision=User.buckets_revision + 1)
-    )
-    now = utcnow()
-    item_rows = [
+def _numbered(count, taken, make, key, start):
+    """`count` new rows `make(n)` for n after `start`, skipping any whose `key` (what the table's
+    unique index compares, lower-cased like it) is in `taken`; `taken` gains theirs."""
+    rows, n = [], start
+    while len(rows) < count:
+        n += 1
+        row = make(n)
+        if key(row) not in taken:
+            taken.add(key(row))
+            rows.append(row)
+    return rows
+
+
+def _item_rows(rng, sentences, bucket_id, count, now):
+    return [
         {
             "bucket_id": bucket_id,
             "name": rng.choice(sentences)[:200],
@@ -170,33 +171,106 @@ def seed_buckets(fake, rng, owners, buckets, items):
             "created_at": now,
             "modified_at": now,
         }
-        for bucket_id in bucket_ids
-        for _ in range(items)
+        for _ in range(count)
     ]
+
+
+def seed_buckets(fake, rng, owners, buckets, items):
+    """Each owner up to `buckets` buckets, each of their buckets up to `items` items.
+
+    Returns how many buckets and items were added."""
+    words = [fake.catch_phrase() for _ in range(POOL)]
+    sentences = [fake.sentence(nb_words=10) for _ in range(POOL)]
+    existing = db.session.execute(
+        select(Bucket.owner_id, Bucket.id, Bucket.name, Bucket.item_count).where(
+            Bucket.owner_id.in_([owner.id for owner in owners])
+        )
+    ).all()
+    names = {owner.id: set() for owner in owners}
+    for owner_id, _, name, _ in existing:
+        names[owner_id].add(name.lower())
+    # Counters are written with the rows they count (services.buckets keeps them afterwards).
+    added = {owner.id: max(buckets - len(names[owner.id]), 0) for owner in owners}
+    bucket_rows = [
+        row
+        for owner_id, count in added.items()
+        for row in _numbered(
+            count,
+            names[owner_id],
+            lambda n, owner_id=owner_id: {
+                "owner_id": owner_id,
+                "name": f"{rng.choice(words)[:90]} #{n}",
+                "item_count": items,
+            },
+            key=lambda row: row["name"].lower(),
+            start=len(names[owner_id]),
+        )
+    ]
+    bucket_ids = _insert(Bucket, bucket_rows, "buckets", returning=True)
+    grown = [{"bucket": bucket_id, "by": items - count} for _, bucket_id, _, count in existing if count < items]
+    if grown:
+        buckets_table = Bucket.__table__
+        db.session.execute(
+            update(buckets_table)
+            .where(buckets_table.c.id == bindparam("bucket"))
+            .values(item_count=buckets_table.c.item_count + bindparam("by")),
+            grown,
+        )
+    if bucket_rows:
+        users = User.__table__
+        db.session.execute(
+            update(users)
+            .where(users.c.id == bindparam("owner"))
+            .values(bucket_count=users.c.bucket_count + bindparam("by"), buckets_revision=users.c.buckets_revision + 1),
+            [{"owner": owner_id, "by": count} for owner_id, count in added.items() if count],
+        )
+    now = utcnow()
+    item_rows = [row for bucket_id in bucket_ids for row in _item_rows(rng, sentences, bucket_id, items, now)]
+    item_rows += [row for change in grown for row in _item_rows(rng, sentences, change["bucket"], change["by"], now)]
     _insert(Item, item_rows, "items")
+    return len(bucket_rows), len(item_rows)
 
 
 def seed_casting(fake, rng, actors, movies):
+    """The catalogue up to `actors` actors and `movies` movies; each new movie gets a random cast
+    of 1..8 actors. Returns how many actors and movies were added."""
+    have_actors = db.session.scalar(select(func.count()).select_from(Actor))
     actor_rows = [
-        {"name": fake.name(), "age": rng.randint(8, 90), "gender": rng.choice(GENDERS)} for _ in range(actors)
+        {"name": fake.name(), "age": rng.randint(8, 90), "gender": rng.choice(GENDERS)}
+        for _ in range(actors - have_actors)
     ]
     actor_ids = _insert(Actor, actor_rows, "actors", returning=True)
+    have_movies = db.session.scalar(select(func.count()).select_from(Movie))
     start = date(1950, 1, 1)
-    movie_rows = [
-        {"title": f"{fake.catch_phrase()} ({n})", "release_date": start + timedelta(days=rng.randint(0, 27000))}
-        for n in range(1, movies + 1)
-    ]
+    taken = set()
+    if have_movies and movies > have_movies:
+        taken = {(title.lower(), day) for title, day in db.session.execute(select(Movie.title, Movie.release_date))}
+    movie_rows = _numbered(
+        movies - have_movies,
+        taken,
+        lambda n: {
+            "title": f"{fake.catch_phrase()} ({n})",
+            "release_date": start + timedelta(days=rng.randint(0, 27000)),
+        },
+        key=lambda row: (row["title"].lower(), row["release_date"]),
+        start=have_movies,
+    )
     movie_ids = _insert(Movie, movie_rows, "movies", returning=True)
-    if actor_ids:
+    if movie_ids and have_actors:
+        actor_ids = db.session.scalars(select(Actor.id)).all()
+    if movie_ids and actor_ids:
         cast_rows = [
             {"movie_id": movie_id, "actor_id": actor_id}
             for movie_id in movie_ids
             for actor_id in rng.sample(actor_ids, rng.randint(1, min(8, len(actor_ids))))
         ]
         _insert(movie_actors, cast_rows, "cast")
-    cast_count = select(func.count()).where(movie_actors.c.actor_id == Actor.id).correlate(Actor).scalar_subquery()
-    db.session.execute(update(Actor).values(movie_count=cast_count), execution_options={"synchronize_session": False})
+        cast_count = select(func.count()).where(movie_actors.c.actor_id == Actor.id).correlate(Actor).scalar_subquery()
+        db.session.execute(
+            update(Actor).values(movie_count=cast_count), execution_options={"synchronize_session": False}
+        )
     recount_totals()
+    return len(actor_rows), len(movie_rows)
 
 
 def _fake_image(rng, n):
@@ -209,31 +283,38 @@ def _fake_image(rng, n):
     return f"seed-{n}.{fmt.lower()}", out.getvalue()
 
 
-def seed_images(fake, rng, owner, count):
-    """Through the upload code path, so seeded images are stored like real ones."""
+def seed_images(fake, rng, owner, images):
+    """The image repository up to `images` images, through the upload code path, so seeded images
+    are stored like real ones. Returns how many were added."""
+    have = db.session.scalar(select(func.count()).select_from(Image))
     tags = [fake.word() for _ in range(30)]
-    with click.progressbar(range(count), label="images") as bar:
+    with click.progressbar(range(have, max(images, have)), label="images") as bar:
         for n in bar:
             processed = image_service.process_upload(*_fake_image(rng, n))
             metadata = {"title": fake.catch_phrase(), "description": fake.sentence(), "tags": rng.sample(tags, 3)}
             image_service.save_uploads([processed], metadata, owner.id)
+    return max(images - have, 0)
 
 
 @click.command("seed")
 @click.option("--users", default=1, show_default=True, help="Accounts with buckets")
 @click.option("--buckets", default=100, show_default=True, help="Buckets per account")
 @click.option("--items", default=10, show_default=True, help="Items per bucket")
-@click.option("--actors", default=50, show_default=True)
-@click.option("--movies", default=20, show_default=True, help="Each gets a random cast of 1..8 actors")
-@click.option("--images", default=0, show_default=True, help="Generated with Pillow, stored like uploads")
+@click.option("--actors", default=50, show_default=True, help="Actors in the catalogue")
+@click.option("--movies", default=20, show_default=True, help="Movies in the catalogue; a new one gets a cast of 1..8")
+@click.option("--images", default=0, show_default=True, help="Images in the repository, generated with Pillow")
 @click.option("--random-seed", type=int, default=None, help="Repeatable data")
 @click.option("--email", default="demo@example.com", show_default=True, help="The first account's e-mail")
-@click.option("--password", default="password123", show_default=True, help="Password of every seeded account")
+@click.option("--password", default="password123", show_default=True, help="Password of the accounts it creates")
 @with_appcontext
 @command_transaction
 def seed(users, buckets, items, actors, movies, images, random_seed, email, password):
-    """Fill the database with realistic dummy data (one transaction, but for the images: each is
-    stored like an upload)."""
+    """Fill the database with realistic dummy data, up to the requested shape (one transaction, but
+    for the images: each is stored like an upload).
+
+    Running it again adds only what is missing: buckets up to --buckets per account, items up to
+    --items per bucket, actors, movies and images up to their totals. Accounts that exist already
+    are left as they are: their password, role and tokens do not change."""
     for name, value in (
         ("--users", users),
         ("--buckets", buckets),
@@ -247,11 +328,16 @@ def seed(users, buckets, items, actors, movies, images, random_seed, email, pass
     rng = random.Random(random_seed)
     fake = Faker()
     fake.seed_instance(random_seed)
-    owners, role_accounts = seed_accounts(email, password, max(users, 1))
-    seed_buckets(fake, rng, owners, buckets, items)
-    seed_casting(fake, rng, actors, movies)
-    admin = next(user for user in role_accounts if user.role == "admin")
-    seed_images(fake, rng, admin, images)
-    click.echo(f"\nLog in with any of these (password: {password}):")
+    owners, role_accounts, created = seed_accounts(email, password, max(users, 1))
+    added_buckets, added_items = seed_buckets(fake, rng, owners, buckets, items)
+    added_actors, added_movies = seed_casting(fake, rng, actors, movies)
+    admin = next(user for user in role_accounts if user.email == "admin@example.com")
+    added_images = seed_images(fake, rng, admin, images)
+    click.echo(
+        f"\nAdded {len(created)} accounts, {added_buckets} buckets, {added_items} items, {added_actors} actors, "
+        f"{added_movies} movies, {added_images} images."
+    )
+    click.echo(f"Log in with any of these (password: {password}, unless the account existed before):")
     for user in owners[:5] + role_accounts:
-        click.echo(f"  {user.email:<40} role {user.role}")
+        state = "created now" if user.email in created else "existed: left as it was"
+        click.echo(f"  {user.email:<40} role {user.role}, {state}")

@@ -1,4 +1,4 @@
-"""manage.py: create-user, purge-tokens, seed."""
+"""manage.py: create-user, purge-tokens, seed (and seeding again)."""
 
 from datetime import timedelta
 
@@ -145,3 +145,81 @@ class SeedTests(APITestCase):
                 self.assertEqual(result.exit_code, 2, result.output)
                 self.assertIn(f"Invalid value for {option}: must not be negative", result.output)
         self.assertEqual(db.session.scalar(select(func.count(User.id))), 0, "a refused seed writes nothing")
+
+
+class SeedAgainTests(APITestCase):
+    """`make seed` may run again at any time: it tops the data up to the requested shape and
+    leaves existing accounts (password, role, tokens) as they are."""
+
+    def seed(self, buckets, items, actors, movies, images):
+        args = ["--users", "2", "--buckets", buckets, "--items", items, "--actors", actors, "--movies", movies]
+        result = self.app.test_cli_runner().invoke(seed, [*args, "--images", images, "--random-seed", "3"])
+        self.assertEqual(result.exit_code, 0, result.output)
+        return result.output
+
+    def shape(self):
+        count = lambda model: db.session.scalar(select(func.count()).select_from(model))  # noqa: E731
+        return {model.__name__: count(model) for model in (User, Bucket, Item, Actor, Movie, Image)}
+
+    def assert_counters_match_rows(self):
+        items = select(func.count()).where(Item.bucket_id == Bucket.id).scalar_subquery()
+        self.assertEqual(db.session.scalar(select(func.count()).where(Bucket.item_count != items)), 0)
+        buckets = select(func.count()).where(Bucket.owner_id == User.id).scalar_subquery()
+        self.assertEqual(db.session.scalar(select(func.count()).where(User.bucket_count != buckets)), 0)
+        casts = select(func.count()).where(movie_actors.c.actor_id == Actor.id).scalar_subquery()
+        self.assertEqual(db.session.scalar(select(func.count()).where(Actor.movie_count != casts)), 0)
+        totals = dict(db.session.execute(select(CatalogueCount.collection, CatalogueCount.total)).all())
+        self.assertEqual(totals, {"actors": self.shape()["Actor"], "movies": self.shape()["Movie"]})
+        self.assertEqual(actor_tallies(), tallied_actors())
+
+    def login(self, email, password="password123"):
+        response = self.client.post("/v1/auth/login", json={"email": email, "password": password})
+        self.assertEqual(response.status_code, 200, response.json)
+        return {"Authorization": f"Bearer {response.json['auth_token']}"}
+
+    def test_twice_changes_nothing_and_keeps_every_token(self):
+        self.seed("3", "4", "10", "5", "1")
+        first = self.shape()
+        tokens = {email: self.login(email) for email in ("demo@example.com", "casting-director@example.com")}
+        tokens["admin@example.com"] = self.login("admin@example.com")
+
+        output = self.seed("3", "4", "10", "5", "1")
+
+        self.assertEqual(self.shape(), first)
+        self.assertIn("Added 0 accounts, 0 buckets, 0 items, 0 actors, 0 movies, 0 images.", output)
+        self.assertIn("casting-director@example.com", output)
+        self.assertIn("existed: left as it was", output)
+        for email, headers in tokens.items():
+            with self.subTest(email=email):
+                self.assertEqual(self.client.get("/v1/auth/me", headers=headers).status_code, 200)
+        self.assertEqual(self.client.get("/v1/movies", headers=tokens["casting-director@example.com"]).status_code, 200)
+        self.assert_counters_match_rows()
+
+    def test_a_larger_shape_adds_only_what_is_missing(self):
+        self.seed("3", "4", "10", "5", "1")
+        demo = self.login("demo@example.com")
+        # The owner's own bucket counts towards the shape; a changed password and role stay.
+        self.assertEqual(self.client.post("/v1/buckets", json={"name": "Mine"}, headers=demo).status_code, 201)
+        changed = {"current_password": "password123", "new_password": "a password of my own"}
+        self.assertEqual(self.client.put("/v1/auth/password", json=changed, headers=demo).status_code, 200)
+        admin = self.login("admin@example.com")
+        producer_id = db.session.scalar(select(User.id).where(User.email == "executive-producer@example.com"))
+        demoted = self.client.patch(f"/v1/users/{producer_id}", json={"role": "user"}, headers=admin)
+        self.assertEqual(demoted.status_code, 200)
+        director = self.login("casting-director@example.com")
+
+        output = self.seed("5", "6", "12", "7", "2")
+
+        self.assertIn("Added 0 accounts, 3 buckets, 36 items, 2 actors, 2 movies, 1 images.", output)
+        self.assertEqual(
+            self.shape(), {"User": 6, "Bucket": 10, "Item": 60, "Actor": 12, "Movie": 7, "Image": 2}
+        )  # 2 owners and 4 role accounts; 2 x 5 buckets of 6 items, "Mine" included
+        self.login("demo@example.com", "a password of my own")
+        self.assertEqual(db.session.scalar(select(User.role).where(User.id == producer_id)), "user")
+        self.assertEqual(self.client.get("/v1/auth/me", headers=director).status_code, 200)
+        self.assert_counters_match_rows()
+        casts = db.session.execute(
+            select(movie_actors.c.movie_id, func.count()).group_by(movie_actors.c.movie_id)
+        ).all()
+        self.assertEqual(len(casts), 7, "every movie has a cast, the new ones too")
+        self.assertTrue(all(1 <= n <= 8 for _, n in casts))
