@@ -138,6 +138,23 @@ class APITestCase(unittest.TestCase):
     def headers_for(self, role="user"):
         return self.account(role)[1]
 
+    # -- concurrency ---------------------------------------------------------
+
+    def concurrently(self, n, send):
+        """`send(client, index)` on n threads at once (each its own test client, all released
+        together by a barrier); the responses, in index order."""
+        barrier = threading.Barrier(n)
+        responses = [None] * n
+
+        def worker(index):
+            with self.app.app_context():
+                client = self.app.test_client()
+                barrier.wait()
+                responses[index] = send(client, index)
+
+        in_parallel(worker, [(index,) for index in range(n)])
+        return responses
+
     # -- assertions ----------------------------------------------------------
 
     def assertError(self, response, status, message=None):
@@ -171,6 +188,13 @@ def in_parallel(target, argument_lists):
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def free_port():
+    """A loopback TCP port nothing listens on, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @contextmanager
@@ -266,10 +290,7 @@ class TcpProxy:
 
     def __init__(self, target_host, target_port):
         self.target = (target_host, target_port)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
+        self.port = free_port()
         self._listener = None
         self._sockets = []
         self._lock = threading.Lock()

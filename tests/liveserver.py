@@ -23,7 +23,6 @@ import json as jsonlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from tests.helpers import free_port, in_parallel
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -46,12 +47,6 @@ IS_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 PASSWORD = "correct horse battery"
 SKIP_REASON = "live-server tests need PostgreSQL (set TEST_DATABASE_URL)"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _with_database(url, name):
@@ -201,11 +196,7 @@ class LiveServer:
             except OSError as error:
                 answers[index] = Answer(0, {}, str(error).encode())
 
-        threads = [threading.Thread(target=send, args=(i, *r)) for i, r in enumerate(requests)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        in_parallel(send, [(i, *r) for i, r in enumerate(requests)])
         return answers
 
     # -- accounts and data ----------------------------------------------------

@@ -13,15 +13,15 @@ import tempfile
 import time
 import urllib.request
 
+from tests.helpers import free_port
+
 WEED = os.path.join(os.path.dirname(sys.executable), "weed")
 
 
 def _free_port_block():
     """A port p such that p, p+1, p+2, p+3 and their gRPC twins (+10000) are free."""
     for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
+        base = free_port()
         if base > 50000:
             continue
         ports = [base + i for i in range(4)] + [base + 10000 + i for i in range(4)]

@@ -1,6 +1,6 @@
-"""The app's conversation with PostgreSQL: round trips on the wire, per-connection settings,
-statement timeouts and outages. Counted with a proxy that reads the wire protocol, so BEGIN,
-ROLLBACK and pings show up too (SQLAlchemy's events never see them)."""
+"""The app's conversation with PostgreSQL: round trips on the wire, per-connection settings and
+statement timeouts (its outages: tests/faults/test_database_outages.py). Counted with a proxy that
+reads the wire protocol, so BEGIN, ROLLBACK and pings show up too (SQLAlchemy's events never see them)."""
 
 import sqlite3
 import time
@@ -137,33 +137,6 @@ class SessionSettingTests(DatabaseTestCase):
             db.engine.dispose()
 
 
-class SilentDatabaseTests(DatabaseTestCase):
-    """The database's host stops answering without closing anything (a frozen proxy: the kernel
-    still acknowledges, so TCP never reports an error): bounded waits make it a 503."""
-
-    overrides = {"DB_ANSWER_TIMEOUT_MS": 300, "DB_CONNECT_TIMEOUT_SECONDS": 1}
-
-    def test_each_connection_has_tcp_keepalives_and_a_user_timeout(self):
-        with self.app.app_context():
-            parameters = db.session.connection().connection.dbapi_connection.get_dsn_parameters()
-        expected = {"keepalives": "1", "keepalives_idle": "5", "tcp_user_timeout": "5000"}
-        self.assertEqual({name: parameters.get(name) for name in expected}, expected)
-
-    def test_a_silent_database_is_a_503_and_the_app_recovers_when_it_answers_again(self):
-        self.proxy.freeze()
-        try:
-            for path in ("/v1/buckets", "/v1/health"):  # a pooled connection, then new ones
-                response = self.client.get(path, headers=self.auth)
-                self.assertEqual((response.status_code, response.json["error"]), (503, 503), path)
-                self.assertIn("Retry-After", response.headers)
-            created = self.client.post("/v1/buckets", json={"name": "frozen"}, headers=self.auth)
-            self.assertEqual(created.status_code, 503)
-        finally:
-            self.proxy.thaw()
-        self.assertEqual(self.client.get("/v1/buckets", headers=self.auth).status_code, 200)
-        self.assertEqual(self.client.get("/v1/health").status_code, 200)
-
-
 class StatementTimeoutTests(DatabaseTestCase):
     overrides = {"DB_STATEMENT_TIMEOUT_MS": 200}
 
@@ -183,75 +156,6 @@ class StatementTimeoutTests(DatabaseTestCase):
         finally:
             locker.dispose()
         self.assertEqual(self.client.get("/v1/buckets", headers=self.auth).status_code, 200)
-
-
-class OutageTests(DatabaseTestCase):
-    def _new_connections_only(self):
-        with self.app.app_context():
-            db.engine.dispose()
-
-    def test_starting_up_is_a_503_even_when_the_next_connection_works(self):
-        # The classifier used to ask the database again, got an answer, and called this a bug.
-        for method, path, body in (("GET", "/v1/buckets", None), ("POST", "/v1/buckets", {"name": "x"})):
-            with self.subTest(method=method):
-                self._new_connections_only()
-                self.proxy.starting_up(1)
-                response = self.client.open(path, method=method, json=body, headers=self.auth)
-                self.assertEqual(response.status_code, 503, response.json)
-                self.assertEqual(response.json["error"], 503)
-        self.assertEqual(self.client.get("/v1/buckets", headers=self.auth).status_code, 200)
-
-    def test_a_read_on_a_connection_that_died_is_run_again(self):
-        self.proxy.stop()  # every pooled connection dies
-        self.proxy.start()
-        self.assertEqual(self.client.get("/v1/buckets", headers=self.auth).status_code, 200)
-
-    def test_a_write_whose_connection_died_before_any_answer_runs_again(self):
-        self.proxy.stop()
-        self.proxy.start()
-        response = self.client.post("/v1/buckets", json={"name": "two"}, headers=self.auth)
-        self.assertEqual(response.status_code, 201)
-        self.assertEqual(self.client.get("/v1/buckets", headers=self.auth).json["pagination"]["total"], 2)
-
-    def test_a_write_cut_after_the_database_answered_is_a_503_and_not_run_again(self):
-        app = make_app(SQLALCHEMY_DATABASE_URI=self.proxy.url(DATABASE_URL))
-        runs = []
-
-        @app.post("/test-only/cut-between-statements")
-        def cut_between_statements():  # test app only
-            runs.append(1)
-            db.session.execute(text("SELECT count(*) FROM users"))
-            self.proxy.stop()
-            self.proxy.start()
-            db.session.execute(text("SELECT count(*) FROM users"))
-            return {"success": True}
-
-        try:
-            response = app.test_client().post("/test-only/cut-between-statements")
-            self.assertEqual(response.status_code, 503)
-            self.assertEqual(len(runs), 1)
-        finally:
-            with app.app_context():
-                db.engine.dispose()
-
-    def test_a_connection_lost_inside_a_transaction_never_escapes_the_request(self):
-        app = make_app(SQLALCHEMY_DATABASE_URI=self.proxy.url(DATABASE_URL))
-
-        @app.post("/test-only/cut-mid-transaction")
-        def cut_mid_transaction():  # test app only: a transaction left open on a connection that dies
-            db.session.execute(text("SELECT count(*) FROM users"))
-            self.proxy.stop()
-            self.proxy.start()
-            return {"success": True}
-
-        try:
-            response = app.test_client().post("/test-only/cut-mid-transaction")
-            self.assertEqual(response.status_code, 503)  # the request's commit found the connection gone
-            self.assertEqual(response.json["error"], 503)
-            self.assertEqual(app.test_client().get("/v1/health").status_code, 200)
-        finally:
-            with app.app_context():
-                db.engine.dispose()
 
 
 @unittest.skipIf(IS_POSTGRES, "SQLite's whole-file write lock")

@@ -172,33 +172,17 @@ class IdempotencyTests(APITestCase):
         self.assertEqual(db.session.scalars(select(IdempotencyKey.key)).all(), ["new"])
 
     def test_concurrent_requests_with_one_key_create_once(self):
-        statuses, replays = self._concurrently(
+        responses = self.concurrently(
             20,
-            lambda client: client.post(
+            lambda client, _index: client.post(
                 "/v1/buckets", headers={**self.user, "Idempotency-Key": "race"}, json={"name": "Race"}
             ),
         )
+        statuses = [response.status_code for response in responses]
+        replays = sum(response.headers.get("Idempotent-Replayed") == "true" for response in responses)
         self.assertEqual(count(Bucket), 1)
         self.assertTrue(set(statuses) <= {201, 409}, statuses)
         self.assertEqual(statuses.count(201) - replays, 1, statuses)
-
-    def _concurrently(self, n, send):
-        barrier = threading.Barrier(n)
-        results = []
-
-        def worker():
-            with self.app.app_context():
-                client = self.app.test_client()
-                barrier.wait()
-                response = send(client)
-                results.append((response.status_code, response.headers.get("Idempotent-Replayed") == "true"))
-
-        threads = [threading.Thread(target=worker) for _ in range(n)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return [status for status, _ in results], sum(replayed for _, replayed in results)
 
     def _set_key(self, key, **values):
         db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == key).values(**values))

@@ -1,8 +1,7 @@
-"""Real services: the database going away and coming back, Redis rate limits,
-concurrent registrations, and configuration safety."""
+"""Real services: Redis rate limits, concurrent registrations, and configuration safety.
+(The database going away: tests/faults/.)"""
 
 import os
-import threading
 import unittest
 import uuid
 from unittest import mock
@@ -14,63 +13,30 @@ from app.extensions import db
 from app.models import User
 from config import ConfigError, build_config, normalize_database_url
 from tests.helpers import (
-    DATABASE_URL,
-    IS_POSTGRES,
     PASSWORD,
     RATELIMIT_TEST_PREFIX,
     APITestCase,
-    TcpProxy,
-    bearer,
-    in_parallel,
-    make_app,
 )
+from tests.redisserver import redis_url
 from tests.test_token import check_spraying
-
-REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
-
-
-@unittest.skipUnless(IS_POSTGRES, "needs a database server that can become unreachable")
-class DatabaseOutageTests(unittest.TestCase):
-    def test_503_while_unreachable_then_recovers_without_restart(self):
-        proxy = TcpProxy.to_database(DATABASE_URL)
-        proxy.start()
-        app = make_app(SQLALCHEMY_DATABASE_URI=proxy.url(DATABASE_URL))
-        client = app.test_client()
-        try:
-            self.assertEqual(client.get("/v1/health").status_code, 200)
-            token = client.post(
-                "/v1/auth/register", json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD}
-            ).json["auth_token"]
-            proxy.stop()
-            for response in (client.get("/v1/health"), client.get("/v1/buckets", headers=bearer(token))):
-                self.assertEqual(response.status_code, 503)
-                self.assertEqual(response.headers["Retry-After"], "1")
-                self.assertEqual(response.json["error"], 503)
-                self.assertIs(response.json["success"], False)
-            proxy.start()
-            self.assertEqual(client.get("/v1/health").json, {"success": True, "status": "ok", "database": "ok"})
-            self.assertEqual(client.get("/v1/buckets", headers=bearer(token)).status_code, 200)
-        finally:
-            proxy.start()
-            with app.app_context():
-                db.session.execute(db.delete(User))
-                db.session.commit()
-                db.engine.dispose()
-            proxy.stop()
 
 
 class RedisRateLimitTests(APITestCase):
     prefix = RATELIMIT_TEST_PREFIX
-    app_overrides = {
-        "RATELIMIT_ENABLED": True,
-        "RATELIMIT_STORAGE_URI": REDIS_URL,
-        "RATELIMIT_KEY_PREFIX": prefix,
-        "RATELIMIT_LOGIN": "3 per minute",
-        "RATELIMIT_REGISTER": "2 per minute",
-    }
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis_url = redis_url()  # REDIS_TEST_URL, or a redis-server of the tests' own
+        cls.app_overrides = {
+            "RATELIMIT_ENABLED": True,
+            "RATELIMIT_STORAGE_URI": cls.redis_url,
+            "RATELIMIT_KEY_PREFIX": cls.prefix,
+            "RATELIMIT_LOGIN": "3 per minute",
+            "RATELIMIT_REGISTER": "2 per minute",
+        }
 
     def tearDown(self):
-        store = redis.Redis.from_url(REDIS_URL)
+        store = redis.Redis.from_url(self.redis_url)
         for key in store.scan_iter(f"*{self.prefix}*"):
             store.delete(key)
         super().tearDown()
@@ -83,7 +49,7 @@ class RedisRateLimitTests(APITestCase):
         response = self.client.post("/v1/auth/login", json=attempt)
         self.assertError(response, 429)
         self.assertGreater(int(response.headers["Retry-After"]), 0)
-        keys = list(redis.Redis.from_url(REDIS_URL).scan_iter(f"*{self.prefix}*"))
+        keys = list(redis.Redis.from_url(self.redis_url).scan_iter(f"*{self.prefix}*"))
         self.assertTrue(keys, "the limiter should keep its counters in Redis")
         other = self.client.post("/v1/auth/login", json={"email": "someone-else@example.com", "password": "x"})
         self.assertEqual(other.status_code, 401)
@@ -91,7 +57,7 @@ class RedisRateLimitTests(APITestCase):
     def test_failed_logins_are_limited_per_address_across_accounts_in_redis(self):
         with mock.patch.dict(self.app.config, {"RATELIMIT_LOGIN_ADDRESS": "3 per hour"}):
             check_spraying(self)
-        self.assertTrue(list(redis.Redis.from_url(REDIS_URL).scan_iter(f"*{self.prefix}*login-address*")))
+        self.assertTrue(list(redis.Redis.from_url(self.redis_url).scan_iter(f"*{self.prefix}*login-address*")))
 
     def test_successful_logins_do_not_count(self):
         self.register("busy@example.com")
@@ -113,17 +79,9 @@ class RedisRateLimitTests(APITestCase):
 
 class ConcurrentRegistrationTests(APITestCase):
     def test_twenty_parallel_registrations_of_one_email(self):
-        barrier = threading.Barrier(20)
-        statuses = []
-
-        def register():
-            client = self.app.test_client()
-            barrier.wait()
-            response = client.post("/v1/auth/register", json={"email": "race@example.com", "password": PASSWORD})
-            statuses.append(response.status_code)
-
-        in_parallel(register, [()] * 20)
-        self.assertEqual(sorted(statuses), [201] + [409] * 19)
+        body = {"email": "race@example.com", "password": PASSWORD}
+        responses = self.concurrently(20, lambda client, _index: client.post("/v1/auth/register", json=body))
+        self.assertEqual(sorted(response.status_code for response in responses), [201] + [409] * 19)
         self.assertEqual(db.session.query(User).filter_by(email="race@example.com").count(), 1)
 
 

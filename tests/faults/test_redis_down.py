@@ -4,42 +4,12 @@ By default the limiter falls back to counting in memory (per process) and logs i
 with RATELIMIT_FAIL_CLOSED=true rate-limited endpoints answer 503 until Redis is back.
 """
 
-import shutil
-import subprocess
-import time
 import unittest
 import uuid
 from collections import Counter
 
-import redis
-
-from tests.liveserver import PASSWORD, LiveServerTestCase, free_port
-
-REDIS_SERVER = shutil.which("redis-server")
-
-
-class RedisServer:
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self):
-        command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+from tests.liveserver import PASSWORD, LiveServerTestCase
+from tests.redisserver import REDIS_SERVER, RedisServer
 
 
 @unittest.skipUnless(REDIS_SERVER, "needs redis-server on PATH")

@@ -14,7 +14,6 @@ Prints "readme: N blocks of M pages passed twice" last.
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,13 +22,11 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import free_port  # noqa: E402
+
 BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.S | re.M)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until_up(port, server, seconds=60):

@@ -39,7 +39,7 @@ sys.path.insert(0, ROOT)
 import psycopg2  # noqa: E402
 import redis  # noqa: E402
 
-from tests.helpers import image_bytes  # noqa: E402
+from tests.helpers import free_port, image_bytes  # noqa: E402
 from tests.s3server import SeaweedS3  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
@@ -48,12 +48,6 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 ADMIN = ("admin@example.com", "admin password for scale")
 LOGIN_LIMIT = 10  # RATELIMIT_LOGIN's default: 10 failures per minute
 LOAD_SECONDS, KILL_AT, RESTART_AT, AFTER_RETURN, LOAD_THREADS = 20, 5, 8, 3, 6
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(predicate, timeout, what):
