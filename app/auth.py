@@ -1,5 +1,6 @@
 """Passwords, JWTs and the decorators that guard endpoints."""
 
+import inspect
 import re
 import time
 import uuid
@@ -11,12 +12,12 @@ import bcrypt
 import jwt
 from flask import current_app, g, request
 from flask_smorest import Blueprint
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, true
 
 from app import database, oidc
 from app.errors import APIError, unauthorized
 from app.extensions import db
-from app.models import RevokedToken, User
+from app.models import RevokedToken, User, UserSession
 from app.models.base import utcnow
 from app.schemas.common import MAX_ID
 
@@ -78,15 +79,21 @@ def token_lifetime(kind):
     return timedelta(days=config["REFRESH_TOKEN_DAYS"])
 
 
-def encode_token(user, kind):
-    issued = _now()
+def new_jti():
+    return uuid.uuid4().hex
+
+
+def encode_token(user, kind, session_id, jti=None, issued=None):
+    """A signed token of `kind` for `user`, issued in the session `session_id` (its `sid`)."""
+    issued = issued or _now()
     claims = {
         "sub": str(user.id),
         "iat": issued,
         "exp": issued + token_lifetime(kind),
-        "jti": uuid.uuid4().hex,
+        "jti": jti or new_jti(),
         "type": kind,
         "ver": user.token_version,
+        "sid": session_id,
     }
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM)
 
@@ -116,7 +123,12 @@ def decode_token(token, kind):
         claims = dict(_verified_claims(token, current_app.config["SECRET_KEY"]))
         if claims["exp"] <= time.time():  # PyJWT's rule, with no leeway
             raise jwt.ExpiredSignatureError
-    if claims.get("type") != kind or not _is_user_id(claims["sub"]) or not isinstance(claims["ver"], int):
+    if (
+        claims.get("type") != kind
+        or not _is_user_id(claims["sub"])
+        or not isinstance(claims["ver"], int)
+        or not _is_session_id(claims.get("sid", 1))
+    ):
         raise unauthorized(MSG_INVALID)
     return claims
 
@@ -126,22 +138,33 @@ def _is_user_id(sub):
     return isinstance(sub, str) and USER_ID.fullmatch(sub) is not None and 1 <= int(sub) <= MAX_ID
 
 
+def _is_session_id(sid):
+    return type(sid) is int and 1 <= sid <= MAX_ID  # not a bool, which is an int too
+
+
 # Built once: composing the statement costs more Python than running it (bench/results/profile-*).
-TOKEN_USER = select(User, select(RevokedToken.id).where(RevokedToken.jti == bindparam("jti")).exists()).where(
-    User.id == bindparam("user_id")
+_REVOKED = select(RevokedToken.id).where(RevokedToken.jti == bindparam("jti")).exists()
+_SESSION_LIVE = (
+    select(UserSession.id)
+    .where(UserSession.id == bindparam("sid"), UserSession.user_id == bindparam("user_id"))
+    .exists()
 )
+TOKEN_USER = select(User, _REVOKED, _SESSION_LIVE).where(User.id == bindparam("user_id"))
+# A token issued before sessions existed carries no `sid` (see start_legacy in services.sessions).
+LEGACY_TOKEN_USER = select(User, _REVOKED, true()).where(User.id == bindparam("user_id"))
 
 
 def load_token_user(claims):
-    """The token's user, checked against deletion, revocation and password changes.
+    """The token's user, checked against deletion, revocation, password changes and its ended session.
 
-    One query: the user row and whether the jti is blacklisted.
+    One query: the user row, whether the jti is blacklisted, and whether the token's session lives.
     """
-    row = db.session.execute(TOKEN_USER, {"jti": claims["jti"], "user_id": int(claims["sub"])}).first()
+    params = {"jti": claims["jti"], "user_id": int(claims["sub"]), "sid": claims.get("sid")}
+    row = db.session.execute(TOKEN_USER if params["sid"] else LEGACY_TOKEN_USER, params).first()
     if row is None:
         raise unauthorized(MSG_INVALID)
-    user, is_revoked = row
-    if is_revoked or claims["ver"] != user.token_version:
+    user, is_revoked, session_live = row
+    if is_revoked or not session_live or claims["ver"] != user.token_version:
         raise unauthorized(MSG_REVOKED)
     return user
 
@@ -234,7 +257,12 @@ def authenticate():
 
 
 def _document(wrapper, description, statuses):
-    """Security and error responses in the OpenAPI document, through flask-smorest's public `doc`."""
+    """Security and error responses in the OpenAPI document, through flask-smorest's public `doc`.
+
+    The requirement follows what the view's docstring says past its summary (its first paragraph),
+    which a `description` given here would otherwise replace."""
+    details = inspect.cleandoc(wrapper.__doc__ or "").partition("\n\n")[2]
+    description = f"{details}\n\n{description}" if details else description
     responses = {str(status): reference for status, reference in statuses.items()}
     return Blueprint.doc(security=BEARER_SECURITY, description=description, responses=responses)(wrapper)
 
@@ -272,3 +300,8 @@ def requires_permission(permission):
 
 def current_user():
     return g.current_user
+
+
+def current_session_id():
+    """The session of the request's token; None for an external token (or one from before sessions)."""
+    return g.token_claims.get("sid")

@@ -15,7 +15,7 @@ from app.models import RevokedToken, User
 from app.models.base import utcnow
 from app.permissions import ROLES
 from app.schemas.auth import RegisterSchema
-from app.services import accounts, idempotency, images
+from app.services import accounts, idempotency, images, sessions
 from app.transactions import command_transaction
 
 
@@ -39,7 +39,7 @@ def create_user(email, password, role):
         accounts.change_role(user, role)  # first: a refused demotion must leave the password alone too
     except APIError as error:
         raise click.ClickException(error.message) from None
-    accounts.change_password(user, password)
+    accounts.set_password(user, password)
     click.echo(f"Updated {user.email} (id {user.id}) with role {user.role}")
 
 
@@ -58,9 +58,10 @@ def _check_credentials(email, password):
 @with_appcontext
 @command_transaction
 def purge_tokens():
-    """Delete blacklist rows whose tokens have expired anyway."""
+    """Delete blacklist rows whose tokens have expired anyway, and expired sessions."""
     result = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
-    click.echo(f"Purged {result.rowcount} expired revoked tokens")
+    expired_sessions = sessions.purge_expired()
+    click.echo(f"Purged {result.rowcount} expired revoked tokens and {expired_sessions} expired sessions")
 
 
 @click.command("purge-idempotency-keys")

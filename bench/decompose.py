@@ -38,15 +38,21 @@ sys.path.insert(0, str(ROOT))
 from app import auth, create_app  # noqa: E402
 from app.api import conditional  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.models import Bucket, RevokedToken, User  # noqa: E402
+from app.models import Bucket, RevokedToken, User, UserSession  # noqa: E402
 from app.services import buckets  # noqa: E402
 
 REQUESTS, ROUNDS = 2000, 3
 FLOOR = Path(os.environ.get("BENCH_FLOOR_DIR", ROOT.parent / "shared" / "bench")) / "ceiling_db.py"
 USERS, REVOKED, BUCKETS = User.__table__, RevokedToken.__table__, Bucket.__table__
+SESSIONS = UserSession.__table__
 # The app's two statements (app.auth.TOKEN_USER, app.services.buckets.OWNED_BUCKET) on the tables.
 TOKEN_USER = select(
-    USERS, select(REVOKED.c.id).where(REVOKED.c.jti == bindparam("jti")).exists().label("is_revoked")
+    USERS,
+    select(REVOKED.c.id).where(REVOKED.c.jti == bindparam("jti")).exists().label("is_revoked"),
+    select(SESSIONS.c.id)
+    .where(SESSIONS.c.id == bindparam("sid"), SESSIONS.c.user_id == bindparam("user_id"))
+    .exists()
+    .label("session_live"),
 ).where(USERS.c.id == bindparam("user_id"))
 OWNED_BUCKET = select(BUCKETS).where(
     BUCKETS.c.id == bindparam("bucket_id"), BUCKETS.c.owner_id == bindparam("owner_id")
@@ -58,13 +64,13 @@ class BucketRow(dict):
 
 
 def _user(row, claims):
-    if row is None or row["is_revoked"] or row["token_version"] != claims["ver"]:
+    if row is None or row["is_revoked"] or not row["session_live"] or row["token_version"] != claims["ver"]:
         raise auth.unauthorized(auth.MSG_REVOKED)
     return SimpleNamespace(id=row["id"])
 
 
 def _params(claims):
-    return {"jti": claims["jti"], "user_id": int(claims["sub"])}
+    return {"jti": claims["jti"], "user_id": int(claims["sub"]), "sid": claims["sid"]}
 
 
 def core_user(claims):

@@ -202,6 +202,44 @@ def build():
                     save={"token": "pm.response.json().auth_token", "refreshToken": "pm.response.json().refresh_token"},
                 ),
                 request(
+                    "Login on a second device",
+                    "POST",
+                    "/v1/auth/login",
+                    token=None,
+                    body={"email": me, "password": "postman password 2"},
+                    save={"secondToken": "pm.response.json().auth_token"},
+                ),
+                request(
+                    "Sessions of the second device",
+                    "GET",
+                    "/v1/auth/sessions",
+                    token="secondToken",
+                    save={"secondSessionId": "pm.response.json().sessions.find((s) => s.current).id"},
+                    checks=[
+                        "pm.test('two sessions', () => pm.expect(pm.response.json().sessions.length).to.eql(2));",
+                        "pm.test('one current', () => pm.expect(pm.response.json().sessions.filter((s) => s.current).length).to.eql(1));",
+                    ],
+                ),
+                request(
+                    "End the second device's session",
+                    "DELETE",
+                    "/v1/auth/sessions/{{secondSessionId}}",
+                    checks=[
+                        "pm.test('deleted', () => pm.expect(pm.response.json().deleted).to.eql(Number(pm.collectionVariables.get('secondSessionId'))));"
+                    ],
+                ),
+                request(
+                    "A token of an ended session is 401",
+                    "GET",
+                    "/v1/auth/me",
+                    token="secondToken",
+                    status=401,
+                    checks=[
+                        "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Token has been revoked. Please log in again.'));"
+                    ],
+                ),
+                request("Ending it again is 404", "DELETE", "/v1/auth/sessions/{{secondSessionId}}", status=404),
+                request(
                     "No token is 401",
                     "GET",
                     "/v1/auth/me",

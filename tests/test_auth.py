@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.auth import ACCESS, REFRESH, revoke
 from app.extensions import db
-from app.models import RevokedToken, User
+from app.models import RevokedToken, User, UserSession
 from app.services import accounts
 from tests.helpers import PASSWORD, APITestCase, bearer
 
@@ -256,7 +256,9 @@ class TokenTests(APITestCase):
         revoked = "Token has been revoked. Please log in again."
         self.assertError(self.me(bearer(self.access)), 401, revoked)
         self.assertError(self.client.post("/v1/auth/refresh", json={"refresh_token": self.refresh_token}), 401, revoked)
-        self.assertEqual(db.session.query(RevokedToken).count(), 2)
+        # The access token is blacklisted; the refresh token's session has ended (its row is gone).
+        self.assertEqual(db.session.query(RevokedToken).count(), 1)
+        self.assertEqual(db.session.query(UserSession).count(), 0)
         self.assertError(self.client.post("/v1/auth/logout", headers=bearer(self.access)), 401, revoked)
 
     def test_a_logout_that_comes_second_is_401(self):

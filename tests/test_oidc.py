@@ -535,3 +535,12 @@ class OIDCConfigTests(unittest.TestCase):
 
     def test_off_by_default(self):
         self.assertIsNone(build_config("testing")["OIDC_ISSUER"])
+
+
+class ExternalAccountSessionTests(OIDCTestCase):
+    def test_an_external_account_has_no_sessions_here(self):
+        headers = self.external(sub="auth0|sessions")
+        response = self.client.get("/v1/auth/sessions", headers=headers)
+        self.assertEqual(response.status_code, 200, response.json)
+        self.assertEqual(response.json, {"success": True, "sessions": []})
+        self.assertError(self.client.delete("/v1/auth/sessions/1", headers=headers), 404)

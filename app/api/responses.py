@@ -2,7 +2,7 @@
 
 from flask import url_for
 
-from app.auth import ACCESS, REFRESH, encode_token, token_lifetime
+from app.auth import ACCESS, token_lifetime
 
 
 def found(key, obj):
@@ -23,29 +23,32 @@ def listed(page):
     return body, 200, {"Link": page.link_header()}
 
 
-def tokens(user, message):
+def tokens(pair, message):
+    """The answer of a login, a registration, a refresh: `pair` is (access token, refresh token)."""
+    access, refresh = pair
     return {
         "success": True,
         "message": message,
-        "auth_token": encode_token(user, ACCESS),
-        "refresh_token": encode_token(user, REFRESH),
+        "auth_token": access,
+        "refresh_token": refresh,
         "expires_in": int(token_lifetime(ACCESS).total_seconds()),
         "token_type": "Bearer",
     }
 
 
-def oauth_tokens(user):
+def oauth_tokens(pair):
     """The OAuth2 token answer (RFC 6749 section 5.1) in our success envelope."""
+    access, refresh = pair
     return {
         "success": True,
-        "access_token": encode_token(user, ACCESS),
+        "access_token": access,
         "token_type": "bearer",
         "expires_in": int(token_lifetime(ACCESS).total_seconds()),
-        "refresh_token": encode_token(user, REFRESH),
+        "refresh_token": refresh,
     }
 
 
-def registered(user):
+def registered(user, pair):
     """201: the new account, logged in; Location names the account."""
-    body = {**tokens(user, "Successfully registered"), "user": user}
+    body = {**tokens(pair, "Successfully registered"), "user": user}
     return body, 201, {"Location": url_for("auth.me")}

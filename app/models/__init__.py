@@ -4,6 +4,7 @@ from app.models.bucket import Bucket, Item
 from app.models.casting import Actor, ActorTally, CatalogueCount, Movie, movie_actors
 from app.models.idempotency import IdempotencyKey
 from app.models.image import Image, ImageTag, StoredFile
+from app.models.session import UserSession
 from app.models.user import RevokedToken, User
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "RevokedToken",
     "StoredFile",
     "User",
+    "UserSession",
     "movie_actors",
 ]

@@ -109,11 +109,28 @@ class OAuthTokenSchema(Schema):
     refresh_token = fields.String()
 
 
+class SessionSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    created_at = UTCDateTime(dump_only=True, metadata={"description": "When the login (or registration) started it"})
+    last_used_at = UTCDateTime(
+        dump_only=True,
+        metadata={
+            "description": "Its last login or refresh, when tokens were last issued in it (not its last request)"
+        },
+    )
+    user_agent = fields.String(
+        dump_only=True, allow_none=True, metadata={"description": "At its last login or refresh; up to 255 characters"}
+    )
+    ip = fields.String(dump_only=True, allow_none=True, metadata={"description": "The client address then"})
+    current = fields.Boolean(dump_only=True, metadata={"description": "Whether it is the session of this request"})
+
+
 class RegisterResponseSchema(TokenSchema):
     user = fields.Nested(UserSchema)
 
 
 UserResponse = envelope("UserResponse", "user", UserSchema)
+SessionListResponse = envelope("SessionListResponse", "sessions", SessionSchema, many=True, paginated=False)
 UserListResponse = envelope("UserListResponse", "users", UserSchema, many=True)
 USERS = Listing(
     "users",

@@ -16,7 +16,8 @@ from app.errors import conflict, invalid, not_found, unauthorized
 from app.extensions import db
 from app.models import User
 from app.permissions import ADMIN_ROLE, DEFAULT_ROLE
-from app.services.crud import insert_or_conflict
+from app.services import sessions
+from app.services.crud import flush_or_conflict
 
 INVALID_CREDENTIALS = "Invalid email or password"
 EMAIL_TAKEN = "Email already registered"
@@ -29,8 +30,17 @@ def normalize_email(email):
 
 
 def register(email, password, role=DEFAULT_ROLE):
+    """A new account (flushed; 409 if the e-mail is taken)."""
     user = User(email=normalize_email(email), password_hash=hash_password(password), role=role)
-    return insert_or_conflict(user, EMAIL_TAKEN)
+    db.session.add(user)
+    flush_or_conflict(EMAIL_TAKEN)
+    return user
+
+
+def sign_up(email, password, client):
+    """Register and sign in: the new account and the tokens of its first session."""
+    user = register(email, password)
+    return user, sessions.issue_tokens(user, sessions.start_session(user, client))
 
 
 def check_credentials(email, password):
@@ -41,6 +51,12 @@ def check_credentials(email, password):
     return user
 
 
+def log_in(email, password, client):
+    """The tokens of the session that a login with these credentials starts."""
+    user = check_credentials(email, password)
+    return sessions.issue_tokens(user, sessions.start_session(user, client))
+
+
 def check_current_password(user, password):
     if user.is_external:
         raise conflict(EXTERNAL_PASSWORD)
@@ -48,30 +64,42 @@ def check_current_password(user, password):
         raise invalid({"current_password": ["Incorrect password."]}, "Current password is incorrect")
 
 
-def change_password(user, new_password):
+def set_password(user, new_password):
+    """A new password: every session ends and every token issued before stops working (flushed)."""
     user.password_hash = hash_password(new_password)
-    user.token_version += 1
-    db.session.flush()
+    sessions.end_every_session(user)
 
 
-def rotate_refresh_token(token):
-    """Spend a refresh token: its user, once; a second use is a revoked token."""
+def change_password(user, current_password, new_password, client):
+    """PUT /v1/auth/password: the tokens of a new session (every other one has ended)."""
+    check_current_password(user, current_password)
+    set_password(user, new_password)
+    return sessions.issue_tokens(user, sessions.start_session(user, client))
+
+
+def rotate_refresh_token(token, client):
+    """Spend a refresh token, once (a second use is a revoked token): the next tokens of its session."""
     claims = decode_token(token, REFRESH)
     user = load_token_user(claims)
-    # The jti is unique: of two concurrent uses of one token, only one inserts it.
-    if not revoke(claims):
-        raise unauthorized(MSG_REVOKED)
-    return user
+    if "sid" in claims:
+        session = sessions.continue_session(claims, client)
+    else:  # issued before sessions: spent through the blacklist, and continued in a new session
+        if not revoke(claims):  # the jti is unique: of two concurrent uses, one inserts it
+            raise unauthorized(MSG_REVOKED)
+        session = sessions.start_session(user, client)
+    return sessions.issue_tokens(user, session)
 
 
 def log_out(access_claims, refresh_token=None):
-    """Revoke the access token and, if given, the same user's refresh token."""
+    """Revoke the access token and, if given, the same user's refresh token (ending its session)."""
     refresh_claims = refresh_claims_to_revoke(refresh_token, access_claims["sub"]) if refresh_token else None
     # An external token without a jti lives until it expires. Of concurrent logouts with one token,
     # the one that revoked it wins; the others come second, and a revoked token is 401 like any use of it.
     if access_claims["jti"] and not revoke(access_claims):
         raise unauthorized(MSG_REVOKED)
-    if refresh_claims:
+    if refresh_claims and "sid" in refresh_claims:
+        sessions.end_session_of(refresh_claims)
+    elif refresh_claims:
         revoke(refresh_claims)
 
 

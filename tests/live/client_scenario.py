@@ -152,10 +152,25 @@ def accounts(s):
     changed = s.call("changePassword", 200, "Token", client=s.client(refreshed.auth_token), body=change).parsed
     s.call("getMe", 401, "Error", client=s.client(refreshed.auth_token))  # issued before the change
     user = s.client(changed.auth_token)
+    sessions(s, user, email, PASSWORD + "!")
     s.call("logout", 200, "Message", client=user, body=models.Logout(refresh_token=changed.refresh_token))
     s.call("getMe", 401, "Error", client=user)
     again = s.call("login", 200, "Token", body=models.Login(email=email, password=PASSWORD + "!")).parsed
     return s.client(again.auth_token), registered.parsed.user.id
+
+
+def sessions(s, user, email, password):
+    """The user's sessions after a password change: this one; a second device's login, then ended."""
+    [only] = s.call("getSessions", 200, "SessionListResponse", client=user).parsed.sessions
+    assert only.current is True
+    phone = s.client(s.call("login", 200, "Token", body=models.Login(email=email, password=password)).parsed.auth_token)
+    listed = s.call("getSessions", 200, "SessionListResponse", client=phone).parsed.sessions
+    [phone_session] = [session for session in listed if session.current]
+    assert {session.id for session in listed} == {only.id, phone_session.id}
+    ended = s.call("endSession", 200, "Deleted", client=user, session_id=phone_session.id).parsed
+    assert ended.deleted == phone_session.id
+    s.call("getMe", 401, "Error", client=phone)
+    s.call("endSession", 404, "Error", client=user, session_id=phone_session.id)
 
 
 def buckets_and_items(s, user):

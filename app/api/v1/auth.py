@@ -1,10 +1,10 @@
-"""/v1/auth: register, login, logout, refresh, me, password."""
+"""/v1/auth: register, login, logout, refresh, me, password, sessions."""
 
 from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 
-from app.api.responses import found, oauth_tokens, registered, tokens
-from app.auth import auth_required, current_user
+from app.api.responses import deleted, found, oauth_tokens, registered, tokens
+from app.auth import auth_required, current_session_id, current_user
 from app.extensions import limiter
 from app.http import FORM_MIMETYPE, Blueprint, no_store, read_json_object, require_mimetype
 from app.schemas.auth import (
@@ -15,12 +15,15 @@ from app.schemas.auth import (
     RefreshSchema,
     RegisterResponseSchema,
     RegisterSchema,
+    SessionListResponse,
     TokenRequestSchema,
     TokenSchema,
     UserResponse,
 )
-from app.schemas.common import MessageSchema
+from app.schemas.common import DeletedSchema, MessageSchema
 from app.services import accounts
+from app.services import sessions as session_service
+from app.services.sessions import Client
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens")
 blp.after_request(no_store)  # tokens and the account itself
@@ -68,9 +71,9 @@ login_address_limit = limiter.shared_limit(
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def register(data):
-    """Create an account (role `user`) and log it in."""
-    user = accounts.register(data["email"], data["password"])
-    return registered(user)
+    """Create an account (role `user`) and log it in: a new session."""
+    user, pair = accounts.sign_up(data["email"], data["password"], _client())
+    return registered(user, pair)
 
 
 @blp.route("/login", methods=["POST"])
@@ -81,9 +84,8 @@ def register(data):
 @blp.alt_response(401, response="UNAUTHORIZED")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def login(data):
-    """Exchange e-mail and password for an access and a refresh token."""
-    user = accounts.check_credentials(data["email"], data["password"])
-    return tokens(user, "Successfully logged in")
+    """Exchange e-mail and password for an access and a refresh token: a new session."""
+    return tokens(accounts.log_in(data["email"], data["password"], _client()), "Successfully logged in")
 
 
 @blp.route("/token", methods=["POST"])
@@ -100,8 +102,7 @@ def issue_token(data):
     Form-encoded `grant_type=password&username=<e-mail>&password=...`. Errors come in this API's envelope
     (401 `Invalid email or password`, 422 for a missing field or another grant type), not RFC 6749's.
     """
-    user = accounts.check_credentials(data["username"], data["password"])
-    return oauth_tokens(user)
+    return oauth_tokens(accounts.log_in(data["username"], data["password"], _client()))
 
 
 @blp.route("/logout", methods=["POST"])
@@ -109,7 +110,7 @@ def issue_token(data):
 @blp.arguments(LogoutSchema, required=False)
 @blp.response(200, MessageSchema)
 def logout(data):
-    """Revoke the access token, and the refresh token if given.
+    """Revoke the access token, and the refresh token if given (which ends its session).
 
     A second logout with the same token is 401 (`Token has been revoked...`), like any use of a revoked token."""
     accounts.log_out(g.token_claims, data.get("refresh_token"))
@@ -121,9 +122,12 @@ def logout(data):
 @blp.response(200, TokenSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
 def refresh(data):
-    """Trade a refresh token for a new pair; the old refresh token is revoked."""
-    user = accounts.rotate_refresh_token(data["refresh_token"])
-    return tokens(user, "Successfully refreshed")
+    """Trade a refresh token for a new pair in the same session; the old refresh token is revoked.
+
+    A refresh token of an ended session, or one spent already, is 401 `Token has been revoked...`.
+    Tokens carry their session's id (`sid`). A refresh token issued before this API had sessions (no
+    `sid`) is spent once and continued in a new session; such an access token works until it expires."""
+    return tokens(accounts.rotate_refresh_token(data["refresh_token"], _client()), "Successfully refreshed")
 
 
 @blp.route("/me", methods=["GET"])
@@ -140,10 +144,44 @@ def me():
 @blp.response(200, TokenSchema)
 @blp.alt_response(409, response="CONFLICT")
 def change_password(data):
-    """Change your password: every token issued before stops working; new tokens are returned.
+    """Change your password; the new tokens returned start a new session.
 
-    An external account has no password here: 409."""
-    user = current_user()
-    accounts.check_current_password(user, data["current_password"])
-    accounts.change_password(user, data["new_password"])
-    return tokens(user, "Password changed")
+    Every session ends and every token issued before stops working. An external account has no
+    password here: 409."""
+    pair = accounts.change_password(current_user(), data["current_password"], data["new_password"], _client())
+    return tokens(pair, "Password changed")
+
+
+@blp.route("/sessions", methods=["GET"])
+@auth_required
+@blp.response(200, SessionListResponse)
+def sessions():
+    """List your sessions: your signed-in devices.
+
+    A session is one login (JSON or the OAuth2 token endpoint) or registration, continued by the
+    refresh tokens rotated from it. Ended and expired sessions are not listed; `current` marks the
+    one this request's token belongs to; the most recently used come first. `last_used_at` is the
+    session's last login or refresh (when tokens were last issued in it), not its last request.
+    `user_agent` and `ip` are those of that login or refresh; `ip` is the client address as the rate
+    limits see it (behind `TRUSTED_PROXIES`, the address the proxy names). At most 100 sessions
+    live per account: a login beyond that ends the least recently used. An external (OpenID
+    Connect) account has no sessions here: its list is empty."""
+    return found("sessions", session_service.live_sessions(current_user(), current_session_id()))
+
+
+@blp.route("/sessions/<id:session_id>", methods=["DELETE"])
+@auth_required
+@blp.response(200, DeletedSchema)
+def end_session(session_id):
+    """End one of your sessions: sign that device out.
+
+    The session's refresh token and every access token issued in it stop working at once, on every
+    instance. Ending your current session signs this client out too. Another user's session, or one
+    that has ended or expired, is 404."""
+    session_service.end_session(current_user(), session_id)
+    return deleted(session_id)
+
+
+def _client():
+    """Where the request comes from, as its session shows it."""
+    return Client(request.headers.get("User-Agent"), get_remote_address())
