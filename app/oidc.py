@@ -8,13 +8,15 @@ of the other kind. Key URLs in a token's header (`jku`, `x5u`, `jwk`, `x5c`)
 are never followed: such a token is refused.
 
 The first request of an external `sub` creates its local account; its
-permissions are the token's claim, read again on every request.
+permissions are the token's claim, read again on every request. Once that account
+is deleted, the sub's tokens issued before are invalid (deleted_external_accounts).
 """
 
 import hashlib
 import string
 import threading
 import time
+from datetime import timezone
 
 import jwt
 from flask import current_app
@@ -23,7 +25,7 @@ from sqlalchemy import false, select
 from app import database
 from app.errors import APIError
 from app.extensions import db
-from app.models import RevokedToken, User
+from app.models import DeletedExternalAccount, RevokedToken, User
 from app.permissions import PERMISSIONS
 from app.transactions import commit_early
 
@@ -190,9 +192,21 @@ def _email(claims):
 
 
 def _account_row(sub, jti):
-    """One query: the account and whether the token is blacklisted."""
+    """One query: the account, whether the token is blacklisted, and when an earlier account of the
+    sub was deleted (or None)."""
     revoked = select(RevokedToken.id).where(RevokedToken.jti == jti).exists() if jti else false()
-    return db.session.execute(select(User, revoked).where(User.external_id == sub)).first()
+    stmt = (
+        select(User, revoked, DeletedExternalAccount.deleted_at)
+        .outerjoin(DeletedExternalAccount, DeletedExternalAccount.external_id == User.external_id)
+        .where(User.external_id == sub)
+    )
+    return db.session.execute(stmt).first()
+
+
+def _check_not_of_a_deleted_account(claims, deleted_at):
+    """A token issued before its sub's account was deleted (at `deleted_at`) belonged to that account: invalid."""
+    if deleted_at is not None and claims["iat"] <= deleted_at.replace(tzinfo=timezone.utc).timestamp():
+        raise jwt.InvalidTokenError("Issued to a deleted account")
 
 
 def _create_account(sub, email):
@@ -208,12 +222,15 @@ def account(claims):
     sub, email, jti = claims["sub"], _email(claims), revocation_id(claims)
     row = _account_row(sub, jti)
     if row is None:
+        deleted = db.session.get(DeletedExternalAccount, sub)
+        _check_not_of_a_deleted_account(claims, deleted.deleted_at if deleted else None)
         _create_account(sub, email)
         row = _account_row(sub, jti)
         if row is None:  # deleted by an admin in between
             raise jwt.InvalidTokenError("No account")
         commit_early()  # the account exists from its token's first sight, whatever this request's fate
-    user, revoked = row
+    user, revoked, deleted_at = row
+    _check_not_of_a_deleted_account(claims, deleted_at)
     if email and user.external_email != email:  # the provider owns the profile
         user.external_email = email
         commit_early()  # even a GET (which commits nothing) keeps what the provider says

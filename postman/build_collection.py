@@ -543,7 +543,53 @@ def build():
                     ],
                 ),
                 request("Logout again is 401", "POST", "/v1/auth/logout", status=401),
-                request("Delete user", "DELETE", "/v1/users/{{userId}}", token="adminToken"),
+                request(
+                    "Login again",
+                    "POST",
+                    "/v1/auth/login",
+                    token=None,
+                    body={"email": me, "password": "postman password 2"},
+                    save={"token": "pm.response.json().auth_token"},
+                ),
+            ),
+            folder(
+                "Leaving",
+                request(
+                    "Leaving with a wrong password is 422",
+                    "DELETE",
+                    "/v1/auth/me",
+                    status=422,
+                    body={"password": "not my password"},
+                    checks=[
+                        "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Password is incorrect'));"
+                    ],
+                ),
+                request(
+                    "Delete my account",
+                    "DELETE",
+                    "/v1/auth/me",
+                    body={"password": "postman password 2"},
+                    checks=[
+                        "pm.test('deleted', () => pm.expect(pm.response.json().deleted).to.eql(Number(pm.collectionVariables.get('userId'))));"
+                    ],
+                ),
+                request(
+                    "A token of a deleted account is 401",
+                    "GET",
+                    "/v1/auth/me",
+                    status=401,
+                    checks=[
+                        "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Invalid token. Please log in again.'));"
+                    ],
+                ),
+                request(
+                    "The address registers again",
+                    "POST",
+                    "/v1/auth/register",
+                    token=None,
+                    status=201,
+                    body={"email": me, "password": "postman password"},
+                ),
             ),
         ],
     }

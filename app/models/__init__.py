@@ -5,13 +5,14 @@ from app.models.casting import Actor, ActorTally, CatalogueCount, Movie, movie_a
 from app.models.idempotency import IdempotencyKey
 from app.models.image import Image, ImageTag, StoredFile
 from app.models.session import UserSession
-from app.models.user import RevokedToken, User
+from app.models.user import DeletedExternalAccount, RevokedToken, User
 
 __all__ = [
     "Actor",
     "ActorTally",
     "Bucket",
     "CatalogueCount",
+    "DeletedExternalAccount",
     "IdempotencyKey",
     "Image",
     "ImageTag",

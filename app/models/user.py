@@ -81,3 +81,14 @@ class RevokedToken(db.Model):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
     revoked_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class DeletedExternalAccount(db.Model):
+    """When the last local account of an external `sub` was deleted: a token of that sub issued
+    before then belonged to the deleted account and opens nothing, not even a new account (app.oidc).
+    A later token of the sub makes a new, empty account, as the provider vouches for the person anew."""
+
+    __tablename__ = "deleted_external_accounts"
+
+    external_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)

@@ -55,6 +55,14 @@ class PasswordChangeSchema(Schema):
     new_password = NewPassword(required=True)
 
 
+class AccountDeletionSchema(Schema):
+    password = Text(
+        trim=False,
+        max_length=1024,
+        metadata={"description": "Your password (required for an account of this API; an external account has none)"},
+    )
+
+
 class UserSchema(Schema):
     id = fields.Integer(dump_only=True)
     email = fields.String(

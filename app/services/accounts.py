@@ -1,8 +1,10 @@
-"""Accounts: registration, credentials, roles, and the last-admin rule."""
+"""Accounts: registration, credentials, roles, leaving, and the last-admin rule."""
 
 from sqlalchemy import delete, func, select, update
 
+from app import database
 from app.auth import (
+    MSG_INVALID,
     MSG_REVOKED,
     REFRESH,
     decode_token,
@@ -14,7 +16,8 @@ from app.auth import (
 )
 from app.errors import conflict, invalid, not_found, unauthorized
 from app.extensions import db
-from app.models import User
+from app.models import DeletedExternalAccount, User
+from app.models.base import utcnow
 from app.permissions import ADMIN_ROLE, DEFAULT_ROLE
 from app.services import sessions
 from app.services.crud import flush_or_conflict
@@ -22,6 +25,7 @@ from app.services.crud import flush_or_conflict
 INVALID_CREDENTIALS = "Invalid email or password"
 EMAIL_TAKEN = "Email already registered"
 EXTERNAL_PASSWORD = "This account signs in through the external identity provider: change its password there"
+LAST_ADMIN = "Cannot delete the last admin"
 EXTERNAL_ROLE = "This account's permissions come from the external identity provider: change them there"
 
 
@@ -111,20 +115,41 @@ def change_role(user, role):
     _write_keeping_an_admin(change, "Cannot demote the last admin")
 
 
-def delete_user(user):
-    _write_keeping_an_admin(delete(User).where(User.id == user.id), "Cannot delete the last admin")
+def delete_user(user, gone=not_found):
+    """Delete an account: its buckets and items and sessions go with it (ON DELETE CASCADE), its
+    images stay with no owner (SET NULL), and so every token of it stops at once. An external account's
+    tokens are the provider's: its sub is remembered, so that those issued before now stay out (app.oidc)."""
+    if user.is_external:
+        _remember_deleted(user.external_id)
+    _write_keeping_an_admin(delete(User).where(User.id == user.id), LAST_ADMIN, gone)
 
 
-def _write_keeping_an_admin(statement, refusal):
-    """Run `statement` on one user's row, unless it leaves no admin (409).
+def _remember_deleted(external_id):
+    now = utcnow()
+    stmt = database.insert(DeletedExternalAccount).values(external_id=external_id, deleted_at=now)
+    db.session.execute(stmt.on_conflict_do_update(index_elements=["external_id"], set_={"deleted_at": now}))
+
+
+def leave(user, password):
+    """DELETE /v1/auth/me: the account deletes itself, given its password (an external account has none)."""
+    if not user.is_external and not verify_password(password or "", user.password_hash):
+        raise invalid({"password": ["Incorrect password."]}, "Password is incorrect")
+    delete_user(user, gone=lambda: unauthorized(MSG_INVALID))  # deleted meanwhile: its token is invalid
+
+
+def _write_keeping_an_admin(statement, refusal, gone=not_found):
+    """Run `statement` on one user's row, unless it leaves no admin (409); `gone()` is the error when
+    the row has gone meanwhile.
 
     Never check-then-write: two admins demoting each other at once would both see
     another admin. PostgreSQL locks the admin rows first, so such writes queue and
     each counts what the one before left; SQLite runs one writer at a time. The
-    count is taken after the write, inside the same transaction.
+    count is taken after the write, inside the same transaction. A deployment that has no admin
+    at all (none was ever made) refuses nothing: no write of a user takes its last admin away.
     """
-    db.session.execute(select(User.id).where(User.role == ADMIN_ROLE).order_by(User.id).with_for_update())
+    admins = db.session.scalars(select(User.id).where(User.role == ADMIN_ROLE).order_by(User.id).with_for_update())
+    had_admins = admins.first() is not None
     if db.session.execute(statement).rowcount == 0:  # deleted meanwhile
-        raise not_found()
-    if db.session.scalar(select(func.count(User.id)).where(User.role == ADMIN_ROLE)) == 0:
+        raise gone()
+    if had_admins and db.session.scalar(select(func.count(User.id)).where(User.role == ADMIN_ROLE)) == 0:
         raise conflict(refusal)

@@ -12,7 +12,8 @@ bucket's delete takes the item along), is a deadlock PostgreSQL breaks: a 409 th
 
 from sqlalchemy import bindparam, select, update
 
-from app.errors import not_found
+from app.auth import MSG_INVALID
+from app.errors import not_found, unauthorized
 from app.extensions import db
 from app.models import Bucket, Item, User
 from app.services.crud import bump, delete_counted, flush_or_conflict, update_or_conflict
@@ -67,15 +68,19 @@ def _buckets_changed(owner_id, count_by=0):
     are no longer used), and `count_by` more or fewer of them. One UPDATE of the owner's row.
 
     Every writer of a user's buckets runs it before writing a bucket: they take turns on the
-    owner's row, and none of them waits there while holding a bucket's name."""
+    owner's row, and none of them waits there while holding a bucket's name.
+    How many rows it changed: 0 if the owner has been deleted."""
     changes = {User.buckets_revision: User.buckets_revision + 1}
     if count_by:
         changes[User.bucket_count] = User.bucket_count + count_by
-    db.session.execute(update(User).where(User.id == owner_id).values(changes))
+    return db.session.execute(update(User).where(User.id == owner_id).values(changes)).rowcount
 
 
 def create_bucket(owner, data):
-    _buckets_changed(owner.id, 1)
+    # The owner's row is locked from here to the commit: an account deletion waits for this bucket
+    # (and takes it along), or went first and the owner is gone: its token is invalid, not a 409.
+    if not _buckets_changed(owner.id, 1):
+        raise unauthorized(MSG_INVALID)
     bucket = Bucket(owner_id=owner.id, **data)
     db.session.add(bucket)
     flush_or_conflict(DUPLICATE_BUCKET)

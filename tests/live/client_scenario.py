@@ -331,6 +331,19 @@ def administration(s, admin, user, user_id):
     s.call("getMe", 401, "Error", client=user)  # the token of a deleted user
 
 
+def leaving(s):
+    """An account deletes itself; its address registers again."""
+    email = f"leaver-{uuid.uuid4().hex[:12]}@example.com"
+    body = s.call("register", 201, "RegisterResponse", body=models.Register(email=email, password=PASSWORD)).parsed
+    leaver = s.client(body.auth_token)
+    wrong = s.call("deleteMe", 422, "Error", client=leaver, body=models.AccountDeletion(password="not the password"))
+    assert wrong.parsed.message == "Password is incorrect"
+    gone = s.call("deleteMe", 200, "Deleted", client=leaver, body=models.AccountDeletion(password=PASSWORD)).parsed
+    assert gone.deleted == body.user.id
+    s.call("getMe", 401, "Error", client=leaver)
+    s.call("register", 201, "RegisterResponse", body=models.Register(email=email, password=PASSWORD))
+
+
 def main(base_url, admin_email, admin_password):
     _index_operations()
     s = Scenario(base_url)
@@ -342,6 +355,7 @@ def main(base_url, admin_email, admin_password):
     casting(s, admin)
     images(s, admin, user)
     administration(s, admin, user, user_id)
+    leaving(s)
     untested = set(TAGS) - s.called
     assert not untested, f"operations the scenario does not drive: {sorted(untested)}"
     print(f"client scenario: {s.steps} steps passed")

@@ -1,4 +1,4 @@
-"""/v1/auth: register, login, logout, refresh, me, password, sessions."""
+"""/v1/auth: register, login, logout, refresh, me (and leaving), password, sessions."""
 
 from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
@@ -8,6 +8,7 @@ from app.auth import auth_required, current_session_id, current_user
 from app.extensions import limiter
 from app.http import FORM_MIMETYPE, Blueprint, no_store, read_json_object, require_mimetype
 from app.schemas.auth import (
+    AccountDeletionSchema,
     LoginSchema,
     LogoutSchema,
     OAuthTokenSchema,
@@ -136,6 +137,25 @@ def refresh(data):
 def me():
     """Your account, role and permissions."""
     return found("user", current_user())
+
+
+@blp.route("/me", methods=["DELETE"])
+@auth_required
+@blp.arguments(AccountDeletionSchema, required=False)
+@blp.response(200, DeletedSchema)
+@blp.alt_response(409, response="CONFLICT")
+def delete_me(data):
+    """Delete your account.
+
+    Give your password (`{"password": "..."}`); an external (OpenID Connect) account has none here and
+    sends no body (a password it sends is ignored). A wrong or missing password is 422 `Password is
+    incorrect`; the last admin cannot leave (409). Your buckets and items are deleted, every token of
+    the account stops working at once, and the images you uploaded stay in the shared repository with
+    `owner_id` null. The address can register again, as a new account that no old token fits."""
+    user = current_user()
+    user_id = user.id  # read before the row goes
+    accounts.leave(user, data.get("password"))
+    return deleted(user_id)
 
 
 @blp.route("/password", methods=["PUT"])
