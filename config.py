@@ -109,6 +109,9 @@ def build_config(env_name=None, **overrides):
         # thread may: then 0, SQLAlchemy's "no limit").
         "DB_POOL_SIZE": _env_int("DB_POOL_SIZE", None),
         "DB_MAX_OVERFLOW": _env_int("DB_MAX_OVERFLOW", 2),
+        # Account exports (GET /v1/auth/me/export) streaming at once per worker process, each on a
+        # database connection of its own outside the fair-admission gate: keep it at most DB_MAX_OVERFLOW.
+        "EXPORTS_AT_ONCE": _env_int("EXPORTS_AT_ONCE", 2),
         "ACCESS_TOKEN_MINUTES": _env_int("ACCESS_TOKEN_MINUTES", 15),
         "REFRESH_TOKEN_DAYS": _env_int("REFRESH_TOKEN_DAYS", 30),
         "BCRYPT_ROUNDS": _env_int("BCRYPT_ROUNDS", 4 if testing else 12),

@@ -52,6 +52,22 @@ class OneLineErrors(logging.Filter):
         return True
 
 
+class BodyCutShort(Exception):
+    """Raised out of a streamed answer's body to have the server break the connection off: the status
+    and headers are long sent, and only an incomplete transfer tells the client that the body is not whole."""
+
+
+class CutShortInOneLine(logging.Filter):
+    """The WSGI server logs the body it could not finish with a traceback; for a BodyCutShort (an
+    expected event, already logged by the app with its cause) one line is enough."""
+
+    def filter(self, record):
+        if record.exc_info and isinstance(record.exc_info[1], BodyCutShort):
+            record.msg, record.args = f"{record.getMessage()}: the body was cut short", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def configure_logging(level):
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
@@ -63,6 +79,8 @@ def configure_logging(level):
         logger.setLevel(level)
         logger.propagate = False
     logging.getLogger("flask-limiter").filters[:] = [OneLineErrors()]
+    gunicorn = logging.getLogger("gunicorn.error")
+    gunicorn.filters[:] = [f for f in gunicorn.filters if not isinstance(f, CutShortInOneLine)] + [CutShortInOneLine()]
 
 
 def assign_request_id():

@@ -555,6 +555,16 @@ def build():
             folder(
                 "Leaving",
                 request(
+                    "Export my account",
+                    "GET",
+                    "/v1/auth/me/export",
+                    checks=[
+                        "pm.test('attachment', () => pm.expect(pm.response.headers.get('Content-Disposition')).to.match(/^attachment; filename=\"account-[0-9]+\\.json\"$/));",
+                        "pm.test('mine', () => pm.expect(pm.response.json().user.id).to.eql(Number(pm.collectionVariables.get('userId'))));",
+                        "pm.test('lists', () => pm.expect(pm.response.json().buckets).to.be.an('array'));",
+                    ],
+                ),
+                request(
                     "Leaving with a wrong password is 422",
                     "DELETE",
                     "/v1/auth/me",

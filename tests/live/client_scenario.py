@@ -332,10 +332,15 @@ def administration(s, admin, user, user_id):
 
 
 def leaving(s):
-    """An account deletes itself; its address registers again."""
+    """An account exports its data, then deletes itself; its address registers again."""
     email = f"leaver-{uuid.uuid4().hex[:12]}@example.com"
     body = s.call("register", 201, "RegisterResponse", body=models.Register(email=email, password=PASSWORD)).parsed
     leaver = s.client(body.auth_token)
+    kept = s.call("createBucket", 201, "BucketResponse", client=leaver, body=models.BucketInput(name="Kept")).parsed
+    s.call("createItem", 201, "ItemResponse", client=leaver, bucket_id=kept.bucket.id, body=models.ItemInput(name="x"))
+    exported = s.call("getAccountExport", 200, "AccountExport", client=leaver)
+    assert exported.headers["Content-Disposition"] == f'attachment; filename="account-{body.user.id}.json"'
+    assert [(b.name, [i.name for i in b.items]) for b in exported.parsed.buckets] == [("Kept", ["x"])]
     wrong = s.call("deleteMe", 422, "Error", client=leaver, body=models.AccountDeletion(password="not the password"))
     assert wrong.parsed.message == "Password is incorrect"
     gone = s.call("deleteMe", 200, "Deleted", client=leaver, body=models.AccountDeletion(password=PASSWORD)).parsed

@@ -1,8 +1,9 @@
-"""/v1/auth: register, login, logout, refresh, me (and leaving), password, sessions."""
+"""/v1/auth: register, login, logout, refresh, me (its export, and leaving), password, sessions."""
 
 from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 
+from app.api.export import export_response
 from app.api.responses import deleted, found, oauth_tokens, registered, tokens
 from app.auth import auth_required, current_session_id, current_user
 from app.extensions import limiter
@@ -22,7 +23,8 @@ from app.schemas.auth import (
     UserResponse,
 )
 from app.schemas.common import DeletedSchema, MessageSchema
-from app.services import accounts
+from app.schemas.export import EXPORT_HEADERS, AccountExportSchema
+from app.services import accounts, exports
 from app.services import sessions as session_service
 from app.services.sessions import Client
 
@@ -156,6 +158,21 @@ def delete_me(data):
     user_id = user.id  # read before the row goes
     accounts.leave(user, data.get("password"))
     return deleted(user_id)
+
+
+@blp.route("/me/export", methods=["GET"])
+@auth_required
+@blp.response(200, AccountExportSchema, headers=EXPORT_HEADERS)
+def account_export():
+    """Download your account's data: one JSON file.
+
+    `{"user", "buckets": [{...bucket fields, "items": [...]}], "images": [...], "success": true}`, each
+    object as the API answers it elsewhere; buckets, items and images by id; `images` are those you
+    uploaded. Streamed (memory stays flat however big the account), from one snapshot on PostgreSQL.
+    `success` comes last: should the database fail mid-way, the transfer is broken off (no last chunk;
+    curl exits with 18) and what arrived is not valid JSON, so a cut answer never looks complete.
+    At most EXPORTS_AT_ONCE exports run per worker process; one more is 503 with Retry-After."""
+    return export_response(exports.open_export(current_user()))
 
 
 @blp.route("/password", methods=["PUT"])
