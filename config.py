@@ -6,6 +6,8 @@ Every setting is documented in `.env.example` and docs/configuration.md.
 import os
 from pathlib import Path
 
+import logs
+
 BASE_DIR = Path(__file__).resolve().parent
 # The release: `/`, `/v1` and the OpenAPI document's info.version all say this.
 RELEASE_VERSION = "1.1.0"
@@ -130,6 +132,8 @@ def build_config(env_name=None, **overrides):
         "CORS_ORIGINS": _env_str("CORS_ORIGINS", "" if production else "*"),
         "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         "LOG_LEVEL": _env_str("LOG_LEVEL", "INFO"),
+        # text (readable) or json (one object per line), for the app's lines and gunicorn's (logs.py).
+        "LOG_FORMAT": _env_str("LOG_FORMAT", "text"),
         "MAX_JSON_BYTES": _env_int("MAX_JSON_BYTES", 1024 * 1024),
         # Page numbers reach this many rows deep; cursors walk any depth.
         "MAX_PAGE_OFFSET": _env_int("MAX_PAGE_OFFSET", 10_000),
@@ -184,11 +188,19 @@ def build_config(env_name=None, **overrides):
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
     config["SQLALCHEMY_ENGINE_OPTIONS"] = {**config["SQLALCHEMY_ENGINE_OPTIONS"], **pool_options(config)}
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
+    config["LOG_FORMAT"] = _checked_log_format(config["LOG_FORMAT"])
     config.update(rate_limit_store_settings(config["RATELIMIT_STORAGE_URI"], config["RATELIMIT_FAIL_CLOSED"]))
     _check_oidc(config)
     if production:
         check_production_secret(config["SECRET_KEY"])
     return config
+
+
+def _checked_log_format(value):
+    try:
+        return logs.log_format(value)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def pool_options(config):

@@ -4,6 +4,15 @@ Command-line flags (`--bind`, `--workers`) override what is set here.
 """
 
 import os
+import sys
+
+from dotenv import load_dotenv
+
+# logs.py lives beside this file, whatever directory gunicorn was started from (--chdir).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import logs  # noqa: E402
+
+load_dotenv()  # as the app does: LOG_FORMAT in .env applies to gunicorn's own lines too
 
 # Chosen by `bench/run.sh --workers` on 2 cores (bench/README.md): threaded workers, so a
 # request waiting on the database (a lock, the statement timeout, an outage) holds a thread, not
@@ -18,6 +27,9 @@ worker_class = "app.server.HeadFirstThreadWorker"  # gthread, reading each reque
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = 64
 accesslog = "-"
+# Every line, gunicorn's error and access logs as the app's, in LOG_FORMAT (text or json): logs.py.
+logger_class = logs.GunicornLogger
+access_log_format = logs.ACCESS_TEXT
 
 # Gunicorn answers these itself, before the app runs, in plain HTML (see docs/robustness.md):
 # a request line longer than this is 414; more header fields, or a longer one, is 431.

@@ -54,7 +54,7 @@ def create_app(config=None, **overrides):
     app.url_map.merge_slashes = False
     app.url_map.converters["id"] = http.IdConverter
     app.json = http.OrjsonProvider(app)
-    http.configure_logging(app.config["LOG_LEVEL"])
+    http.configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     if app.config["TRUSTED_PROXIES"]:
         count = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
@@ -77,6 +77,7 @@ def create_app(config=None, **overrides):
     app.before_request(auth.verify_bearer)
     fairness.init_app(app)  # after verify_bearer: the gate keys on the verified identity
     app.after_request(http.add_request_id)
+    app.after_request(http.note_for_access_log)  # route and user id, for gunicorn's access line
     app.after_request(http.add_standard_headers)
     errors.init_app(app)
     register_routes(app, api)

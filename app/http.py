@@ -9,6 +9,7 @@ from functools import wraps
 
 import flask_smorest
 import orjson
+import sqlalchemy
 from flask import Request, current_app, g, request
 from flask.json.provider import JSONProvider
 from flask.sessions import SecureCookieSessionInterface
@@ -16,6 +17,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter, ValidationError
 
+import logs
 from app.errors import APIError
 from app.schemas.common import MAX_ID
 
@@ -34,11 +36,17 @@ class OrjsonProvider(JSONProvider):
 
 
 class RequestIdFilter(logging.Filter):
+    """Gives each line the id of the request it belongs to (`outside` when none)."""
+
+    def __init__(self, outside):
+        super().__init__()
+        self.outside = outside
+
     def filter(self, record):
         try:
-            record.request_id = g.get("request_id", "-")
+            record.request_id = g.get("request_id", self.outside)
         except RuntimeError:  # outside a request
-            record.request_id = "-"
+            record.request_id = self.outside
         return True
 
 
@@ -68,10 +76,12 @@ class CutShortInOneLine(logging.Filter):
         return True
 
 
-def configure_logging(level):
+def configure_logging(level, log_format):
+    """The app's lines in LOG_FORMAT (logs.py), each with the request id of the request it
+    belongs to. Libraries' warnings (the root logger: OpenTelemetry, botocore...) too."""
     handler = logging.StreamHandler()
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+    handler.addFilter(RequestIdFilter(None if log_format == "json" else "-"))
+    handler.setFormatter(logs.formatter(log_format))
     # Flask-Limiter logs its store going away and coming back: that belongs in our log too.
     for name in ("app", "flask-limiter"):
         logger = logging.getLogger(name)
@@ -81,11 +91,26 @@ def configure_logging(level):
     logging.getLogger("flask-limiter").filters[:] = [OneLineErrors()]
     gunicorn = logging.getLogger("gunicorn.error")
     gunicorn.filters[:] = [f for f in gunicorn.filters if not isinstance(f, CutShortInOneLine)] + [CutShortInOneLine()]
+    logging.getLogger().handlers[:] = [handler]
+    logging.captureWarnings(True)  # Python's warnings as log lines too, not bare text among JSON lines
 
 
 def assign_request_id():
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+    request.environ[logs.REQUEST_ID] = g.request_id
+
+
+def note_for_access_log(response):
+    """after_request: what gunicorn's access line (logs.GunicornLogger) needs from the app: the
+    route (the URL rule, never the raw path) and the authenticated user's id."""
+    if request.url_rule is not None:
+        request.environ[logs.ROUTE] = request.url_rule.rule
+    user = g.get("current_user")
+    if user is not None:
+        # The identity map's key, not `user.id`: after a commit that attribute would cost a SELECT.
+        request.environ[logs.USER_ID] = sqlalchemy.inspect(user).identity[0]
+    return response
 
 
 def add_request_id(response):

@@ -71,10 +71,12 @@ class Answer:
 
 
 class LiveServer:
-    def __init__(self, env=None, workers=2, threads=None):
-        """`threads` per worker: gunicorn.conf.py's unless given."""
+    def __init__(self, env=None, workers=2, threads=None, access_log=False):
+        """`threads` per worker: gunicorn.conf.py's unless given; `access_log`: gunicorn's access
+        lines go to the log (see log()) instead of /dev/null."""
         self.env_overrides = dict(env or {})
         self.workers, self.threads = workers, threads
+        self.access_log = access_log
         self.database = f"api_live_{uuid.uuid4().hex[:12]}"
         self.database_url = _with_database(TEST_DATABASE_URL, self.database)
         self.port = free_port()
@@ -112,7 +114,8 @@ class LiveServer:
         )
         command = [os.path.join(BIN, "gunicorn"), "-c", os.path.join(ROOT, "gunicorn.conf.py")]
         command += ["--workers", str(self.workers)] + (["--threads", str(self.threads)] if self.threads else [])
-        command += ["--bind", f"127.0.0.1:{self.port}", "--access-logfile", "/dev/null", "app:create_app()"]
+        access_log = "-" if self.access_log else "/dev/null"
+        command += ["--bind", f"127.0.0.1:{self.port}", "--access-logfile", access_log, "app:create_app()"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
@@ -276,15 +279,17 @@ class LiveServerTestCase(unittest.TestCase):
     server_env = {}
     server_workers = 2
     server_threads = 8
+    server_access_log = False
 
     @classmethod
     def _own_server(cls):
-        return bool(cls.server_env) or (cls.server_workers, cls.server_threads) != (2, 8)
+        return bool(cls.server_env) or (cls.server_workers, cls.server_threads, cls.server_access_log) != (2, 8, False)
 
     @classmethod
     def setUpClass(cls):
         if cls._own_server():
-            cls.server = LiveServer(cls.server_env, cls.server_workers, cls.server_threads).start()
+            server = LiveServer(cls.server_env, cls.server_workers, cls.server_threads, cls.server_access_log)
+            cls.server = server.start()
         else:
             cls.server = shared_server()
 
