@@ -23,9 +23,11 @@ import json
 import os
 import re
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +47,7 @@ SIZES = {
     "1M": ["--buckets", "100000", "--items", "10", "--actors", "100000", "--movies", "100000"],
 }
 PER_PAGE = 20
+MAX_OFFSET = int(os.environ.get("MAX_PAGE_OFFSET", "10000"))
 SECRET_KEY = "bench-" + secrets.token_hex(32)
 
 
@@ -142,13 +145,17 @@ def free_port():
 
 
 class Gunicorn:
-    def __init__(self, target, env, chdir=None, flags=()):
+    """`target` served with gunicorn.conf.py of `root` (this tree, or another build's for --compare).
+
+    The access log goes to /dev/null: each line is still formatted, as in production."""
+
+    def __init__(self, target, env, chdir=None, flags=(), root=ROOT):
         self.port = free_port()
-        command = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), *flags]
+        command = [str(BIN / "gunicorn"), "-c", str(root / "gunicorn.conf.py"), *flags]
         command += ["--bind", f"127.0.0.1:{self.port}", "--access-logfile", "/dev/null", "--log-level", "warning"]
         if chdir:
             command += ["--chdir", str(chdir)]
-        self.process = subprocess.Popen([*command, target], cwd=ROOT, env=env)
+        self.process = subprocess.Popen([*command, target], cwd=root, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -164,10 +171,10 @@ class Gunicorn:
         self.process.wait(20)
 
 
-def exchange(port, method, path, body=None, token=None):
+def exchange(port, method, path, body=None, token=None, headers=None):
     """One HTTP request: (status, raw body)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(headers or {})}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     connection.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
@@ -211,10 +218,12 @@ UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 
 
-def wrk(port, path, token=None, seconds=5, connections=16, script=None, label="run"):
+def wrk(port, path, token=None, seconds=5, connections=16, script=None, label="run", headers=None):
     command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if token:
         command += ["-H", f"Authorization: Bearer {token}"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
     if script:
         command += ["-s", str(script)]
     out = subprocess.run([*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True).stdout
@@ -298,6 +307,7 @@ def endpoints(port, owner, admin, max_offset, cursor):
     actors = "/v1/actors?gender=female&min_age=30&max_age=60"
     return [
         ("list page 1", f"/v1/buckets?page=1&per_page={PER_PAGE}", owner),
+        (GZIP_LINE, f"/v1/buckets?page=1&per_page={PER_PAGE}", owner),
         ("window-edge page", f"/v1/buckets?page={edge_page}&per_page={PER_PAGE}", owner),
         ("cursor page at 80 %", f"/v1/buckets?per_page={PER_PAGE}&cursor={quote(cursor)}", owner),
         (f"q search ({word})", f"/v1/buckets?q={word}&per_page={PER_PAGE}", owner),
@@ -323,6 +333,9 @@ def floor_lines(bucket, owner):
 
 # Lines that run on a server of their own, with these settings (by name, before its " (").
 LINE_SETTINGS = {"q search, total counted each time": {"LIST_TOTALS_CACHED": "0"}}
+# The list line again, from a client that takes gzip (what compressing the answer costs).
+GZIP_LINE = "list page 1, gzip"
+LINE_HEADERS = {GZIP_LINE: {"Accept-Encoding": "gzip"}}
 # The yardstick beside the API in the same run: ../shared/bench/ceiling_db.py, the same two reads on
 # raw psycopg2 with no ORM and no validation layer (its README). Its lines are left out where absent.
 FLOOR_DIR = Path(os.environ.get("BENCH_FLOOR_DIR", ROOT.parent / "shared" / "bench"))
@@ -413,13 +426,14 @@ def measure_sizes(databases, seconds, max_offset, only, rounds):
                     servers[size, name] = Gunicorn("ceiling_db:app", app_env(database), chdir=FLOOR_DIR)
                 elif settings := line_settings(name):
                     servers[size, name] = Gunicorn("app:create_app()", app_env(database, **settings))
-        runs, sizes = {}, list(databases)
+        runs, sizes, prefix = {}, list(databases), "only-" if only else ""
         for round_ in range(rounds):
             for index in range(len(cases[sizes[0]])):
                 for size in sizes if (round_ + index) % 2 == 0 else reversed(sizes):
                     case = cases[size][index]
                     port = servers.get((size, case[0]), servers[size, None]).port
-                    runs.setdefault((size, index), []).append(measure_line(port, size, case, seconds, only))
+                    runs.setdefault((size, index), []).append(measure_line(port, size, case, seconds, prefix))
+        page_bytes = {size: page_sizes(servers[size, None].port, owners[size][0]) for size in databases}
         noisy = []
         if "1M" in databases and selected(only, "noisy neighbour"):
             port, (owner, cursor) = servers["1M", None].port, owners["1M"]
@@ -439,7 +453,26 @@ def measure_sizes(databases, seconds, max_offset, only, rounds):
             if size != sizes[0]:
                 row["scale"] = row["rps"] / best(runs[sizes[0], index])["rps"]
             rows.append(row)
-    return rows, noisy
+    return rows, noisy, page_bytes
+
+
+def page_sizes(port, token):
+    """Bytes on the wire of a 100-item page of buckets: plain, and gzip-compressed when the client takes it."""
+    path = "/v1/buckets?page=1&per_page=100"
+    plain = exchange(port, "GET", path, token=token)[1]
+    gzipped = exchange(port, "GET", path, token=token, headers={"Accept-Encoding": "gzip"})[1]
+    return len(plain), len(gzipped)
+
+
+def page_bytes_text(page_bytes):
+    return (
+        "A 100-item page of buckets: "
+        + "; ".join(
+            f"{size} {plain} bytes, {gzipped} with gzip ({1 - gzipped / plain:.0%} saved)"
+            for size, (plain, gzipped) in page_bytes.items()
+        )
+        + "."
+    )
 
 
 def best(runs):
@@ -447,7 +480,8 @@ def best(runs):
     return max(runs, key=lambda run: run["rps"])
 
 
-def measure_line(port, size, case, seconds, only):
+def measure_line(port, size, case, seconds, prefix=""):
+    """One wrk run of `case`; its raw output is bench/results/raw/<prefix><size>-<line>.txt."""
     name, path, token = case
     script, connections = None, 16
     if token is None:  # bcrypt: two at a time already fill the two cores
@@ -455,8 +489,8 @@ def measure_line(port, size, case, seconds, only):
         script = RESULTS / "raw" / "login.lua"
         script.parent.mkdir(parents=True, exist_ok=True)
         script.write_text(LOGIN_SCRIPT % (OWNER, PASSWORD))
-    label = f"{'only-' if only else ''}{size}-{slug(name)}"
-    result = wrk(port, path, token, seconds, connections, script, label=label)
+    label = f"{prefix}{size}-{slug(name)}"
+    result = wrk(port, path, token, seconds, connections, script, label=label, headers=LINE_HEADERS.get(name))
     log(f"{size} {name}: {result['rps']:.0f} req/s, p50 {result['p50']} ms")
     return {"size": size, "endpoint": name, "path": path, **result}
 
@@ -520,8 +554,8 @@ def slug(text):
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def hello(seconds, label, flags=()):
-    server = Gunicorn("hello:app", dict(os.environ), chdir=ROOT / "bench", flags=flags)
+def hello(seconds, label, flags=(), root=ROOT):
+    server = Gunicorn("hello:app", dict(os.environ), chdir=ROOT / "bench", flags=flags, root=root)
     try:
         return wrk(server.port, "/", None, seconds, label=label)
     finally:
@@ -639,6 +673,133 @@ def compare_fairness(seconds, rounds):
     write_table("fairness.md", f"Fair admission settings, {when}, {seconds} s per line", lines)
 
 
+# -- --compare: two builds in one run --------------------------------------------------------
+
+
+def build_tree(rev):
+    """A copy of revision `rev`'s files (git archive), served with this tree's virtualenv."""
+    directory = Path(tempfile.mkdtemp(prefix="api-bench-build-"))
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
+    return directory
+
+
+def describe(rev):
+    out = subprocess.run(["git", "log", "-1", "--format=%h %s", rev], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip()[:72]
+
+
+def compared_lines(only):
+    """The bench's list and single-GET lines (and the gzip one): not login, not the yardstick's."""
+    return lambda name: not name.startswith(("login", FLOOR)) and selected(only, name)
+
+
+def compare_builds(rev, sizes, seconds, rounds, only, fresh):
+    """The same lines for two builds in one run: revision `rev`, served from a copy of its tree, and
+    this tree, side by side on the same databases. Each round runs every line on both builds back
+    to back (which goes first alternates from line to line and round to round), and hello-world
+    under each build's gunicorn.conf.py, so that a machine drifting mid-run weighs on both alike.
+    Reported: each build's best round, their ratio, and the median of the rounds' paired ratios."""
+    changed = subprocess.run(["git", "diff", "--quiet", rev, "--", "migrations"], cwd=ROOT).returncode
+    if changed:
+        log(f"warning: {rev} has other migrations than this tree; it runs on this tree's schema")
+    builds = {"before": build_tree(rev), "after": ROOT}
+    names = {"before": describe(rev), "after": f"this tree ({describe('HEAD')}{' + changes' if dirty() else ''})"}
+    databases = {size: seeded_database(size, fresh) for size in sizes}
+    runs, hellos, page_bytes = {}, {build: [] for build in builds}, {}
+    try:
+        for size, database in databases.items():
+            log(f"{size}: serving both builds")
+            servers, cases = {}, None
+            try:
+                for build, root in builds.items():
+                    servers[build, None] = Gunicorn("app:create_app()", app_env(database), root=root)
+                port = servers["after", None].port
+                owner, admin = login(port, OWNER), login(port, ADMIN)
+                listed = endpoints(port, owner, admin, MAX_OFFSET, deep_cursor(port, owner))
+                wanted = compared_lines(only)
+                cases = [(n, p() if callable(p) else p, t) for n, p, t in listed if wanted(n)]
+                for build, root in builds.items():
+                    for name, *_ in cases:
+                        if settings := line_settings(name):
+                            servers[build, name] = Gunicorn(
+                                "app:create_app()", app_env(database, **settings), root=root
+                            )
+                page_bytes[size] = {build: page_sizes(servers[build, None].port, owner) for build in builds}
+                for round_ in range(rounds):
+                    for index, case in enumerate(cases):
+                        for build in in_turn(builds, round_ + index):
+                            port = servers.get((build, case[0]), servers[build, None]).port
+                            result = measure_line(port, f"{size}-{build}", case, seconds, "compare-")
+                            runs.setdefault((size, case[0]), {}).setdefault(build, []).append(result)
+                    for build in in_turn(builds, round_):
+                        label = f"compare-{build}-hello-{size}-{round_ + 1}"
+                        hellos[build].append(hello(seconds, label, root=builds[build])["rps"])
+            finally:
+                for server in servers.values():
+                    server.stop()
+    finally:
+        shutil.rmtree(builds["before"], ignore_errors=True)
+        for size, database in databases.items():
+            if size == "1k":
+                psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    compare_report(rev, names, runs, hellos, page_bytes, seconds, rounds)
+
+
+def in_turn(builds, turn):
+    """The builds, in an order that alternates with `turn`."""
+    return list(builds) if turn % 2 == 0 else list(reversed(builds))
+
+
+def dirty():
+    return bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout)
+
+
+def compare_report(rev, names, runs, hellos, page_bytes, seconds, rounds):
+    hello_best = {build: max(values) for build, values in hellos.items()}
+    when = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    lines = [
+        f"before: {names['before']}  ",
+        f"after: {names['after']}",
+        "",
+        f"Loopback, {os.cpu_count()} cores; wrk -t2 -c16, {seconds} s per line and build, {rounds} rounds, the "
+        "builds back to back within each round (their order alternating). hello-world under each build's "
+        f"gunicorn.conf.py: {hello_best['before']:.0f} req/s before, {hello_best['after']:.0f} after (best of "
+        f"{len(hellos['before'])}). after / before: of the best rounds, and the median of the rounds' paired ratios. "
+        + "100-item page of buckets, after: "
+        + "; ".join(
+            f"{size} {b['after'][0]} bytes plain, {b['after'][1]} gzip ({1 - b['after'][1] / b['after'][0]:.0%} saved)"
+            for size, b in page_bytes.items()
+        )
+        + ".",
+        "",
+        "| size | line | before req/s | after req/s | after / before | paired median | before × hello "
+        "| after × hello | p50 ms before | after | non-2xx |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (size, name), builds in runs.items():
+        before, after = best(builds["before"]), best(builds["after"])
+        paired = statistics.median(a["rps"] / b["rps"] for a, b in zip(builds["after"], builds["before"], strict=True))
+        non2xx = sum(run["non2xx"] for runs_ in builds.values() for run in runs_)
+        lines.append(
+            f"| {size} | {name} | {before['rps']:.0f} | {after['rps']:.0f} | {after['rps'] / before['rps']:.3f} "
+            f"| {paired:.3f} | {before['rps'] / hello_best['before']:.3f} | {after['rps'] / hello_best['after']:.3f} "
+            f"| {before['p50']:.2f} | {after['p50']:.2f} | {non2xx} |"
+        )
+    write_table("compare.md", f"Compare {rev} with this tree, {when}", lines)
+    (RESULTS / "compare.json").write_text(
+        json.dumps(
+            {
+                "names": names,
+                "hello": hellos,
+                "page_bytes": page_bytes,
+                "runs": {f"{size} {name}": builds for (size, name), builds in runs.items()},
+            },
+            indent=2,
+        )
+    )
+
+
 def report(rows, noisy, hellos, conditions, seeded, name="latest"):
     hello_rps = max(hellos[0]["rps"], hellos[1]["rps"])
     lines = [
@@ -692,6 +853,12 @@ def main():
     parser.add_argument("--workers", action="store_true", help="compare gunicorn worker settings instead")
     parser.add_argument("--fairness", action="store_true", help="compare fair-admission settings instead")
     parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="measure the list and single-GET lines for git revision REV and this tree in one run, "
+        "interleaved (results: compare.md)",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=None, help="times each line runs (default 3); --workers, --fairness: 1"
     )
     parser.add_argument(
@@ -705,8 +872,12 @@ def main():
         return compare_workers(args.seconds, args.rounds or 1)
     if args.fairness:
         return compare_fairness(args.seconds, args.rounds or 1)
+    if args.compare:
+        return compare_builds(
+            args.compare, args.sizes.split(","), args.seconds, args.rounds or 3, args.only, args.fresh
+        )
     args.rounds = args.rounds or 3
-    max_offset = int(os.environ.get("MAX_PAGE_OFFSET", "10000"))
+    max_offset = MAX_OFFSET
     started = time.monotonic()
     load = os.getloadavg()
     conditions = {
@@ -724,7 +895,7 @@ def main():
     prefix = "only-" if args.only else ""
     hellos = [hello(args.seconds, f"{prefix}hello-before")]
     try:
-        rows, noisy = measure_sizes(databases, args.seconds, max_offset, args.only, args.rounds)
+        rows, noisy, page_bytes = measure_sizes(databases, args.seconds, max_offset, args.only, args.rounds)
     finally:
         for size, database in databases.items():
             if size == "1k":
@@ -733,6 +904,7 @@ def main():
     # 64 threads serve the fair admission gate; does hello-world itself lose or gain by them?
     hellos.append(hello(args.seconds, f"{prefix}hello-8-threads", flags=["--threads", "8"]))
     conditions["text"] += f" Whole run {time.monotonic() - started:.0f} s."
+    conditions["text"] += " " + page_bytes_text(page_bytes)
     report(rows, noisy, hellos, conditions, seeded, name="only" if args.only else "latest")
 
 
