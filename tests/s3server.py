@@ -39,13 +39,27 @@ def _is_free(port):
     return True
 
 
+class PortTaken(RuntimeError):
+    """SeaweedFS found one of its ports taken: try another block."""
+
+
 class SeaweedS3:
     def __init__(self):
         self.directory = tempfile.mkdtemp(prefix="seaweed-")
         self.process = None
         self.endpoint = None
 
-    def start(self, timeout=60):
+    def start(self, timeout=60, attempts=3):
+        """Start on a fresh block of free ports; again on another block if one of them was taken
+        between the check and SeaweedFS binding it (other processes on the machine pick ports too)."""
+        for attempt in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                if attempt == attempts - 1:
+                    raise
+
+    def _start_once(self, timeout):
         base = _free_port_block()
         master, volume, filer, s3 = base, base + 1, base + 2, base + 3
         self.endpoint = f"http://127.0.0.1:{s3}"
@@ -70,7 +84,8 @@ class SeaweedS3:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"SeaweedFS exited early; see {self.directory}/weed.log")
+                log.close()
+                self._raise_exit()
             try:
                 urllib.request.urlopen(self.endpoint, timeout=1)
                 return self
@@ -80,6 +95,15 @@ class SeaweedS3:
                 time.sleep(0.3)
         self.stop()
         raise RuntimeError("SeaweedFS S3 did not come up in time")
+
+    def _raise_exit(self):
+        with open(os.path.join(self.directory, "weed.log"), "rb") as log:
+            taken = b"address already in use" in log.read()
+        if taken:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = tempfile.mkdtemp(prefix="seaweed-")
+            raise PortTaken()
+        raise RuntimeError(f"SeaweedFS exited early; see {self.directory}/weed.log")
 
     def stop(self):
         if self.process and self.process.poll() is None:
