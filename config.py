@@ -5,6 +5,7 @@ Every setting is documented in `.env.example` and docs/configuration.md.
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import logs
 
@@ -123,6 +124,8 @@ def build_config(env_name=None, **overrides):
         # Failed logins from one address across all accounts (password spraying).
         "RATELIMIT_LOGIN_ADDRESS": _env_str("RATELIMIT_LOGIN_ADDRESS", "50 per hour"),
         "RATELIMIT_REGISTER": _env_str("RATELIMIT_REGISTER", "300 per minute"),
+        # POST /v1/auth/password/forgot per client address (mails are capped per address besides).
+        "RATELIMIT_PASSWORD_FORGOT": _env_str("RATELIMIT_PASSWORD_FORGOT", "60 per minute"),
         # Retry-After goes on 429 and 503 only (app.errors); no X-RateLimit-* headers.
         "RATELIMIT_HEADERS_ENABLED": False,
         # When the rate-limit store (Redis) is down: false counts in memory per process
@@ -171,6 +174,19 @@ def build_config(env_name=None, **overrides):
         "OIDC_JWKS_LIFETIME_SECONDS": _env_float("OIDC_JWKS_LIFETIME_SECONDS", 600),
         "OIDC_JWKS_MIN_REFETCH_SECONDS": _env_float("OIDC_JWKS_MIN_REFETCH_SECONDS", 5),
         "OIDC_JWKS_TIMEOUT_SECONDS": _env_float("OIDC_JWKS_TIMEOUT_SECONDS", 3),
+        # Mail (app.mail): without SMTP_URL, mails are written to the log.
+        "SMTP_URL": _env_str("SMTP_URL", None),
+        "SMTP_TIMEOUT_SECONDS": _env_float("SMTP_TIMEOUT_SECONDS", 10),
+        "MAIL_FROM": _env_str("MAIL_FROM", "no-reply@localhost"),
+        # The links put in mails: `{token}` is replaced by the mail's token.
+        "PASSWORD_RESET_URL": _env_str("PASSWORD_RESET_URL", "http://localhost:3000/reset-password?token={token}"),
+        "EMAIL_VERIFY_URL": _env_str("EMAIL_VERIFY_URL", "http://localhost:3000/verify-email?token={token}"),
+        "PASSWORD_RESET_MINUTES": _env_int("PASSWORD_RESET_MINUTES", 30),
+        "EMAIL_VERIFY_HOURS": _env_int("EMAIL_VERIFY_HOURS", 48),
+        "REQUIRE_VERIFIED_EMAIL": _env_bool("REQUIRE_VERIFIED_EMAIL", False),
+        # A mail the SMTP server did not take is tried again this often for its first 10 minutes
+        # (then less and less often, for 24 hours).
+        "MAIL_RETRY_SECONDS": _env_float("MAIL_RETRY_SECONDS", 30),
         # OpenAPI (flask-smorest)
         "API_TITLE": "Buckets, Images & Casting API",
         "API_VERSION": RELEASE_VERSION,
@@ -191,6 +207,7 @@ def build_config(env_name=None, **overrides):
     config["LOG_FORMAT"] = _checked_log_format(config["LOG_FORMAT"])
     config.update(rate_limit_store_settings(config["RATELIMIT_STORAGE_URI"], config["RATELIMIT_FAIL_CLOSED"]))
     _check_oidc(config)
+    _check_mail(config)
     if production:
         check_production_secret(config["SECRET_KEY"])
     return config
@@ -245,6 +262,31 @@ def _check_oidc(config):
     if not algorithms or not set(algorithms) <= ASYMMETRIC_ALGORITHMS:
         raise ConfigError(f"OIDC_ALGORITHMS must name some of {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}.")
     config["OIDC_ALGORITHMS"] = algorithms
+
+
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+
+
+def _check_mail(config):
+    """A malformed SMTP_URL or link template is refused at start; a missing SMTP_URL never is
+    (mails then go to the log)."""
+    url = config["SMTP_URL"]
+    if url:
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 (raises for a port that is not a number)
+        except ValueError:
+            raise ConfigError("SMTP_URL has a port that is not a number.") from None
+        if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+            raise ConfigError(
+                "SMTP_URL must look like smtp://host:port, smtp+starttls://user:pass@host:587 "
+                "or smtps://user:pass@host:465."  # never echo the value: it may hold a password
+            )
+    for name in ("PASSWORD_RESET_URL", "EMAIL_VERIFY_URL"):
+        if "{token}" not in config[name]:
+            raise ConfigError(f"{name} must contain {{token}}, where the mail's token goes.")
+    if config["MAIL_RETRY_SECONDS"] <= 0 or config["SMTP_TIMEOUT_SECONDS"] <= 0:
+        raise ConfigError("MAIL_RETRY_SECONDS and SMTP_TIMEOUT_SECONDS must be positive.")
 
 
 def check_production_secret(secret):

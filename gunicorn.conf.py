@@ -36,3 +36,18 @@ access_log_format = logs.ACCESS_TEXT
 limit_request_line = 8190  # room for long cursors and query strings
 limit_request_fields = 64
 limit_request_field_size = 8190  # room for a bearer token from an external identity provider
+
+
+def post_worker_init(worker):
+    """Each worker starts its mail sender at once, so mails that waited through a restart leave
+    without waiting for a request (app.mail; threads do not survive the fork, hence here)."""
+    from app.mail import start_sender
+
+    start_sender(worker.wsgi)
+
+
+def worker_exit(_server, worker):
+    """A worker going down (restart, deploy) ends the mail it is sending and leaves the rest due."""
+    from app.mail import stop_sender
+
+    stop_sender(getattr(worker, "wsgi", None))  # the arbiter calls this too, for a worker it lost

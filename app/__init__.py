@@ -7,7 +7,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import auth, database, errors, fairness, http, oidc, pagination, transactions
+from app import auth, database, errors, fairness, http, mail, oidc, pagination, transactions
 from app.api import openapi, register_routes
 from app.extensions import api, cors, db, limiter, migrate, schema_name
 from app.storage import init_storage
@@ -84,4 +84,5 @@ def create_app(config=None, **overrides):
     pagination.init_app(app)
     init_storage(app)
     oidc.init_app(app)
+    mail.init_app(app)
     return app

@@ -31,6 +31,21 @@ MSG_MALFORMED = "Malformed authorization header"
 MSG_EXPIRED = "Signature expired. Please log in again."
 MSG_INVALID = "Invalid token. Please log in again."
 MSG_REVOKED = "Token has been revoked. Please log in again."
+MSG_VERIFY_FIRST = "Verify your e-mail address first"
+
+# With REQUIRE_VERIFIED_EMAIL, what a local account whose address is not verified may still do
+# with its token, as (method, endpoint): read itself, ask for verification, log out, see and end
+# its sessions, and leave. Logging in, refreshing and verifying need no bearer token.
+UNVERIFIED_MAY = frozenset(
+    {
+        ("GET", "auth.me"),
+        ("POST", "auth.logout"),
+        ("POST", "auth.request_verification"),
+        ("GET", "auth.sessions"),
+        ("DELETE", "auth.end_session"),
+        ("DELETE", "auth.delete_me"),
+    }
+)
 
 # OpenAPI security schemes that carry a bearer token: ours pasted as is or got by the OAuth2
 # password grant, or the external OIDC issuer's; any one of them opens a guarded endpoint.
@@ -249,8 +264,19 @@ def authenticate():
     else:
         g.token_claims = claims
         user = load_token_user(claims)
+        _check_verified(user)
     g.current_user = user
     return user
+
+
+def _check_verified(user):
+    """REQUIRE_VERIFIED_EMAIL: 403 for an unverified local account outside UNVERIFIED_MAY.
+    External accounts are exempt: their address is their identity provider's business."""
+    if user.email_verified_at is not None or not current_app.config["REQUIRE_VERIFIED_EMAIL"]:
+        return
+    method = "GET" if request.method == "HEAD" else request.method
+    if (method, request.endpoint) not in UNVERIFIED_MAY:
+        raise APIError(403, MSG_VERIFY_FIRST)
 
 
 # -- decorators --------------------------------------------------------------
@@ -275,7 +301,12 @@ def auth_required(view):
         authenticate()
         return view(*args, **kwargs)
 
-    return _document(wrapper, "Requires a bearer access token.", {401: "UNAUTHORIZED"})
+    return _document(
+        wrapper,
+        "Requires a bearer access token (403 `Verify your e-mail address first` for an account whose "
+        "address is not verified, when REQUIRE_VERIFIED_EMAIL is set).",
+        {401: "UNAUTHORIZED", 403: "FORBIDDEN"},
+    )
 
 
 def requires_permission(permission):

@@ -1,21 +1,23 @@
-"""manage.py commands: create-user, purge-tokens, purge-idempotency-keys, seed, sweep-images.
+"""manage.py commands: create-user, purge-tokens, purge-idempotency-keys, seed, sweep-images, mail.
 
 (Flask adds db and routes.) Each command is one unit of work (app.transactions): it commits once
 when it returns, and rolls back if it fails.
 """
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 from marshmallow import ValidationError
 from sqlalchemy import delete, select
 
+from app import mail
 from app.errors import APIError
 from app.extensions import db
 from app.models import RevokedToken, User
 from app.models.base import utcnow
 from app.permissions import ROLES
 from app.schemas.auth import RegisterSchema
-from app.services import accounts, idempotency, images, sessions
+from app.services import accounts, idempotency, images, mail_tokens, sessions
 from app.transactions import command_transaction
 
 
@@ -32,7 +34,7 @@ def create_user(email, password, role):
     _check_credentials(email, password)
     user = db.session.scalars(select(User).where(User.email == accounts.normalize_email(email))).first()
     if user is None:
-        user = accounts.register(email, password, role)
+        user = accounts.register(email, password, role, verified=True)  # the operator vouches for it
         click.echo(f"Created {user.email} (id {user.id}) with role {user.role}")
         return
     try:
@@ -61,7 +63,11 @@ def purge_tokens():
     """Delete blacklist rows whose tokens have expired anyway, and expired sessions."""
     result = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
     expired_sessions = sessions.purge_expired()
-    click.echo(f"Purged {result.rowcount} expired revoked tokens and {expired_sessions} expired sessions")
+    mailed = mail_tokens.purge_expired()
+    click.echo(
+        f"Purged {result.rowcount} expired revoked tokens, {expired_sessions} expired sessions "
+        f"and {mailed} expired mailed tokens"
+    )
 
 
 @click.command("purge-idempotency-keys")
@@ -81,8 +87,65 @@ def sweep_images():
     click.echo(f"Removed the bytes of {orphans} unreferenced hashes and {temp_files} stale temp files")
 
 
+@click.group("mail")
+def mail_group():
+    """The mail outbox: what waits, what failed, and sending failed mails again."""
+
+
+def _when(moment):
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+
+
+@mail_group.command("status")
+@click.option("--limit", default=20, show_default=True, help="Mails listed of each kind")
+@with_appcontext
+def mail_status(limit):
+    """Show the mails waiting to be sent and those that failed."""
+    rows, totals = mail.waiting_and_failed(limit)
+    click.echo(f"Sending through {current_app.extensions['mail'].transport!r}")
+    click.echo(f"{totals['waiting']} waiting, {totals['failed']} failed")
+    for title, mails, moment in (("Waiting", rows["waiting"], "next attempt"), ("Failed", rows["failed"], "failed")):
+        if mails:
+            click.echo(f"\n{title} (id, kind, to, queued, {moment}, attempts, last error):")
+        for row in mails:
+            when = row.next_attempt_at if row.failed_at is None else row.failed_at
+            to = row.recipient or "(none: dropped unsent)"
+            click.echo(
+                f"  {row.id}  {row.kind}  {to}  {_when(row.queued_at)}  {_when(when)}  {row.attempts}  "
+                f"{row.last_error or '-'}"
+            )
+
+
+@mail_group.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "every", is_flag=True, help="Every failed mail")
+@with_appcontext
+@command_transaction
+def mail_retry(ids, every):
+    """Send failed mails again (by id, or --all): they wait again, for another 24 hours."""
+    count = mail.retry_failed(_chosen(ids, every))
+    click.echo(f"{count} failed mail(s) wait again; the web processes send them within {mail.IDLE_SECONDS} s")
+
+
+@mail_group.command("discard")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "every", is_flag=True, help="Every failed mail")
+@with_appcontext
+@command_transaction
+def mail_discard(ids, every):
+    """Delete failed mails (by id, or --all)."""
+    count = mail.discard_failed(_chosen(ids, every))
+    click.echo(f"Deleted {count} failed mail(s)")
+
+
+def _chosen(ids, every):
+    if bool(ids) == every:
+        raise click.UsageError("name the mails by id, or give --all")
+    return None if every else list(ids)
+
+
 def register_commands(group):
     from app.seed import seed
 
-    for command in (create_user, purge_tokens, purge_idempotency_keys, seed, sweep_images):
+    for command in (create_user, purge_tokens, purge_idempotency_keys, seed, sweep_images, mail_group):
         group.add_command(command)

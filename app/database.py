@@ -173,7 +173,16 @@ def init_app(app):
         return
     extensions.set_wait_callback(wait_for_server)  # process-wide; without a bound it just waits
     app.before_request(note_arrival)
-    parameters = connect_parameters(app.config)
+    configure_connections(engine, app.config)
+    event.listen(engine, "checkin", _back_to_transactions)
+
+
+def configure_connections(engine, config):
+    """Each new PostgreSQL connection of `engine` (the app's pool, the mail sender's own): bounded
+    waits, and the session settings, once. Nothing to do on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return
+    parameters = connect_parameters(config)
 
     @event.listens_for(engine, "do_connect")
     def _bounded(_dialect, _record, _cargs, cparams):
@@ -181,7 +190,7 @@ def init_app(app):
             raise psycopg2.OperationalError("the database was found silent while this request waited")
         cparams.update(parameters)
 
-    sql = session_settings(app.config["DB_STATEMENT_TIMEOUT_MS"], app.config["DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"])
+    sql = session_settings(config["DB_STATEMENT_TIMEOUT_MS"], config["DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"])
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record):
@@ -190,8 +199,6 @@ def init_app(app):
         with dbapi_connection.cursor() as cursor:
             cursor.execute(sql)
         dbapi_connection.autocommit = autocommit_before
-
-    event.listen(engine, "checkin", _back_to_transactions)
 
 
 def end_session(_exc=None):

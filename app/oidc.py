@@ -26,6 +26,7 @@ from app import database
 from app.errors import APIError
 from app.extensions import db
 from app.models import DeletedExternalAccount, RevokedToken, User
+from app.models.base import utcnow
 from app.permissions import PERMISSIONS
 from app.transactions import commit_early
 
@@ -231,11 +232,23 @@ def account(claims):
         commit_early()  # the account exists from its token's first sight, whatever this request's fate
     user, revoked, deleted_at = row
     _check_not_of_a_deleted_account(claims, deleted_at)
-    if email and user.external_email != email:  # the provider owns the profile
-        user.external_email = email
+    if _mirror_profile(user, email, claims.get("email_verified")):
         commit_early()  # even a GET (which commits nothing) keeps what the provider says
     user.token_permissions = granted_permissions(claims)
     return user, revoked
+
+
+def _mirror_profile(user, email, email_verified):
+    """The provider owns the profile: keep its `email` and `email_verified` claims (when the
+    token carries them). True if anything changed."""
+    changed = False
+    if email and user.external_email != email:
+        user.external_email = email
+        changed = True
+    if isinstance(email_verified, bool) and user.email_verified != email_verified:
+        user.email_verified_at = utcnow() if email_verified else None
+        changed = True
+    return changed
 
 
 def local_claims(claims, user):

@@ -11,6 +11,12 @@ HERE = Path(__file__).parent
 
 OK = "pm.test('{status}', () => pm.response.to.have.status({status}));"
 NUMERIC_VARIABLES = ("actorId",)
+SENT = "Verification e-mail sent"
+INVALID_TOKEN = "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Invalid or expired token'));"
+FORGOT_ANSWER = (
+    "pm.test('same answer', () => pm.expect(pm.response.json()).to.eql("
+    "{success: true, message: 'If that address has an account, a reset link is on its way'}));"
+)
 JSON_ENVELOPE = "pm.test('envelope', () => pm.expect(pm.response.json().success).to.eql({success}));"
 
 
@@ -248,6 +254,68 @@ def build():
                     checks=[
                         "pm.test('message', () => pm.expect(pm.response.json().message).to.eql('Provide an authorization header'));"
                     ],
+                ),
+            ),
+            folder(
+                "E-mail verification and password reset",
+                request(
+                    "Me: not verified yet",
+                    "GET",
+                    "/v1/auth/me",
+                    checks=[
+                        "pm.test('unverified', () => pm.expect(pm.response.json().user.email_verified).to.eql(false));"
+                    ],
+                ),
+                request(
+                    "Ask for a verification mail",
+                    "POST",
+                    "/v1/auth/email/verify/request",
+                    status=202,
+                    checks=[f"pm.test('message', () => pm.expect(pm.response.json().message).to.eql({SENT!r}));"],
+                ),
+                request(
+                    "Verify with a token that was never mailed is 400",
+                    "POST",
+                    "/v1/auth/email/verify",
+                    token=None,
+                    status=400,
+                    body={"token": "not-a-mailed-token"},
+                    checks=[INVALID_TOKEN],
+                ),
+                request(
+                    "Forgot password",
+                    "POST",
+                    "/v1/auth/password/forgot",
+                    token=None,
+                    status=202,
+                    body={"email": me},
+                    checks=[FORGOT_ANSWER],
+                ),
+                request(
+                    "Forgot password of an unknown address: the same answer",
+                    "POST",
+                    "/v1/auth/password/forgot",
+                    token=None,
+                    status=202,
+                    body={"email": "nobody-{{$randomUUID}}@example.com"},
+                    checks=[FORGOT_ANSWER],
+                ),
+                request(
+                    "Reset with a short password is 422",
+                    "POST",
+                    "/v1/auth/password/reset",
+                    token=None,
+                    status=422,
+                    body={"token": "not-a-mailed-token", "new_password": "short"},
+                ),
+                request(
+                    "Reset with a token that was never mailed is 400",
+                    "POST",
+                    "/v1/auth/password/reset",
+                    token=None,
+                    status=400,
+                    body={"token": "not-a-mailed-token", "new_password": "postman password 3"},
+                    checks=[INVALID_TOKEN],
                 ),
             ),
             folder(

@@ -13,6 +13,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import unittest
 import uuid
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from flask.testing import FlaskClient
 from PIL import Image as PILImage
 from sqlalchemy import create_engine, event, func, select, text
 
-from app import create_app
+from app import create_app, mail
 from app.extensions import db
 from app.models import Actor, ActorTally, User
 
@@ -90,6 +91,23 @@ def shared_app():
     if _state["app"] is None:
         _state["app"] = make_app()
     return _state["app"]
+
+
+@contextmanager
+def fresh_database():
+    """The URL of a new, empty database of the kind under test (dropped afterwards)."""
+    from tests.liveserver import LiveServer  # it imports this module
+
+    if IS_POSTGRES:
+        server = LiveServer()
+        server._admin(f'CREATE DATABASE "{server.database}"')
+        try:
+            yield server.database_url
+        finally:
+            server.stop()
+    else:
+        with tempfile.TemporaryDirectory(prefix="api-fresh-", dir=_TMP) as directory:
+            yield f"sqlite:///{directory}/fresh.db"
 
 
 def empty_tables():
@@ -174,11 +192,76 @@ class APITestCase(unittest.TestCase):
         return body
 
 
+class MailTestCase(APITestCase):
+    """Mail goes to a real SMTP server on loopback (`self.sink`, tests/smtp_sink.py), sent by the
+    app's own sender thread, on a database of the class's own: any sender takes any due mail of
+    its database (as instances do), so on the shared one another test app's sender could take
+    this class's mail. Retries come quickly (MAIL_RETRY_SECONDS)."""
+
+    mail_settings = {}
+
+    @classmethod
+    def setUpClass(cls):
+        from tests.smtp_sink import SmtpSink  # it imports this module
+
+        url = cls.enterClassContext(fresh_database())
+        cls.sink = SmtpSink().start()
+        cls.addClassCleanup(cls.sink.stop)
+        settings = {"SQLALCHEMY_DATABASE_URI": url, "SMTP_URL": cls.sink.url, "MAIL_RETRY_SECONDS": 0.2}
+        cls.mail_app = create_app("testing", **{**BASE_CONFIG, **settings, **cls.mail_settings})
+        with cls.mail_app.app_context():
+            flask_migrate.upgrade()
+        mail.start_sender(cls.mail_app)  # as gunicorn's worker does (tests write mail outside requests too)
+        cls.addClassCleanup(cls._close_app)
+
+    @classmethod
+    def _close_app(cls):
+        cls.mail_app.extensions["mail"].stop()
+        with cls.mail_app.app_context():
+            db.engine.dispose()
+
+    def setUp(self):
+        self.app = self.mail_app
+        self.ctx = self.app.app_context()
+        self.ctx.push()
+        self.client = self.app.test_client()
+
+    def new_address(self):
+        return f"mail{next(_counter)}@example.com"
+
+    def wait_until(self, condition, timeout=15):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.assertLess(time.monotonic(), deadline, "not so within the time allowed")
+            time.sleep(0.05)
+
+    def mails_to(self, address, count=1, timeout=15):
+        """The mails that reached `address`, once there are `count` (AssertionError after `timeout` s)."""
+        deadline = time.monotonic() + timeout
+        while len(mails := self.sink.to(address)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(mails)} of {count} mails reached {address} within {timeout} s")
+            time.sleep(0.02)
+        return mails
+
+
 _counter = itertools.count(1)
 
 
 def bearer(token):
     return {"Authorization": f"Bearer {token}"}
+
+
+def wait_until_mail_sent(app, timeout=15):
+    """Until no mail waits in the outbox of `app`'s database (a sender of this process took them)."""
+    deadline = time.monotonic() + timeout
+    with app.app_context():
+        while mail.count_waiting():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"mail still waits after {timeout} s")
+            db.session.rollback()
+            time.sleep(0.05)
+        db.session.rollback()
 
 
 def in_parallel(target, argument_lists):

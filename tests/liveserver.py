@@ -12,7 +12,7 @@
             self.assertNo5xx(answers)
             self.assertEqual(self.server.scalar("SELECT count(*) FROM revoked_tokens WHERE user_id = :u", u=user_id), 1)
 
-The server runs in production mode (random SECRET_KEY, gthread workers, gunicorn.conf.py) on a
+The server runs in production mode (a random SECRET_KEY, gthread workers, gunicorn.conf.py) on a
 free loopback port, against a database created and migrated for it and dropped afterwards.
 Only bcrypt's cost is lowered (BCRYPT_ROUNDS=4) so that making accounts stays fast.
 These tests need TEST_DATABASE_URL (PostgreSQL); on SQLite they are skipped.
@@ -71,14 +71,18 @@ class Answer:
 
 
 class LiveServer:
-    def __init__(self, env=None, workers=2, threads=None, access_log=False):
+    def __init__(self, env=None, workers=2, threads=None, access_log=False, database_of=None):
         """`threads` per worker: gunicorn.conf.py's unless given; `access_log`: gunicorn's access
-        lines go to the log (see log()) instead of /dev/null."""
+        lines go to the log (see log()) instead of /dev/null. `database_of` another LiveServer: a
+        second instance on its database (which that one creates and drops)."""
         self.env_overrides = dict(env or {})
         self.workers, self.threads = workers, threads
         self.access_log = access_log
-        self.database = f"api_live_{uuid.uuid4().hex[:12]}"
+        self.owns_database = database_of is None
+        self.database = database_of.database if database_of else f"api_live_{uuid.uuid4().hex[:12]}"
         self.database_url = _with_database(TEST_DATABASE_URL, self.database)
+        # One key for the server's life (restarts too), shared by an instance on the same database.
+        self.secret_key = database_of.secret_key if database_of else secrets.token_urlsafe(48)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workdir = tempfile.mkdtemp(prefix="api-live-")
@@ -93,7 +97,7 @@ class LiveServer:
         env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL", "COVERAGE_FILE")}
         env.update(
             APP_ENV="production",
-            SECRET_KEY=secrets.token_urlsafe(48),
+            SECRET_KEY=self.secret_key,
             DATABASE_URL=self.database_url,
             BCRYPT_ROUNDS="4",
             UPLOAD_DIR=os.path.join(self.workdir, "uploads"),
@@ -106,12 +110,23 @@ class LiveServer:
         return env
 
     def start(self):
-        self._admin(f'CREATE DATABASE "{self.database}"')
+        if self.owns_database:
+            self._admin(f'CREATE DATABASE "{self.database}"')
         self.engine = create_engine(self.database_url, poolclass=NullPool)  # holds no idle connection
+        if self.owns_database:
+            subprocess.run(
+                [sys.executable, "manage.py", "db", "upgrade"], cwd=ROOT, env=self.env, check=True, capture_output=True
+            )
+        self._launch()
+        return self
+
+    def restart(self):
+        """Stop gunicorn (SIGTERM, as a deployment does) and start it again on the same database."""
+        self._terminate()
+        self._launch()
+
+    def _launch(self):
         env = self.env
-        subprocess.run(
-            [sys.executable, "manage.py", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True
-        )
         command = [os.path.join(BIN, "gunicorn"), "-c", os.path.join(ROOT, "gunicorn.conf.py")]
         command += ["--workers", str(self.workers)] + (["--threads", str(self.threads)] if self.threads else [])
         access_log = "-" if self.access_log else "/dev/null"
@@ -125,7 +140,6 @@ class LiveServer:
         except BaseException:
             self.stop()  # else a server that never came up outlives the test, holding its connections
             raise
-        return self
 
     def _wait_until_up(self, seconds=30):
         deadline = time.monotonic() + seconds
@@ -140,7 +154,7 @@ class LiveServer:
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not answer within {seconds} s:\n{self.log()}")
 
-    def stop(self):
+    def _terminate(self):
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -148,9 +162,13 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def stop(self):
+        self._terminate()
         if self.engine is not None:
             self.engine.dispose()
-        self._admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        if self.owns_database:
+            self._admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         subprocess.run(["rm", "-rf", self.workdir], check=False)
 
     def _admin(self, statement):

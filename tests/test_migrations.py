@@ -3,9 +3,7 @@
 import os
 import subprocess
 import sys
-import tempfile
 import unittest
-from contextlib import contextmanager
 
 from sqlalchemy import create_engine, inspect, text
 
@@ -13,6 +11,7 @@ from app.schemas.auth import USERS
 from app.schemas.bucket import BUCKETS, ITEMS
 from app.schemas.casting import ACTORS, MOVIES
 from app.schemas.image import IMAGES
+from tests.helpers import fresh_database
 from tests.liveserver import IS_POSTGRES, ROOT, SKIP_REASON, LiveServer
 
 LISTINGS = (USERS, BUCKETS, ITEMS, ACTORS, MOVIES, IMAGES)
@@ -43,21 +42,7 @@ class MigrationTests(unittest.TestCase):
 
 CATALOGUE_COUNTS = "3c9d0f4a7b21"  # the revision that adds catalogue_counts
 ACTOR_TALLIES = "7a1e5c2d9f30"  # the revision that adds actor_tallies
-
-
-@contextmanager
-def fresh_database():
-    """The URL of a new, empty database of the kind under test (dropped afterwards)."""
-    if IS_POSTGRES:
-        server = LiveServer()
-        server._admin(f'CREATE DATABASE "{server.database}"')
-        try:
-            yield server.database_url
-        finally:
-            server.stop()
-    else:
-        with tempfile.TemporaryDirectory(prefix="api-migrations-") as directory:
-            yield f"sqlite:///{directory}/fresh.db"
+MAIL = "97cffbe83f91"  # the revision that adds the mail outbox, mail tokens and users.email_verified_at
 
 
 class BackfillMigrationTests(unittest.TestCase):
@@ -115,3 +100,12 @@ class BackfillMigrationTests(unittest.TestCase):
             ACTOR_TALLIES, "actor_tallies", [insert], "SELECT gender_key, age, total FROM actor_tallies"
         )
         self.assertEqual(tallies, [("female", 30, 2), ("female", 31, 1), ("male", 30, 1)])
+
+    def test_accounts_already_there_start_unverified_and_the_mail_tables_go_back_down(self):
+        insert = (
+            "INSERT INTO users (email, password_hash, role, token_version, bucket_count, buckets_revision, "
+            "created_at, modified_at, version) VALUES ('old@example.com', 'x', 'user', 1, 0, 0, "
+            "'2020-01-01', '2020-01-01', 1)"
+        )
+        users = self.backfilled(MAIL, "mail_outbox", [insert], "SELECT email, email_verified_at FROM users")
+        self.assertEqual(users, [("old@example.com", None)])

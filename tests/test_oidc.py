@@ -99,7 +99,9 @@ class ExternalAccountTests(OIDCTestCase):
         response = self.me(headers)
         self.assertEqual(response.status_code, 200, response.json)
         user = response.json["user"]
-        self.assertEqual(set(user), {"id", "email", "role", "permissions", "external_id", "created_at"})
+        self.assertEqual(
+            set(user), {"id", "email", "role", "permissions", "external_id", "email_verified", "created_at"}
+        )
         self.assertEqual(user["email"], "Alice@Example.com")
         self.assertIsNone(user["role"])
         self.assertEqual(user["permissions"], ["get:actors"])

@@ -13,6 +13,9 @@ OPEN_OPERATIONS = INPUTLESS_OPERATIONS | {
     ("/v1/auth/login", "post"),
     ("/v1/auth/refresh", "post"),
     ("/v1/auth/token", "post"),
+    ("/v1/auth/email/verify", "post"),
+    ("/v1/auth/password/forgot", "post"),
+    ("/v1/auth/password/reset", "post"),
 }
 
 

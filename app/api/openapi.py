@@ -98,8 +98,8 @@ ERROR_HEADERS = {
     "SERVICE_UNAVAILABLE": ("Retry-After",),
 }
 
-# Public operations whose answers carry tokens (so Cache-Control: no-store).
-TOKEN_OPERATIONS = {"register", "login", "refresh", "issueToken"}
+# Public operations of /v1/auth: their answers carry tokens or the account (so Cache-Control: no-store).
+TOKEN_OPERATIONS = {"register", "login", "refresh", "issueToken", "verifyEmail", "forgotPassword", "resetPassword"}
 COLLECTION_VERBS = {"get": "list", "post": "create"}
 ITEM_VERBS = {"get": "get", "put": "replace", "patch": "update", "delete": "delete"}
 JSON = "application/json"

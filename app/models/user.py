@@ -53,12 +53,20 @@ class User(ResourceMixin, db.Model):
         Integer, default=random_token_version, server_default="0", nullable=False
     )
 
+    # When the address was proven (a verification or reset link followed); null while it is not.
+    # An external account mirrors its token's `email_verified` claim here (app.oidc).
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
     # An external account's permissions, set from each request's token (see app.oidc).
     token_permissions = ()
 
     @property
     def is_external(self):
         return self.external_id is not None
+
+    @property
+    def email_verified(self):
+        return self.email_verified_at is not None
 
     @property
     def public_email(self):

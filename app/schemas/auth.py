@@ -82,7 +82,34 @@ class UserSchema(Schema):
         allow_none=True,
         metadata={"description": "The external issuer's `sub`; null for an account of this API"},
     )
+    email_verified = fields.Boolean(
+        dump_only=True,
+        metadata={
+            "description": "Whether the address was proven by following a mailed link (verification or "
+            "password reset). An external account shows its provider's `email_verified` claim as last seen."
+        },
+    )
     created_at = UTCDateTime(dump_only=True)
+
+
+def mailed_token():
+    """Any string: one that is not a live token is 400 `Invalid or expired token`, whatever its shape."""
+    return fields.String(
+        required=True, metadata={"description": "The token of the mailed link (its `token` query parameter)"}
+    )
+
+
+class EmailVerifySchema(Schema):
+    token = mailed_token()
+
+
+class PasswordForgotSchema(Schema):
+    email = Text(required=True, min_length=3, max_length=254, validate=[validate.Email()], metadata={"format": "email"})
+
+
+class PasswordResetSchema(Schema):
+    token = mailed_token()
+    new_password = NewPassword(required=True, metadata={"description": "8 to 72 bytes in UTF-8"})
 
 
 class RoleChangeSchema(Schema):
@@ -139,6 +166,10 @@ class RegisterResponseSchema(TokenSchema):
 
 UserResponse = envelope("UserResponse", "user", UserSchema)
 SessionListResponse = envelope("SessionListResponse", "sessions", SessionSchema, many=True, paginated=False)
+EmailVerifiedResponse = Schema.from_dict(
+    {"success": fields.Boolean(), "message": fields.String(), "user": fields.Nested(UserSchema)},
+    name="EmailVerifiedResponse",
+)
 UserListResponse = envelope("UserListResponse", "users", UserSchema, many=True)
 USERS = Listing(
     "users",

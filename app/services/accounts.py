@@ -19,7 +19,7 @@ from app.extensions import db
 from app.models import DeletedExternalAccount, User
 from app.models.base import utcnow
 from app.permissions import ADMIN_ROLE, DEFAULT_ROLE
-from app.services import sessions
+from app.services import mail_tokens, sessions, verification
 from app.services.crud import flush_or_conflict
 
 INVALID_CREDENTIALS = "Invalid email or password"
@@ -33,11 +33,16 @@ def normalize_email(email):
     return email.strip().lower()
 
 
-def register(email, password, role=DEFAULT_ROLE):
-    """A new account (flushed; 409 if the e-mail is taken)."""
+def register(email, password, role=DEFAULT_ROLE, verified=False):
+    """A new account (flushed; 409 if the e-mail is taken). Unless `verified` (an operator vouches
+    for the address), it is mailed a verification link in the same transaction."""
     user = User(email=normalize_email(email), password_hash=hash_password(password), role=role)
+    if verified:
+        user.email_verified_at = utcnow()
     db.session.add(user)
     flush_or_conflict(EMAIL_TAKEN)
+    if not verified:
+        verification.send_verification(user)
     return user
 
 
@@ -69,9 +74,11 @@ def check_current_password(user, password):
 
 
 def set_password(user, new_password):
-    """A new password: every session ends and every token issued before stops working (flushed)."""
+    """A new password: every session ends, every token issued before stops working, and so does
+    every password reset link sent before (flushed)."""
     user.password_hash = hash_password(new_password)
     sessions.end_every_session(user)
+    mail_tokens.void(user.id, mail_tokens.RESET)
 
 
 def change_password(user, current_password, new_password, client):

@@ -3,14 +3,20 @@
 Each step calls one operation by its operationId and checks the status and that the answer parsed into
 the typed model the OpenAPI document names, with no field the document leaves out. The client raises on
 any status the document does not list for the operation.
-Usage: python tests/live/client_scenario.py http://127.0.0.1:5000 ADMIN_EMAIL ADMIN_PASSWORD
+Mailed links are read from MAILBOX, the directory an SMTP sink the server mails to writes into
+(`python -m tests.smtp_sink --mailbox DIR`, as .ci/live runs it).
+Usage: MAILBOX=DIR python tests/live/client_scenario.py http://127.0.0.1:5000 ADMIN_EMAIL ADMIN_PASSWORD
 Prints "client scenario: N steps passed" last.
 """
 
+import email
+import email.policy
 import importlib
 import io
+import os
 import re
 import sys
+import time
 import uuid
 from datetime import date
 from pathlib import Path
@@ -156,7 +162,42 @@ def accounts(s):
     s.call("logout", 200, "Message", client=user, body=models.Logout(refresh_token=changed.refresh_token))
     s.call("getMe", 401, "Error", client=user)
     again = s.call("login", 200, "Token", body=models.Login(email=email, password=PASSWORD + "!")).parsed
-    return s.client(again.auth_token), registered.parsed.user.id
+    return mail(s, email, s.client(again.auth_token), PASSWORD + "!"), registered.parsed.user.id
+
+
+def mail(s, email, user, password):
+    """Verification and password reset, following the mailed links; answers the client signed in after."""
+    assert s.call("getMe", 200, "UserResponse", client=user).parsed.user.email_verified is False
+    s.call("requestVerification", 202, "Message", client=user)
+    s.call("verifyEmail", 400, "Error", body=models.EmailVerify(token="not-a-mailed-token"))
+    token = mailed_token(email, "Verify your e-mail address")
+    verified = s.call("verifyEmail", 200, "EmailVerifiedResponse", body=models.EmailVerify(token=token)).parsed
+    assert verified.user.email_verified is True
+    s.call("requestVerification", 409, "Error", client=user)
+    for address in (email, f"nobody-{uuid.uuid4().hex[:12]}@example.com"):
+        s.call("forgotPassword", 202, "Message", body=models.PasswordForgot(email=address))
+    token = mailed_token(email, "Reset your password")
+    s.call("resetPassword", 422, "Error", body=models.PasswordReset(token=token, new_password="short"))
+    new_password = password + "?"
+    reset = models.PasswordReset(token=token, new_password=new_password)
+    s.call("resetPassword", 200, "Message", body=reset)
+    s.call("resetPassword", 400, "Error", body=reset)  # a link works once
+    s.call("getMe", 401, "Error", client=user)  # the reset ended every session
+    again = s.call("login", 200, "Token", body=models.Login(email=email, password=new_password)).parsed
+    return s.client(again.auth_token)
+
+
+def mailed_token(to, subject, timeout=15):
+    """The token of the newest mail to `to` with `subject` in MAILBOX (one file per mail, oldest first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = sorted(Path(os.environ["MAILBOX"]).glob("*.eml"))
+        mails = [email.message_from_bytes(path.read_bytes(), policy=email.policy.default) for path in files]
+        mails = [m for m in mails if m["To"] == to and m["Subject"] == subject]
+        if mails:
+            return re.search(r"token=([\w-]+)", mails[-1].get_content()).group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"no mail {subject!r} reached {to}")
 
 
 def sessions(s, user, email, password):

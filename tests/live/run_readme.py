@@ -3,7 +3,8 @@
 The order: README.md, then docs/curl.md (its blocks build on each other, and later pages may use
 what it set up: API, call, field, RUN, the tokens), then every other page of docs/ by name.
 The caller provides the settings (a fresh DATABASE_URL, production mode: see .ci/readme). This
-script picks a free PORT, starts `make run` with it, waits for /v1/health, runs the blocks with
+script starts an SMTP sink (tests/smtp_sink.py; the examples read mailed links from its MAILBOX),
+picks a free PORT, starts `make run` with both, waits for /v1/health, runs the blocks with
 `set -euo pipefail` twice against the same database, and stops the server. The examples check
 their own statuses (the curl guide's `call STATUS ...`, `curl -f`), so a status the docs do not
 promise stops the run.
@@ -14,6 +15,7 @@ Prints "readme: N blocks of M pages passed twice" last.
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +42,22 @@ def wait_until_up(port, server, seconds=60):
     return False
 
 
+def start_smtp_sink(mailbox):
+    """tests/smtp_sink.py on a free port, writing each mail it receives into `mailbox`."""
+    port = free_port()
+    command = [sys.executable, "-m", "tests.smtp_sink", "--port", str(port), "--mailbox", mailbox]
+    sink = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    sink.port = port
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and sink.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return sink
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the SMTP sink did not come up")
+
+
 def pages():
     """README.md, the curl guide (the other pages' blocks may use what it sets up), then the rest of docs/."""
     first = [ROOT / "README.md", ROOT / "docs" / "curl.md"]
@@ -59,7 +77,10 @@ def main(paths):
     ]
     script = "set -euo pipefail\n" + "\n".join(timed)
     port = free_port()
-    env = dict(os.environ, PORT=str(port))
+    mailbox = tempfile.mkdtemp(prefix="readme-mailbox-")
+    sink = start_smtp_sink(mailbox)
+    # The server mails to the sink, and the examples read the links from its MAILBOX.
+    env = dict(os.environ, PORT=str(port), SMTP_URL=f"smtp://127.0.0.1:{sink.port}", MAILBOX=mailbox)
     log = tempfile.NamedTemporaryFile(prefix="readme-server-", suffix=".log", delete=False)
     server = subprocess.Popen(
         ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -78,6 +99,8 @@ def main(paths):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        sink.terminate()
+        sink.wait(timeout=30)
     if "Traceback" in Path(log.name).read_text():
         print(Path(log.name).read_text()[-5000:])
         print("FAIL: the server logged a traceback")

@@ -1,4 +1,5 @@
-"""/v1/auth: register, login, logout, refresh, me (its export, and leaving), password, sessions."""
+"""/v1/auth: register, login, logout, refresh, me (its export, and leaving), password, sessions,
+e-mail verification, password forgot and reset."""
 
 from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
@@ -10,10 +11,14 @@ from app.extensions import limiter
 from app.http import FORM_MIMETYPE, Blueprint, no_store, read_json_object, require_mimetype
 from app.schemas.auth import (
     AccountDeletionSchema,
+    EmailVerifiedResponse,
+    EmailVerifySchema,
     LoginSchema,
     LogoutSchema,
     OAuthTokenSchema,
     PasswordChangeSchema,
+    PasswordForgotSchema,
+    PasswordResetSchema,
     RefreshSchema,
     RegisterResponseSchema,
     RegisterSchema,
@@ -24,7 +29,7 @@ from app.schemas.auth import (
 )
 from app.schemas.common import DeletedSchema, MessageSchema
 from app.schemas.export import EXPORT_HEADERS, AccountExportSchema
-from app.services import accounts, exports
+from app.services import accounts, exports, password_reset, verification
 from app.services import sessions as session_service
 from app.services.sessions import Client
 
@@ -222,3 +227,62 @@ def end_session(session_id):
 def _client():
     """Where the request comes from, as its session shows it."""
     return Client(request.headers.get("User-Agent"), get_remote_address())
+
+
+@blp.route("/email/verify", methods=["POST"])
+@blp.arguments(EmailVerifySchema)
+@blp.response(200, EmailVerifiedResponse)
+@blp.alt_response(400, response="BAD_REQUEST")
+def verify_email(data):
+    """Verify your e-mail address with the token of the mailed link (no bearer token needed).
+
+    The token works once, within EMAIL_VERIFY_HOURS (48) of its mail; one that is unknown, used,
+    expired or altered is 400 `Invalid or expired token`."""
+    user = verification.verify_email(data["token"])
+    return {"success": True, "message": "E-mail verified", "user": user}
+
+
+@blp.route("/email/verify/request", methods=["POST"])
+@auth_required
+@blp.response(202, MessageSchema)
+@blp.alt_response(409, response="CONFLICT")
+def request_verification():
+    """Mail a new verification link to your address (202); 409 if it is verified already.
+
+    At most 3 verification mails go to an address per hour (the one sent at registration
+    included); past that the answer is the same 202, and no mail is sent. An external account's
+    address belongs to its identity provider: 409."""
+    verification.request_verification(current_user())
+    return {"success": True, "message": "Verification e-mail sent"}, 202
+
+
+@blp.route("/password/forgot", methods=["POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_PASSWORD_FORGOT"], key_func=get_remote_address)
+@blp.arguments(PasswordForgotSchema)
+@blp.response(202, MessageSchema)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def forgot_password(data):
+    """Mail a password reset link to the address, if it has an account (no bearer token needed).
+
+    The answer (status, body and, closely, time) is the same whether or not it has one; nothing
+    is sent for an address without an account or of an external account, and at most 3 mails
+    go to an address per hour (more requests: the same 202). Per client address,
+    RATELIMIT_PASSWORD_FORGOT (default 60 per minute) applies: 429 with `Retry-After`.
+    The link works once, within PASSWORD_RESET_MINUTES (30)."""
+    password_reset.request_reset(data["email"])
+    return {"success": True, "message": "If that address has an account, a reset link is on its way"}, 202
+
+
+@blp.route("/password/reset", methods=["POST"])
+@blp.arguments(PasswordResetSchema)
+@blp.response(200, MessageSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
+def reset_password(data):
+    """Set a new password with the token of the mailed link (no bearer token needed).
+
+    Like a password change, it ends every session: every token issued before stops working.
+    Every other reset link sent before stops working too, and the address counts as verified.
+    `new_password` follows the register rules (422, and the token stays usable); a token that
+    is unknown, used, expired or altered is 400 `Invalid or expired token`."""
+    password_reset.reset_password(data["token"], data["new_password"])
+    return {"success": True, "message": "Password has been reset"}
