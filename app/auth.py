@@ -243,7 +243,11 @@ def verify_bearer():
 def bearer_identity():
     """Who the verified token says sent the request (our user id, or the external issuer and
     subject), or None without a valid token. Never an unverified claim: a forged one would let
-    anyone pass for someone else (app.fairness keys on this)."""
+    anyone pass for someone else (app.fairness keys on this).
+
+    Verified here first if no hook has yet (rate limits are checked before verify_bearer runs)."""
+    if "bearer" not in g:
+        verify_bearer()
     if isinstance(g.bearer, APIError):
         return None
     external, claims = g.bearer

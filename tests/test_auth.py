@@ -8,7 +8,7 @@ from app.auth import ACCESS, REFRESH, revoke
 from app.extensions import db
 from app.models import RevokedToken, User, UserSession
 from app.services import accounts
-from tests.helpers import PASSWORD, APITestCase, bearer
+from tests.helpers import PASSWORD, RATELIMIT_TEST_PREFIX, APITestCase, bearer
 
 SECRET_KEY_CLAIMS = ("sub", "iat", "exp", "jti", "type", "ver")
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
@@ -400,3 +400,35 @@ class TokenTests(APITestCase):
         me = self.me(headers).json["user"]
         self.assertEqual(me["role"], "casting_assistant")
         self.assertEqual(me["permissions"], ["get:actors", "get:images", "get:movies"])
+
+
+class PasswordGuessingTests(APITestCase):
+    """A token is not a way to guess its account's password: wrong passwords given to change it or
+    to leave count per account (RATELIMIT_LOGIN), whichever token of the account sends them."""
+
+    app_overrides = {
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_LOGIN": "3 per minute",
+        "RATELIMIT_KEY_PREFIX": RATELIMIT_TEST_PREFIX,
+    }
+
+    def test_wrong_passwords_to_change_or_leave_are_429_at_the_limit(self):
+        first = self.register("guessed@example.com")
+        second = self.client.post("/v1/auth/login", json={"email": "guessed@example.com", "password": PASSWORD}).json
+        change = {"current_password": "guess one", "new_password": "a new password"}
+        self.assertError(self.client.put("/v1/auth/password", json=change, headers=bearer(first["auth_token"])), 422)
+        weak = {"current_password": PASSWORD, "new_password": "short"}
+        for _ in range(3):  # a weak new password is not a guess
+            response = self.client.put("/v1/auth/password", json=weak, headers=bearer(first["auth_token"]))
+            self.assertFieldError(response, "new_password")
+        leave = {"password": "guess two"}
+        self.assertError(self.client.delete("/v1/auth/me", json=leave, headers=bearer(second["auth_token"])), 422)
+        self.assertError(self.client.delete("/v1/auth/me", json=leave, headers=bearer(first["auth_token"])), 422)
+        response = self.client.delete("/v1/auth/me", json={"password": PASSWORD}, headers=bearer(second["auth_token"]))
+        self.assertError(response, 429)
+        self.assertIn("Retry-After", response.headers)
+        right = {"current_password": PASSWORD, "new_password": "a new password"}
+        self.assertError(self.client.put("/v1/auth/password", json=right, headers=bearer(first["auth_token"])), 429)
+        other = self.register()
+        response = self.client.delete("/v1/auth/me", json={"password": PASSWORD}, headers=bearer(other["auth_token"]))
+        self.assertEqual(response.status_code, 200, "another account is not held back")

@@ -23,6 +23,7 @@ from app.services import mail_tokens, sessions, verification
 from app.services.crud import flush_or_conflict
 
 INVALID_CREDENTIALS = "Invalid email or password"
+WRONG_PASSWORD = "Incorrect password."  # the field error of a password that proves who you are
 EMAIL_TAKEN = "Email already registered"
 EXTERNAL_PASSWORD = "This account signs in through the external identity provider: change its password there"
 LAST_ADMIN = "Cannot delete the last admin"
@@ -70,7 +71,7 @@ def check_current_password(user, password):
     if user.is_external:
         raise conflict(EXTERNAL_PASSWORD)
     if not verify_password(password, user.password_hash):
-        raise invalid({"current_password": ["Incorrect password."]}, "Current password is incorrect")
+        raise invalid({"current_password": [WRONG_PASSWORD]}, "Current password is incorrect")
 
 
 def set_password(user, new_password):
@@ -140,7 +141,7 @@ def _remember_deleted(external_id):
 def leave(user, password):
     """DELETE /v1/auth/me: the account deletes itself, given its password (an external account has none)."""
     if not user.is_external and not verify_password(password or "", user.password_hash):
-        raise invalid({"password": ["Incorrect password."]}, "Password is incorrect")
+        raise invalid({"password": [WRONG_PASSWORD]}, "Password is incorrect")
     delete_user(user, gone=lambda: unauthorized(MSG_INVALID))  # deleted meanwhile: its token is invalid
 
 

@@ -4,6 +4,7 @@ e-mail verification, password forgot and reset."""
 from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 
+from app import auth
 from app.api.export import export_response
 from app.api.responses import deleted, found, oauth_tokens, registered, tokens
 from app.auth import auth_required, current_session_id, current_user
@@ -31,6 +32,7 @@ from app.schemas.common import DeletedSchema, MessageSchema
 from app.schemas.export import EXPORT_HEADERS, AccountExportSchema
 from app.services import accounts, exports, password_reset, verification
 from app.services import sessions as session_service
+from app.services.accounts import WRONG_PASSWORD
 from app.services.sessions import Client
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens")
@@ -69,6 +71,28 @@ login_address_limit = limiter.shared_limit(
     scope="login-address",
     key_func=get_remote_address,
     deduct_when=_failed,
+)
+
+
+def _account_limit_key():
+    """The account a bearer token speaks for (the client address without a valid token)."""
+    identity = auth.bearer_identity()
+    return "|".join(identity) if identity else get_remote_address()
+
+
+def _wrong_password(response):
+    """A 422 that says a password given to prove who you are was wrong (not a weak new one)."""
+    errors = (response.get_json(silent=True) or {}).get("errors") or {} if response.status_code == 422 else {}
+    return [WRONG_PASSWORD] in (errors.get("current_password"), errors.get("password"))
+
+
+# A stolen access token must not become a way to guess the account's password: wrong passwords
+# given to change it or to leave count per account, like failed logins (RATELIMIT_LOGIN).
+password_check_limit = limiter.shared_limit(
+    lambda: current_app.config["RATELIMIT_LOGIN"],
+    scope="password-check",
+    key_func=_account_limit_key,
+    deduct_when=_wrong_password,
 )
 
 
@@ -147,9 +171,11 @@ def me():
 
 
 @blp.route("/me", methods=["DELETE"])
+@password_check_limit
 @auth_required
 @blp.arguments(AccountDeletionSchema, required=False)
 @blp.response(200, DeletedSchema)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @blp.alt_response(409, response="CONFLICT")
 def delete_me(data):
     """Delete your account.
@@ -181,9 +207,11 @@ def account_export():
 
 
 @blp.route("/password", methods=["PUT"])
+@password_check_limit
 @auth_required
 @blp.arguments(PasswordChangeSchema)
 @blp.response(200, TokenSchema)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @blp.alt_response(409, response="CONFLICT")
 def change_password(data):
     """Change your password; the new tokens returned start a new session.
