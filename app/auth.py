@@ -321,7 +321,7 @@ def requires_permission(permission):
         def wrapper(*args, **kwargs):
             user = authenticate()
             if permission not in user.permissions:
-                raise APIError(403, f"Permission {permission} is required")
+                raise missing_permission(permission)
             return view(*args, **kwargs)
 
         return _document(
@@ -331,6 +331,10 @@ def requires_permission(permission):
         )
 
     return decorator
+
+
+def missing_permission(permission):
+    return APIError(403, f"Permission {permission} is required")
 
 
 def current_user():

@@ -38,6 +38,7 @@ def create_user(email, password, role):
         click.echo(f"Created {user.email} (id {user.id}) with role {user.role}")
         return
     try:
+        accounts.lock_admins()
         accounts.change_role(user, role)  # first: a refused demotion must leave the password alone too
     except APIError as error:
         raise click.ClickException(error.message) from None

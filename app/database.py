@@ -2,7 +2,9 @@
 
 - GET and HEAD run on autocommit connections (PostgreSQL): each read is its own
   transaction, as under READ COMMITTED anyway, with no BEGIN and no ROLLBACK round trip.
-  Writes keep one transaction per request, committed or rolled back by the app.
+  Writes keep one transaction per request, committed or rolled back by the app (app.transactions).
+- SQLite: the app, not the driver, begins transactions: BEGIN IMMEDIATE for a write request or a
+  CLI command (the write lock, held until the commit), nothing for a read.
 - No pre-ping: a connection that died (database restarted or cut) fails its statement;
   SQLAlchemy then invalidates the whole pool, and the request runs once more on a new
   connection if that is safe (a GET or HEAD, or nothing reached the database yet); anything
@@ -22,7 +24,7 @@ from contextlib import contextmanager
 from functools import partial
 
 import psycopg2
-from flask import g, has_request_context, request
+from flask import g, has_app_context, has_request_context, request
 from flask_sqlalchemy.session import Session
 from psycopg2 import extensions
 from sqlalchemy import event, text
@@ -169,6 +171,8 @@ def init_app(app):
     with app.app_context():
         engine = db.engine
     app.teardown_appcontext(end_session)  # registered after Flask-SQLAlchemy's, so it runs first
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "begin", _sqlite_begin)
     if engine.dialect.name != "postgresql":
         return
     extensions.set_wait_callback(wait_for_server)  # process-wide; without a bound it just waits
@@ -199,6 +203,31 @@ def configure_connections(engine, config):
         with dbapi_connection.cursor() as cursor:
             cursor.execute(sql)
         dbapi_connection.autocommit = autocommit_before
+
+
+def _sqlite_begin(connection):
+    """Who begins a transaction on SQLite (SQLAlchemy's pysqlite recipe: the driver's own handling
+    off, isolation_level None, where the app decides). The driver would BEGIN (deferred) only before
+    the first INSERT, UPDATE or DELETE, after the reads a write depends on.
+
+    A write request, or a CLI command (`g.command`, app.transactions.command_transaction), takes the
+    database's write lock with its first statement and holds it until it commits: what it read
+    cannot change before it writes, as a row locked FOR UPDATE cannot on PostgreSQL. Another writer
+    waits for the lock, up to the busy timeout (then 503). A read request takes no lock: each of its
+    statements runs on its own, as in autocommit. Other code (a test's own statements, a shell, the
+    mail sender's thread) keeps the driver's default.
+    """
+    dbapi_connection = connection.connection.dbapi_connection
+    if has_request_context():
+        writes = request.method not in READ_METHODS
+    elif has_app_context() and g.get("command", False):
+        writes = True
+    else:
+        dbapi_connection.isolation_level = ""  # the driver's default (deferred), for this transaction
+        return
+    dbapi_connection.isolation_level = None
+    if writes:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def end_session(_exc=None):

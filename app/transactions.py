@@ -17,7 +17,7 @@ docs/transactions.md says the same for people adding a service.
 
 from functools import wraps
 
-from flask import request
+from flask import g, request
 
 from app.database import READ_METHODS
 from app.extensions import db
@@ -28,8 +28,15 @@ def commit_early():
     runs in a new transaction (on SQLite, a write request's next statement takes the write lock again).
 
     Only for work that must be final, or must release its locks, whatever happens to the rest.
+    The objects loaded so far are kept as they are, not reloaded (no SELECT when they are used
+    again): a write that depends on one of them loads it again under a lock (`for_write`).
     """
-    db.session.commit()
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit
 
 
 def commit_request():
@@ -42,16 +49,22 @@ def commit_request():
 
 
 def command_transaction(command):
-    """A CLI command as one unit of work: committed when it returns, rolled back if it raises."""
+    """A CLI command as one unit of work: committed when it returns, rolled back if it raises.
+    Under the app context (put it below `with_appcontext`): `g.command` tells app.database that it
+    writes (on SQLite, it takes the write lock with its first statement)."""
 
     @wraps(command)
     def wrapper(*args, **kwargs):
+        g.command = True
         try:
             result = command(*args, **kwargs)
         except BaseException:
             db.session.rollback()
             raise
-        db.session.commit()
+        else:
+            db.session.commit()
+        finally:
+            g.pop("command", None)
         return result
 
     return wrapper

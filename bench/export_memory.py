@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 from tests.liveserver import IS_POSTGRES, LiveServer  # noqa: E402
 
 SEED = [
-    "INSERT INTO buckets (owner_id, name, item_count, created_at, modified_at, version) "
-    "SELECT :owner, 'bucket ' || g, :per_bucket, now(), now(), 1 FROM generate_series(1, :buckets) g",
-    "INSERT INTO items (bucket_id, name, description, done, created_at, modified_at, version) "
-    "SELECT b.id, 'item ' || g, 'something worth doing before the year is out', g % 3 = 0, now(), now(), 1 "
+    "INSERT INTO buckets (owner_id, name, item_count, created_at, modified_at) "
+    "SELECT :owner, 'bucket ' || g, :per_bucket, now(), now() FROM generate_series(1, :buckets) g",
+    "INSERT INTO items (bucket_id, name, description, done, created_at, modified_at) "
+    "SELECT b.id, 'item ' || g, 'something worth doing before the year is out', g % 3 = 0, now(), now() "
     "FROM buckets b CROSS JOIN generate_series(1, :per_bucket) g WHERE b.owner_id = :owner",
     "UPDATE users SET bucket_count = :buckets WHERE id = :owner",
 ]

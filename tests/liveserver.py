@@ -15,7 +15,10 @@
 The server runs in production mode (a random SECRET_KEY, gthread workers, gunicorn.conf.py) on a
 free loopback port, against a database created and migrated for it and dropped afterwards.
 Only bcrypt's cost is lowered (BCRYPT_ROUNDS=4) so that making accounts stays fast.
-These tests need TEST_DATABASE_URL (PostgreSQL); on SQLite they are skipped.
+These tests need TEST_DATABASE_URL (PostgreSQL); on SQLite they are skipped. `RaceTestCase` runs its
+races on both: against the live gunicorn on PostgreSQL, and on SQLite against an `InProcessServer`
+(the same interface: threads through the Flask test client, each request in an app context of its
+own, as a served request is).
 """
 
 import ctypes
@@ -38,7 +41,8 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tests.helpers import free_port, in_parallel
+from app.extensions import db
+from tests.helpers import empty_tables, free_port, in_parallel, make_app
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -70,7 +74,60 @@ class Answer:
         return self.json.get("message") if isinstance(self.json, dict) else None
 
 
-class LiveServer:
+class Concurrent:
+    """Requests at once, accounts and SQL, for any server with `request(method, path, **kwargs)` and `engine`."""
+
+    def fire(self, n, method, path, **kwargs):
+        """The same request n times at once."""
+        return self.at_once([(method, path, kwargs)] * n)
+
+    def at_once(self, requests):
+        """Send (method, path, kwargs) requests from one thread each, released together.
+
+        Returns the answers in the order given; a connection error is an Answer with status 0.
+        """
+        barrier = threading.Barrier(len(requests))
+        answers = [None] * len(requests)
+
+        def send(index, method, path, kwargs):
+            barrier.wait()
+            try:
+                answers[index] = self.request(method, path, **kwargs)
+            except OSError as error:
+                answers[index] = Answer(0, {}, str(error).encode())
+
+        in_parallel(send, [(i, *r) for i, r in enumerate(requests)])
+        return answers
+
+    def account(self, role="user", email=None):
+        """A new account with `role`: (user_id, Authorization headers)."""
+        email = email or f"{uuid.uuid4().hex[:16]}@example.com"
+        answer = self.request("POST", "/v1/auth/register", {"email": email, "password": PASSWORD})
+        if answer.status != 201:
+            raise AssertionError(f"register: {answer.status} {answer.raw[:300]!r}")
+        user_id = answer.json["user"]["id"]
+        if role != "user":
+            self.execute("UPDATE users SET role = :role WHERE id = :id", role=role, id=user_id)
+        return user_id, bearer(answer.json["auth_token"])
+
+    def tokens(self, email):
+        """A fresh login of `email`: the login answer's body."""
+        return self.request("POST", "/v1/auth/login", {"email": email, "password": PASSWORD}).json
+
+    def scalar(self, sql, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).scalar()
+
+    def rows(self, sql, **params):
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+
+    def execute(self, sql, **params):
+        with self.engine.begin() as conn:
+            conn.execute(text(sql), params)
+
+
+class LiveServer(Concurrent):
     def __init__(self, env=None, workers=2, threads=None, access_log=False, database_of=None):
         """`threads` per worker: gunicorn.conf.py's unless given; `access_log`: gunicorn's access
         lines go to the log (see log()) instead of /dev/null. `database_of` another LiveServer: a
@@ -198,56 +255,22 @@ class LiveServer:
         except urllib.error.HTTPError as error:
             return _answer(error.code, error.headers, error.read())
 
-    def fire(self, n, method, path, **kwargs):
-        """The same request n times at once."""
-        return self.at_once([(method, path, kwargs)] * n)
 
-    def at_once(self, requests):
-        """Send (method, path, kwargs) requests from one thread each, released together.
+class InProcessServer(Concurrent):
+    """The app in this process on the test database (SQLite), with LiveServer's interface."""
 
-        Returns the answers in the order given; a connection error is an Answer with status 0.
-        """
-        barrier = threading.Barrier(len(requests))
-        answers = [None] * len(requests)
+    def __init__(self):
+        self.app = make_app(FAIR_SLOTS=4)  # as LiveServer: several requests of a worker at once
+        with self.app.app_context():
+            self.engine = db.engine
 
-        def send(index, method, path, kwargs):
-            barrier.wait()
-            try:
-                answers[index] = self.request(method, path, **kwargs)
-            except OSError as error:
-                answers[index] = Answer(0, {}, str(error).encode())
+    def request(self, method, path, json=None, headers=None, data=None, timeout=None):
+        with self.app.app_context():  # a session of its own, closed when the request ends
+            response = self.app.test_client().open(path, method=method, json=json, headers=headers, data=data)
+            return _answer(response.status_code, response.headers, response.get_data())
 
-        in_parallel(send, [(i, *r) for i, r in enumerate(requests)])
-        return answers
-
-    # -- accounts and data ----------------------------------------------------
-
-    def account(self, role="user", email=None):
-        """A new account with `role`: (user_id, Authorization headers)."""
-        email = email or f"{uuid.uuid4().hex[:16]}@example.com"
-        answer = self.request("POST", "/v1/auth/register", {"email": email, "password": PASSWORD})
-        if answer.status != 201:
-            raise AssertionError(f"register: {answer.status} {answer.raw[:300]!r}")
-        user_id = answer.json["user"]["id"]
-        if role != "user":
-            self.execute("UPDATE users SET role = :role WHERE id = :id", role=role, id=user_id)
-        return user_id, bearer(answer.json["auth_token"])
-
-    def tokens(self, email):
-        """A fresh login of `email`: the login answer's body."""
-        return self.request("POST", "/v1/auth/login", {"email": email, "password": PASSWORD}).json
-
-    def scalar(self, sql, **params):
-        with self.engine.connect() as conn:
-            return conn.execute(text(sql), params).scalar()
-
-    def rows(self, sql, **params):
-        with self.engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql), params)]
-
-    def execute(self, sql, **params):
-        with self.engine.begin() as conn:
-            conn.execute(text(sql), params)
+    def log(self):
+        return ""
 
 
 def _die_with_parent():
@@ -288,8 +311,21 @@ def stop_shared_server():
         server.stop()
 
 
+class ServerAssertions:
+    def assertNo5xx(self, answers):
+        """No answer is a server error, every answer is JSON, and the server logged no traceback."""
+        bad = [(a.status, a.raw[:200]) for a in answers if a.status >= 500 or a.status == 0 or a.json is None]
+        self.assertEqual(bad, [], f"server errors; log:\n{self.server.log()[-3000:]}")
+        self.assertNotIn("Traceback", self.server.log())
+
+    def assertStatuses(self, answers, allowed):
+        self.assertNo5xx(answers)
+        unexpected = [(a.status, a.message) for a in answers if a.status not in allowed]
+        self.assertEqual(unexpected, [])
+
+
 @unittest.skipUnless(IS_POSTGRES, SKIP_REASON)
-class LiveServerTestCase(unittest.TestCase):
+class LiveServerTestCase(ServerAssertions, unittest.TestCase):
     """A live server for the class: the module's shared one (stop it in tearDownModule), or
     its own when `server_env` or the worker counts override anything. Tests check invariants
     on their own rows."""
@@ -316,13 +352,16 @@ class LiveServerTestCase(unittest.TestCase):
         if cls._own_server():
             cls.server.stop()
 
-    def assertNo5xx(self, answers):
-        """No answer is a server error, every answer is JSON, and the server logged no traceback."""
-        bad = [(a.status, a.raw[:200]) for a in answers if a.status >= 500 or a.status == 0 or a.json is None]
-        self.assertEqual(bad, [], f"server errors; log:\n{self.server.log()[-3000:]}")
-        self.assertNotIn("Traceback", self.server.log())
 
-    def assertStatuses(self, answers, allowed):
-        self.assertNo5xx(answers)
-        unexpected = [(a.status, a.message) for a in answers if a.status not in allowed]
-        self.assertEqual(unexpected, [])
+class RaceTestCase(ServerAssertions, unittest.TestCase):
+    """Races on either database: the module's shared live gunicorn on PostgreSQL (stop it in
+    tearDownModule), the app in this process on SQLite (its tables emptied after each test)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = shared_server() if IS_POSTGRES else InProcessServer()
+
+    def tearDown(self):
+        if not IS_POSTGRES:
+            with self.server.app.app_context():
+                empty_tables()

@@ -93,8 +93,9 @@ class ConditionalTests(APITestCase):
         self.assertEqual(replaced.status_code, 200)
         self.assertNotEqual(replaced.headers["ETag"], patched.headers["ETag"])
 
-    def test_stale_if_match_is_412_and_changes_nothing(self):
-        writes = [
+    def writes(self):
+        """Every PUT, PATCH and DELETE of a resource, once each."""
+        return [
             ("put", self.bucket_url, {"name": "Stale"}),
             ("patch", self.bucket_url, {"name": "Stale"}),
             ("put", self.item_url, {"name": "Stale"}),
@@ -104,7 +105,22 @@ class ConditionalTests(APITestCase):
             ("patch", self.image_url, {"tags": "stale"}),
             ("patch", self.user_url, {"role": "admin"}),
         ] + [("delete", url, None) for url in reversed(self.urls)]
-        for method, url, body in writes:
+
+    def test_every_write_route_of_a_resource_is_in_the_stale_if_match_test(self):
+        """A PUT, PATCH or DELETE added without `for_write` would answer a stale If-Match with
+        anything but 412: it must be listed in `writes`, which the next test sends."""
+        routes = self.app.url_map.bind("localhost")
+        listed = {(method.upper(), routes.match(url, method.upper())[0]) for method, url, _ in self.writes()}
+        declared = {
+            (method, rule.endpoint)
+            for rule in self.app.url_map.iter_rules()
+            if rule.rule.startswith("/v1/") and not rule.rule.startswith("/v1/auth/")
+            for method in rule.methods & {"PUT", "PATCH", "DELETE"}
+        }
+        self.assertEqual(listed, declared)
+
+    def test_stale_if_match_is_412_and_changes_nothing(self):
+        for method, url, body in self.writes():
             with self.subTest(method=method, url=url):
                 before = self.client.get(url, headers=self.admin)
                 answer = self.send(method, url, '"0123456789abcdef0123456789abcdef01234567"', body)

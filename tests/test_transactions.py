@@ -2,11 +2,13 @@
 one never; a read not at all. Counted with SQLAlchemy's connection events, on either database
 (tests/test_database.py counts the same on PostgreSQL's wire)."""
 
+import unittest
+
 from sqlalchemy import event
 
 from app.extensions import db
 from app.models import Bucket
-from tests.helpers import PASSWORD, APITestCase, bearer, make_app
+from tests.helpers import IS_POSTGRES, PASSWORD, APITestCase, bearer, make_app
 
 CONCURRENT_CONFLICT = "The request collided with a concurrent change; nothing was changed, please retry"
 
@@ -97,3 +99,48 @@ class FailingCommitTests(APITestCase):
         self.assertError(response, 409, CONCURRENT_CONFLICT)
         with app.app_context():
             self.assertEqual(db.session.query(Bucket).count(), 1)
+
+
+@unittest.skipIf(IS_POSTGRES, "SQLite's own statements")
+class SqliteTransactionTests(APITestCase):
+    """What SQLite itself runs (its trace callback, so COMMIT and ROLLBACK show too): a write takes
+    the write lock with its first statement and keeps it to its one COMMIT; a read takes none."""
+
+    def setUp(self):
+        super().setUp()
+        self.h = self.account()[1]
+        self.statements, self.tracing = [], False
+
+        def trace(dbapi_connection, _record, _proxy):
+            dbapi_connection.set_trace_callback(lambda sql: self.tracing and self.statements.append(sql))
+
+        event.listen(db.engine, "checkout", trace)
+        self.addCleanup(event.remove, db.engine, "checkout", trace)
+
+    def traced(self, method, path, **kwargs):
+        db.session.commit()  # the test's own connection goes back: the request checks one out
+        self.statements.clear()
+        self.tracing = True
+        try:
+            response = self.client.open(path, method=method, headers=self.h, **kwargs)
+        finally:
+            self.tracing = False
+        return response, [s.split()[0] if s.split()[0] in ("COMMIT", "ROLLBACK") else s for s in self.statements]
+
+    def test_a_write_holds_the_write_lock_from_its_first_statement_to_its_commit(self):
+        response, statements = self.traced("POST", "/v1/buckets", json={"name": "one"})
+        self.assertEqual(response.status_code, 201)
+        self.assertEqual((statements[0], statements[-1]), ("BEGIN IMMEDIATE", "COMMIT"), statements)
+        self.assertEqual(statements.count("COMMIT"), 1)
+
+    def test_a_refused_write_rolls_back(self):
+        self.client.post("/v1/buckets", headers=self.h, json={"name": "one"})
+        response, statements = self.traced("POST", "/v1/buckets", json={"name": "ONE"})
+        self.assertEqual(response.status_code, 409)
+        self.assertEqual((statements[0], statements[-1]), ("BEGIN IMMEDIATE", "ROLLBACK"), statements)
+        self.assertNotIn("COMMIT", statements)
+
+    def test_a_read_takes_no_lock_and_commits_nothing(self):
+        response, statements = self.traced("GET", "/v1/buckets")
+        self.assertEqual(response.status_code, 200)
+        self.assertFalse([s for s in statements if s.startswith(("BEGIN", "COMMIT"))], statements)

@@ -2,22 +2,20 @@
 
 A resource's ETag is a hash of its representation (what GET answers under its
 key), so it changes whenever anything shown changes: a bucket's item_count, a
-movie's cast, an image's tags. `If-Match` is checked atomically with the write:
-the row's `version` (moved by every write) is claimed with a conditional
-UPDATE, so of two writers holding the same ETag only one gets through.
+movie's cast, an image's tags. Every PUT, PATCH and DELETE loads its resource with
+`for_write`: locked until the request commits, then held to `If-Match`, so of two
+writers holding the same ETag only one gets through (the other waits, then gets 412).
 """
 
 import hashlib
 from functools import wraps
 
 import orjson
-from flask import Response, g, request
+from flask import Response, request
 from flask_smorest.utils import unpack_tuple_response
-from sqlalchemy import update
 
 from app.api.apidoc import document
 from app.errors import APIError
-from app.extensions import db
 from app.models import Actor, Bucket, Image, Item, Movie, User
 from app.schemas.auth import UserSchema
 from app.schemas.bucket import BucketSchema, ItemSchema
@@ -72,32 +70,8 @@ def for_write(model, ident, **scope):
     the ETag changed (412).
     """
     resource = locked_or_404(model, ident, **scope)
-    g.if_match_checked = True
     condition = request.if_match
     if "If-Match" in request.headers and not (condition.star_tag or condition.contains(etag_of(resource).strip('"'))):
-        raise APIError(412, PRECONDITION_FAILED)
-    return resource
-
-
-def check_if_match(resource):
-    """Honour `If-Match` before `resource` is written or deleted; returns `resource`.
-
-    The ETag is compared first, then the version the resource was read at is
-    claimed by `UPDATE ... SET version = version + 1 WHERE id = :id AND version
-    = :read`. The claim holds the row until the request commits, and a writer
-    that got in since the read makes it match nothing: 412 either way.
-    """
-    g.if_match_checked = True
-    if "If-Match" not in request.headers:
-        return resource
-    condition = request.if_match
-    if not (condition.star_tag or condition.contains(etag_of(resource).strip('"'))):
-        raise APIError(412, PRECONDITION_FAILED)
-    model = type(resource)
-    claim = update(model).where(model.id == resource.id).values(version=model.version + 1)
-    if not condition.star_tag:
-        claim = claim.where(model.version == resource.version)
-    if db.session.execute(claim.execution_options(synchronize_session=False)).rowcount != 1:
         raise APIError(412, PRECONDITION_FAILED)
     return resource
 
@@ -115,15 +89,12 @@ def _resource_in(body):
 def conditional(view):
     """For a single resource's GET, POST, PUT, PATCH and DELETE (put it under
     `@blp.response`): the answer carries the resource's ETag; a GET whose
-    `If-None-Match` matches is 304 with no body. A write must call
-    `check_if_match` on the resource it changes, before changing it."""
+    `If-None-Match` matches is 304 with no body. A write loads the resource it changes
+    with `for_write`, which holds it to `If-Match`."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        g.if_match_checked = False
         result = view(*args, **kwargs)
-        if request.method in WRITES and not g.if_match_checked:
-            raise RuntimeError(f"{view.__qualname__} does not call check_if_match")
         body, status, headers = unpack_tuple_response(result)
         resource = _resource_in(body)
         if resource is None:

@@ -2,8 +2,8 @@
 
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Index, Integer, event
-from sqlalchemy.orm import Mapped, mapped_column, object_session
+from sqlalchemy import DateTime, Index, Integer
+from sqlalchemy.orm import Mapped, mapped_column
 
 
 def utcnow():
@@ -17,17 +17,6 @@ class ResourceMixin:
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     modified_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)
-    # Moves on every write of the row through the ORM, so that `If-Match` can be checked
-    # by a conditional UPDATE (app.api.conditional); never shown to clients.
-    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1", nullable=False)
-
-
-@event.listens_for(ResourceMixin, "before_update", propagate=True)
-def _bump_version(_mapper, _connection, target):
-    # Computed by the database (version + 1), so two concurrent writers never leave
-    # the same version behind; a flush with no net change still writes nothing.
-    if object_session(target).is_modified(target):
-        target.version = type(target).version + 1
 
 
 def sort_indexes(table, keys, scope=None):

@@ -1,6 +1,6 @@
 """Accounts: registration, credentials, roles, leaving, and the last-admin rule."""
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 
 from app import database
 from app.auth import (
@@ -10,6 +10,7 @@ from app.auth import (
     decode_token,
     hash_password,
     load_token_user,
+    missing_permission,
     refresh_claims_to_revoke,
     revoke,
     verify_password,
@@ -21,9 +22,11 @@ from app.models.base import utcnow
 from app.permissions import ADMIN_ROLE, DEFAULT_ROLE
 from app.services import mail_tokens, sessions, verification
 from app.services.crud import flush_or_conflict
+from app.transactions import commit_early
 
 INVALID_CREDENTIALS = "Invalid email or password"
 WRONG_PASSWORD = "Incorrect password."  # the field error of a password that proves who you are
+MANAGE_USERS = "manage:users"
 EMAIL_TAKEN = "Email already registered"
 EXTERNAL_PASSWORD = "This account signs in through the external identity provider: change its password there"
 LAST_ADMIN = "Cannot delete the last admin"
@@ -56,6 +59,7 @@ def sign_up(email, password, client):
 def check_credentials(email, password):
     """The user whose credentials these are, or a 401 that says nothing more."""
     user = db.session.scalars(select(User).where(User.email == normalize_email(email))).first()
+    commit_early()  # the read ends before bcrypt runs: no lock (SQLite's write lock) waits on the hash
     if not verify_password(password, user.password_hash if user else None):
         raise unauthorized(INVALID_CREDENTIALS)
     return user
@@ -70,6 +74,7 @@ def log_in(email, password, client):
 def check_current_password(user, password):
     if user.is_external:
         raise conflict(EXTERNAL_PASSWORD)
+    commit_early()  # the authentication's read ends before bcrypt runs: no lock waits on the hashes
     if not verify_password(password, user.password_hash):
         raise invalid({"current_password": [WRONG_PASSWORD]}, "Current password is incorrect")
 
@@ -115,21 +120,43 @@ def log_out(access_claims, refresh_token=None):
         revoke(refresh_claims)
 
 
+def lock_admins(acting=None):
+    """Lock every admin's row until the request commits (in id order), and check that `acting`, the
+    user who asks for the change (None: the command line), is still an admin: 403 otherwise.
+
+    Every change of an account's role or existence runs it first, before it loads that account
+    (`for_write`): such changes queue here, and each sees what the one before left. The locking
+    SELECT, once it waited, reads the rows as the writer before committed them (READ COMMITTED):
+    an admin demoted or deleted meanwhile is not among them, so of two admins demoting each other
+    at once, the second is refused. SQLite renders no FOR UPDATE; there the request has held the
+    database's write lock since its first statement, its authentication included.
+    """
+    admins = db.session.scalars(select(User.id).where(User.role == ADMIN_ROLE).order_by(User.id).with_for_update())
+    if acting is not None and not acting.is_external and acting.id not in set(admins):
+        raise missing_permission(MANAGE_USERS)
+
+
 def change_role(user, role):
+    """Give `user` (loaded after `lock_admins`) `role`, unless that leaves no admin (409)."""
     if user.is_external:
         raise conflict(EXTERNAL_ROLE)
-    # A bulk UPDATE skips the ORM's version bump: move it here, so If-Match sees this write.
-    change = update(User).where(User.id == user.id).values(role=role, version=User.version + 1)
-    _write_keeping_an_admin(change, "Cannot demote the last admin")
+    was_admin, user.role = user.role == ADMIN_ROLE, role
+    db.session.flush()
+    _keep_an_admin(was_admin, "Cannot demote the last admin")
+    return user
 
 
 def delete_user(user, gone=not_found):
-    """Delete an account: its buckets and items and sessions go with it (ON DELETE CASCADE), its
-    images stay with no owner (SET NULL), and so every token of it stops at once. An external account's
-    tokens are the provider's: its sub is remembered, so that those issued before now stay out (app.oidc)."""
+    """Delete an account (loaded after `lock_admins`), unless that leaves no admin (409); `gone()` is
+    the error if it went meanwhile. Its buckets and items and sessions go with it (ON DELETE CASCADE),
+    its images stay with no owner (SET NULL), and so every token of it stops at once. An external
+    account's tokens are the provider's: its sub is remembered, so that those issued before now stay
+    out (app.oidc)."""
     if user.is_external:
         _remember_deleted(user.external_id)
-    _write_keeping_an_admin(delete(User).where(User.id == user.id), LAST_ADMIN, gone)
+    if db.session.execute(delete(User).where(User.id == user.id)).rowcount == 0:
+        raise gone()
+    _keep_an_admin(user.role == ADMIN_ROLE, LAST_ADMIN)
 
 
 def _remember_deleted(external_id):
@@ -140,24 +167,17 @@ def _remember_deleted(external_id):
 
 def leave(user, password):
     """DELETE /v1/auth/me: the account deletes itself, given its password (an external account has none)."""
-    if not user.is_external and not verify_password(password or "", user.password_hash):
-        raise invalid({"password": [WRONG_PASSWORD]}, "Password is incorrect")
+    if not user.is_external:
+        commit_early()  # the authentication's read ends before bcrypt runs: no lock waits on the hash
+        if not verify_password(password or "", user.password_hash):
+            raise invalid({"password": [WRONG_PASSWORD]}, "Password is incorrect")
+    lock_admins()  # as every change of an account's existence: the admins' rows first
     delete_user(user, gone=lambda: unauthorized(MSG_INVALID))  # deleted meanwhile: its token is invalid
 
 
-def _write_keeping_an_admin(statement, refusal, gone=not_found):
-    """Run `statement` on one user's row, unless it leaves no admin (409); `gone()` is the error when
-    the row has gone meanwhile.
-
-    Never check-then-write: two admins demoting each other at once would both see
-    another admin. PostgreSQL locks the admin rows first, so such writes queue and
-    each counts what the one before left; SQLite runs one writer at a time. The
-    count is taken after the write, inside the same transaction. A deployment that has no admin
-    at all (none was ever made) refuses nothing: no write of a user takes its last admin away.
-    """
-    admins = db.session.scalars(select(User.id).where(User.role == ADMIN_ROLE).order_by(User.id).with_for_update())
-    had_admins = admins.first() is not None
-    if db.session.execute(statement).rowcount == 0:  # deleted meanwhile
-        raise gone()
-    if had_admins and db.session.scalar(select(func.count(User.id)).where(User.role == ADMIN_ROLE)) == 0:
+def _keep_an_admin(was_admin, refusal):
+    """409 if the write just made took the last admin away. Never check-then-write: the admins are
+    counted after the write, in its transaction, under `lock_admins`. A deployment that has no admin
+    at all (none was ever made) refuses nothing: no write of a user takes its last admin away."""
+    if was_admin and db.session.scalar(select(func.count(User.id)).where(User.role == ADMIN_ROLE)) == 0:
         raise conflict(refusal)

@@ -20,15 +20,15 @@ class ExportCutShort(LiveServerTestCase):
     def seeded_account(self):
         user_id, headers = self.server.account()
         self.server.execute(
-            "INSERT INTO buckets (owner_id, name, item_count, created_at, modified_at, version) "
-            "SELECT :o, 'bucket ' || g, :n, now(), now(), 1 FROM generate_series(1, :b) g",
+            "INSERT INTO buckets (owner_id, name, item_count, created_at, modified_at) "
+            "SELECT :o, 'bucket ' || g, :n, now(), now() FROM generate_series(1, :b) g",
             o=user_id,
             n=ITEMS_PER_BUCKET,
             b=BUCKETS,
         )
         self.server.execute(
-            "INSERT INTO items (bucket_id, name, description, done, created_at, modified_at, version) "
-            "SELECT b.id, 'item ' || g, 'to do', false, now(), now(), 1 "
+            "INSERT INTO items (bucket_id, name, description, done, created_at, modified_at) "
+            "SELECT b.id, 'item ' || g, 'to do', false, now(), now() "
             "FROM buckets b CROSS JOIN generate_series(1, :n) g WHERE b.owner_id = :o",
             o=user_id,
             n=ITEMS_PER_BUCKET,

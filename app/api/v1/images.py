@@ -27,6 +27,7 @@ from app.schemas.image import (
 from app.services import images as image_service
 from app.services.crud import require_changes, update
 from app.storage import StoredFileMissing, storage
+from app.transactions import commit_early
 
 blp = Blueprint("images", __name__, url_prefix="/images", description="The shared image repository")
 
@@ -90,6 +91,7 @@ class Images(MethodView):
     @conditional
     def post(self):
         """Upload one or more images (all or nothing)."""
+        commit_early()  # the authentication's read ends here: no lock is held while the images are decoded
         metadata, files = _upload_form()
         processed = [image_service.process_upload(*_read_upload(upload)) for upload in files]
         records = image_service.save_uploads(processed, metadata, current_user().id)

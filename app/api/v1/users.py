@@ -3,9 +3,9 @@
 from flask.views import MethodView
 from sqlalchemy import select
 
-from app.api.conditional import check_if_match, conditional
+from app.api.conditional import conditional, for_write
 from app.api.responses import deleted, found, listed
-from app.auth import requires_permission
+from app.auth import current_user, requires_permission
 from app.extensions import db
 from app.http import Blueprint
 from app.models import User
@@ -45,9 +45,8 @@ class UserDetail(MethodView):
     @conditional
     def patch(self, data, user_id):
         """Change an account's role (takes effect on its next request)."""
-        user = check_if_match(db.get_or_404(User, user_id))
-        accounts.change_role(user, data["role"])
-        return found("user", user)
+        accounts.lock_admins(current_user())  # first: the admins' rows, then the account's (every admin write)
+        return found("user", accounts.change_role(for_write(User, user_id), data["role"]))
 
     @requires_permission("manage:users")
     @blp.response(200, DeletedSchema)
@@ -55,5 +54,6 @@ class UserDetail(MethodView):
     @conditional
     def delete(self, user_id):
         """Delete an account with its buckets; its tokens stop working."""
-        accounts.delete_user(check_if_match(db.get_or_404(User, user_id)))
+        accounts.lock_admins(current_user())  # first: the admins' rows, then the account's (every admin write)
+        accounts.delete_user(for_write(User, user_id))
         return deleted(user_id)
