@@ -137,6 +137,9 @@ def build_config(env_name=None, **overrides):
         "LOG_LEVEL": _env_str("LOG_LEVEL", "INFO"),
         # text (readable) or json (one object per line), for the app's lines and gunicorn's (logs.py).
         "LOG_FORMAT": _env_str("LOG_FORMAT", "text"),
+        # GET /metrics then needs `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open, except
+        # in production, where it does not exist (404).
+        "METRICS_TOKEN": _env_str("METRICS_TOKEN", None),
         "MAX_JSON_BYTES": _env_int("MAX_JSON_BYTES", 1024 * 1024),
         # Page numbers reach this many rows deep; cursors walk any depth.
         "MAX_PAGE_OFFSET": _env_int("MAX_PAGE_OFFSET", 10_000),

@@ -3,8 +3,12 @@
 Command-line flags (`--bind`, `--workers`) override what is set here.
 """
 
+import atexit
+import glob
 import os
+import shutil
 import sys
+import tempfile
 
 from dotenv import load_dotenv
 
@@ -51,3 +55,31 @@ def worker_exit(_server, worker):
     from app.mail import stop_sender
 
     stop_sender(getattr(worker, "wsgi", None))  # the arbiter calls this too, for a worker it lost
+
+
+# Prometheus metrics summed over the workers (app/metrics.py): each worker writes its figures to
+# files in PROMETHEUS_MULTIPROC_DIR and GET /metrics adds them up. Set here, before any worker
+# imports prometheus_client: by default a new temporary directory, removed when gunicorn exits.
+# Whichever it is, it is emptied when gunicorn starts: an earlier run's figures are not this one's.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="api-metrics-")
+    _MASTER = os.getpid()
+
+    @atexit.register
+    def _remove_metrics_directory():
+        if os.getpid() == _MASTER:  # workers inherit this handler; only the master's exit removes it
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def on_starting(server):
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(path)
+
+
+def child_exit(server, worker):
+    """A worker is gone (ended or killed): its gauges leave the sums; its counts stay."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -7,7 +7,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import auth, database, errors, fairness, http, mail, oidc, pagination, transactions
+from app import auth, database, errors, fairness, http, mail, metrics, oidc, pagination, transactions
 from app.api import openapi, register_routes
 from app.extensions import api, cors, db, limiter, migrate, schema_name
 from app.storage import init_storage
@@ -59,9 +59,18 @@ def create_app(config=None, **overrides):
         count = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
+    metrics.meter_pool_options(app.config)
     db.init_app(app)
     database.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS, compare_type=True, render_as_batch=True)
+
+    # The request pipeline: before_request hooks run in the order they are registered, after_request
+    # hooks in the reverse order (so those registered here, before the extensions', run last).
+    # 1. Metrics: the clock starts before anything else (Flask-Limiter's hook included) and stops
+    #    after everything else; the request counts as in progress until its teardown.
+    app.before_request(metrics.start_request)
+    app.after_request(metrics.observe_request)
+    app.teardown_request(metrics.end_request)
     limiter.init_app(app)
     origins = [o.strip() for o in app.config["CORS_ORIGINS"].split(",") if o.strip()]
     cors.init_app(
@@ -73,14 +82,18 @@ def create_app(config=None, **overrides):
     marshmallow_plugin = MarshmallowPlugin(schema_name_resolver=schema_name)
     api.init_app(app, spec_kwargs={"marshmallow_plugin": marshmallow_plugin, **openapi.spec_kwargs()})
 
+    # 2. The request id, which every log line, error and trace of the request carries.
     app.before_request(http.assign_request_id)
+    # 3. The bearer token, checked once; then the fair-admission gate, which keys on its identity.
     app.before_request(auth.verify_bearer)
-    fairness.init_app(app)  # after verify_bearer: the gate keys on the verified identity
+    fairness.init_app(app)
+    # 4. Headers every answer carries, and what gunicorn's access line needs (route, user id).
     app.after_request(http.add_request_id)
-    app.after_request(http.note_for_access_log)  # route and user id, for gunicorn's access line
+    app.after_request(http.note_for_access_log)
     app.after_request(http.add_standard_headers)
     errors.init_app(app)
     register_routes(app, api)
+    metrics.init_app(app)
     pagination.init_app(app)
     init_storage(app)
     oidc.init_app(app)

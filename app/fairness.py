@@ -23,12 +23,13 @@ from functools import partial
 from flask import current_app, request
 from flask_limiter.util import get_remote_address
 
-from app import auth, http
+from app import auth, http, metrics
 from app.api.openapi import OPENAPI_ENDPOINT
 from app.errors import APIError
 
 BUSY = "Service unavailable: the server is busy, please retry"
 RELEASE = "app.fairness.release"  # the WSGI environ key of a taken slot's release
+UNGATED = frozenset({OPENAPI_ENDPOINT, metrics.METRICS_ENDPOINT})
 
 
 class _Waiter:
@@ -64,13 +65,14 @@ class FairGate:
                 return True
             waiter = _Waiter(next(self._arrivals))
             self._waiting.setdefault(principal, deque()).append(waiter)
-        if waiter.event.wait(timeout):
-            return True
-        with self._lock:
-            if waiter.granted:  # handed over between the timeout and this lock
+        with metrics.GATE_WAITING.track_inprogress():
+            if waiter.event.wait(timeout):
                 return True
-            self._forget(principal, waiter)
-        return False
+            with self._lock:
+                if waiter.granted:  # handed over between the timeout and this lock
+                    return True
+                self._forget(principal, waiter)
+            return False
 
     def leave(self, principal):
         """Give back a slot `principal` took; the next waiter (if any) gets it.
@@ -128,13 +130,15 @@ def admit():
     """before_request: receive the body, wait for a slot (or answer 503), and leave the release
     in the environ.
 
-    The OpenAPI document is served from memory, never waits, and so is never 503."""
-    if request.endpoint == OPENAPI_ENDPOINT:
+    The OpenAPI document is served from memory, never waits, and so is never 503; nor does a
+    metrics scrape, which must see a saturated server."""
+    if request.endpoint in UNGATED:
         return
     http.receive_body()
     gate = current_app.extensions["fair_gate"]
     who = principal()
     if not gate.enter(who, current_app.config["FAIR_WAIT_SECONDS"]):
+        metrics.GATE_REFUSED.inc()
         raise APIError(503, BUSY)  # the error envelope adds Retry-After
     request.environ[RELEASE] = partial(gate.leave, who)
 
