@@ -126,8 +126,9 @@ def build_config(env_name=None, **overrides):
         "RATELIMIT_REGISTER": _env_str("RATELIMIT_REGISTER", "300 per minute"),
         # POST /v1/auth/password/forgot per client address (mails are capped per address besides).
         "RATELIMIT_PASSWORD_FORGOT": _env_str("RATELIMIT_PASSWORD_FORGOT", "60 per minute"),
-        # Retry-After goes on 429 and 503 only (app.errors); no X-RateLimit-* headers.
-        "RATELIMIT_HEADERS_ENABLED": False,
+        # X-RateLimit-Limit, -Remaining and -Reset (Unix time) on rate-limited endpoints; Retry-After
+        # stays on 429 and 503 only (app.errors.retry_after_only_on_429_and_503).
+        "RATELIMIT_HEADERS_ENABLED": True,
         # When the rate-limit store (Redis) is down: false counts in memory per process
         # (logged), true refuses rate-limited requests with 503.
         "RATELIMIT_FAIL_CLOSED": _env_bool("RATELIMIT_FAIL_CLOSED", False),
@@ -190,6 +191,16 @@ def build_config(env_name=None, **overrides):
         # A mail the SMTP server did not take is tried again this often for its first 10 minutes
         # (then less and less often, for 24 hours).
         "MAIL_RETRY_SECONDS": _env_float("MAIL_RETRY_SECONDS", 30),
+        # gzip (Flask-Compress) for JSON answers over 1 KiB, streamed ones too, when the client takes it;
+        # never image bytes. Registered by the app factory (its place among the hooks matters).
+        "COMPRESS_REGISTER": False,
+        "COMPRESS_MIMETYPES": ["application/json"],
+        "COMPRESS_ALGORITHM": ["gzip"],
+        "COMPRESS_ALGORITHM_STREAMING": ["gzip"],
+        "COMPRESS_MIN_SIZE": 1025,
+        "COMPRESS_LEVEL": 6,
+        # app/api/conditional.py answers If-None-Match for either ETag (plain or compressed).
+        "COMPRESS_EVALUATE_CONDITIONAL_REQUEST": False,
         # OpenAPI (flask-smorest)
         "API_TITLE": "Buckets, Images & Casting API",
         "API_VERSION": RELEASE_VERSION,

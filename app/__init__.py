@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import auth, database, errors, fairness, http, mail, metrics, oidc, pagination, transactions
 from app.api import openapi, register_routes
-from app.extensions import api, cors, db, limiter, migrate, schema_name
+from app.extensions import api, compress, cors, db, limiter, migrate, schema_name
 from app.storage import init_storage
 from config import build_config
 
@@ -71,23 +71,32 @@ def create_app(config=None, **overrides):
     app.before_request(metrics.start_request)
     app.after_request(metrics.observe_request)
     app.teardown_request(metrics.end_request)
+    # 2. gzip, once every other hook has set the body and the headers (Flask-Compress).
+    compress.init_app(app)
+    app.after_request(compress.after_request)
+    # 3. Retry-After only on 429 and 503, after Flask-Limiter's X-RateLimit-* headers (registered
+    #    by limiter.init_app), which would put it on every answer of a rate-limited endpoint.
+    app.after_request(errors.retry_after_only_on_429_and_503)
     limiter.init_app(app)
     origins = [o.strip() for o in app.config["CORS_ORIGINS"].split(",") if o.strip()]
     cors.init_app(
         app,
         origins=origins or [],
-        expose_headers=["Link", "Location", "X-Request-ID", "Retry-After", "ETag", "Idempotent-Replayed"],
+        expose_headers=[
+            *("Link", "Location", "X-Request-ID", "Retry-After", "ETag", "Idempotent-Replayed"),
+            *("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"),
+        ],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-None-Match", "If-Match", "Idempotency-Key"],
     )
     marshmallow_plugin = MarshmallowPlugin(schema_name_resolver=schema_name)
     api.init_app(app, spec_kwargs={"marshmallow_plugin": marshmallow_plugin, **openapi.spec_kwargs()})
 
-    # 2. The request id, which every log line, error and trace of the request carries.
+    # 4. The request id, which every log line, error and trace of the request carries.
     app.before_request(http.assign_request_id)
-    # 3. The bearer token, checked once; then the fair-admission gate, which keys on its identity.
+    # 5. The bearer token, checked once; then the fair-admission gate, which keys on its identity.
     app.before_request(auth.verify_bearer)
     fairness.init_app(app)
-    # 4. Headers every answer carries, and what gunicorn's access line needs (route, user id).
+    # 6. Headers every answer carries, and what gunicorn's access line needs (route, user id).
     app.after_request(http.add_request_id)
     app.after_request(http.note_for_access_log)
     app.after_request(http.add_standard_headers)

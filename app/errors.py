@@ -82,6 +82,19 @@ def error_response(status, message=None, errors=None, headers=None):
         response.headers.setdefault("Retry-After", str(RETRY_503_SECONDS))
     for name, value in (headers or {}).items():
         response.headers[name] = value
+    g.retry_after = response.headers.get("Retry-After")
+    return response
+
+
+def retry_after_only_on_429_and_503(response):
+    """after_request, once Flask-Limiter has added its headers: they put Retry-After (the seconds
+    to its window's reset, possibly 0) on every answer of a rate-limited endpoint. The contract
+    has it on 429 and 503 only, with the value error_response chose."""
+    chosen = g.get("retry_after") if response.status_code in (429, 503) else None
+    if chosen is None:
+        response.headers.pop("Retry-After", None)
+    else:
+        response.headers["Retry-After"] = chosen
     return response
 
 

@@ -3,6 +3,7 @@
 import sqlite3
 
 import flask_smorest
+from flask_compress import Compress
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -48,6 +49,7 @@ migrate = Migrate()
 limiter = Limiter(key_func=get_remote_address)
 api = Api()
 cors = CORS()
+compress = Compress()
 
 
 @event.listens_for(Engine, "connect")

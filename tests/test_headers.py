@@ -1,5 +1,8 @@
 """The contract's "Headers every client can rely on" (image bytes aside: see test_images)."""
 
+import time
+import uuid
+
 from tests.helpers import PASSWORD, RATELIMIT_TEST_PREFIX, APITestCase, bearer
 
 
@@ -73,17 +76,36 @@ class RetryAfterTests(APITestCase):
         "RATELIMIT_REGISTER": "3 per minute",
     }
 
-    def test_retry_after_only_on_429(self):
-        email = "retry@example.com"
-        registered = self.client.post("/v1/auth/register", json={"email": email, "password": PASSWORD})
-        self.assertEqual(registered.status_code, 201)
-        self.assertNotIn("Retry-After", registered.headers)
-        login = self.client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
-        self.assertEqual(login.status_code, 200)
-        self.assertNotIn("Retry-After", login.headers)
-        wrong = {"email": email, "password": "wrong password"}
-        failures = [self.client.post("/v1/auth/login", json=wrong) for _ in range(3)]
-        self.assertEqual([r.status_code for r in failures], [401, 401, 429])
-        self.assertNotIn("Retry-After", failures[0].headers)
-        self.assertTrue(1 <= int(failures[2].headers["Retry-After"]) <= 61)
-        self.assertFalse([h for h in failures[2].headers.keys() if h.lower().startswith("x-ratelimit")])
+    def test_retry_after_only_on_429_and_rate_limit_headers_on_every_limited_answer(self):
+        check_rate_limit_headers(self, login_limit=2, register_limit=3)
+
+
+def check_rate_limit_headers(case, login_limit, register_limit):
+    """RATELIMIT_LOGIN `login_limit` per minute, RATELIMIT_REGISTER `register_limit` per minute, and
+    no registration from this address yet: every answer of a rate-limited endpoint says its limit,
+    what is left and when the window resets (Unix time); Retry-After is on the 429 only. Other
+    endpoints carry none of these."""
+    email = f"{uuid.uuid4().hex[:12]}@example.com"
+    registered = case.client.post("/v1/auth/register", json={"email": email, "password": PASSWORD})
+    case.assertEqual(registered.status_code, 201)
+    case.assertNotIn("Retry-After", registered.headers)
+    case.assertEqual(registered.headers["X-RateLimit-Limit"], str(register_limit))
+    case.assertEqual(registered.headers["X-RateLimit-Remaining"], str(register_limit - 1))
+    login = case.client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    case.assertEqual(login.status_code, 200)
+    case.assertNotIn("Retry-After", login.headers)
+    limit, remaining = login.headers["X-RateLimit-Limit"], login.headers["X-RateLimit-Remaining"]
+    case.assertEqual((limit, remaining), (str(login_limit), str(login_limit)))  # a success does not count
+    wrong = {"email": email, "password": "wrong password"}
+    started = time.time()
+    failures = [case.client.post("/v1/auth/login", json=wrong) for _ in range(login_limit + 1)]
+    case.assertEqual([r.status_code for r in failures], [401] * login_limit + [429])
+    left = [r.headers["X-RateLimit-Remaining"] for r in failures]
+    case.assertEqual(left, [str(n) for n in range(login_limit - 1, -1, -1)] + ["0"])
+    for response in failures:
+        case.assertEqual(response.headers["X-RateLimit-Limit"], str(login_limit))
+        case.assertTrue(started < int(response.headers["X-RateLimit-Reset"]) <= started + 62)
+    case.assertEqual(["Retry-After" in r.headers for r in failures], [False] * login_limit + [True])
+    case.assertTrue(1 <= int(failures[-1].headers["Retry-After"]) <= 61)
+    me = case.client.get("/v1/auth/me", headers=bearer(login.json["auth_token"]))
+    case.assertFalse([h for h in me.headers if h[0].lower().startswith(("x-ratelimit", "retry-after"))])

@@ -18,6 +18,7 @@ from tests.helpers import (
     APITestCase,
 )
 from tests.redisserver import redis_url
+from tests.test_headers import check_rate_limit_headers
 from tests.test_token import check_spraying
 
 
@@ -68,6 +69,9 @@ class RedisRateLimitTests(APITestCase):
                 ).status_code,
                 200,
             )
+
+    def test_rate_limit_headers_counted_in_redis(self):
+        check_rate_limit_headers(self, login_limit=3, register_limit=2)
 
     def test_register_is_limited_per_address(self):
         self.register()

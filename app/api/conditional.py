@@ -5,6 +5,10 @@ key), so it changes whenever anything shown changes: a bucket's item_count, a
 movie's cast, an image's tags. Every PUT, PATCH and DELETE loads its resource with
 `for_write`: locked until the request commits, then held to `If-Match`, so of two
 writers holding the same ETag only one gets through (the other waits, then gets 412).
+
+A gzip-compressed answer (over 1 KiB, to a client that takes gzip) carries the
+same ETag with Flask-Compress's `:gzip` suffix: other bytes, another tag. Both
+name the same representation, so If-None-Match and If-Match take either.
 """
 
 import hashlib
@@ -24,6 +28,7 @@ from app.schemas.image import ImageSchema
 from app.services.crud import locked_or_404
 
 PRECONDITION_FAILED = "Precondition failed: the resource has changed"
+COMPRESSED = ":gzip"  # what Flask-Compress appends to the ETag of an answer it compressed
 WRITES = ("PUT", "PATCH", "DELETE")
 
 # What each kind of resource looks like to clients: the ETag hashes this.
@@ -61,6 +66,16 @@ def etag_of(resource):
     return f'"{digest[:40]}"'
 
 
+def matching_tag(condition, etag, weak):
+    """The tag of `etag`'s plain or compressed answer that `condition` (If-None-Match, weak
+    comparison, or If-Match, strong) names, quoted; or None."""
+    tag = etag.strip('"')
+    for candidate in (tag, tag + COMPRESSED):
+        if condition.contains_weak(candidate) if weak else condition.contains(candidate):
+            return f'"{candidate}"'
+    return None
+
+
 def for_write(model, ident, **scope):
     """The resource a PUT, PATCH or DELETE changes: locked and loaded as last committed
     (services.crud.locked_or_404; `scope` narrows it to an owner's), then held to `If-Match`.
@@ -71,7 +86,9 @@ def for_write(model, ident, **scope):
     """
     resource = locked_or_404(model, ident, **scope)
     condition = request.if_match
-    if "If-Match" in request.headers and not (condition.star_tag or condition.contains(etag_of(resource).strip('"'))):
+    if "If-Match" in request.headers and not (
+        condition.star_tag or matching_tag(condition, etag_of(resource), weak=False)
+    ):
         raise APIError(412, PRECONDITION_FAILED)
     return resource
 
@@ -100,8 +117,8 @@ def conditional(view):
         if resource is None:
             return result
         etag = etag_of(resource)
-        if request.method in ("GET", "HEAD") and request.if_none_match.contains_weak(etag.strip('"')):
-            return Response(status=304, headers={"ETag": etag})
+        if request.method in ("GET", "HEAD") and (matched := matching_tag(request.if_none_match, etag, weak=True)):
+            return Response(status=304, headers={"ETag": matched})  # the tag the client holds
         return body, status, {**(headers or {}), "ETag": etag}
 
     method = view.__name__.upper()

@@ -33,7 +33,12 @@ resource under a named key; errors: `{"success": false, "error": <status>, "mess
 `errors` per field on validation failures. A JSON body with the same key twice is 400
 (`Duplicate key in JSON: <key>`). Sign in with `POST /v1/auth/login` (JSON) or
 `POST /v1/auth/token` (OAuth2 password grant, what the docs page's Authorize button uses), then send
-`Authorization: Bearer <access token>`."""
+`Authorization: Bearer <access token>`.
+
+A JSON answer over 1 KiB is gzip-compressed for a client that sends `Accept-Encoding: gzip`
+(`Content-Encoding: gzip`, `Vary: Accept-Encoding`); its ETag then ends in `:gzip`, and
+`If-None-Match` or `If-Match` take either form. Rate-limited operations answer `X-RateLimit-Limit`,
+`X-RateLimit-Remaining` and `X-RateLimit-Reset`."""
 
 SPEC_OPTIONS = {
     "info": {
@@ -73,10 +78,19 @@ HEADERS = {
         "authenticated JSON, `private` on image bytes",
         {"type": "string"},
     ),
-    "ETag": ("A strong validator; send it back in If-None-Match", {"type": "string"}),
+    "ETag": (
+        "A strong validator; send it back in If-None-Match (a gzip-compressed answer's ends in `:gzip`: either works)",
+        {"type": "string"},
+    ),
     "Content-Disposition": ('`inline; filename="<id>.<extension of the detected type>"`', {"type": "string"}),
     "Retry-After": ("Seconds to wait before trying again", {"type": "integer", "minimum": 0}),
     "WWW-Authenticate": ("Always `Bearer`", {"type": "string"}),
+    "X-RateLimit-Limit": ("Requests the current rate-limit window allows", {"type": "integer", "minimum": 0}),
+    "X-RateLimit-Remaining": ("Requests left in the current window", {"type": "integer", "minimum": 0}),
+    "X-RateLimit-Reset": (
+        "When the current window resets: Unix time, in seconds (as Flask-Limiter and GitHub send it)",
+        {"type": "integer", "minimum": 0},
+    ),
 }
 # What the shared error answers (components/responses) show as their example, by status; the
 # others show DEFAULT_MESSAGES'. The Error schema's own examples are a 404's.
@@ -91,10 +105,11 @@ ERROR_EXAMPLES = {
     422: {"message": "Validation failed", "errors": {"name": ["Missing data for required field."]}},
     500: {"message": "Internal server error (request id 3f1c9e0b6d2a4e8f9a7b5c1d0e2f4a6b)"},
 }
+RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 # Headers of the shared error answers (components/responses), by status.
 ERROR_HEADERS = {
     "UNAUTHORIZED": ("WWW-Authenticate",),
-    "TOO_MANY_REQUESTS": ("Retry-After",),
+    "TOO_MANY_REQUESTS": ("Retry-After", *RATE_LIMIT_HEADERS),
     "SERVICE_UNAVAILABLE": ("Retry-After",),
 }
 
@@ -148,6 +163,8 @@ def _success_headers(status, operation):
         names.append("Link")
     if operation["security"] or operation["operationId"] in TOKEN_OPERATIONS:
         names.append("Cache-Control")
+    if "429" in operation["responses"]:
+        names += RATE_LIMIT_HEADERS
     if status == "304" or any(
         media.startswith("image/") for media in operation["responses"][status].get("content", {})
     ):

@@ -4,6 +4,7 @@ By default the limiter falls back to counting in memory (per process) and logs i
 with RATELIMIT_FAIL_CLOSED=true rate-limited endpoints answer 503 until Redis is back.
 """
 
+import time
 import unittest
 import uuid
 from collections import Counter
@@ -73,11 +74,19 @@ class RedisDownFailsOpen(RedisDownCase):
         self.redis.stop()
         try:
             wrong = {"email": "counted@example.com", "password": "wrong password"}
-            statuses = [self.server.request("POST", "/v1/auth/login", json=wrong).status for _ in range(12)]
+            started = time.time()
+            answers = [self.server.request("POST", "/v1/auth/login", json=wrong) for _ in range(12)]
         finally:
             self.redis.start()
+        statuses = [a.status for a in answers]
         self.assertIn(429, statuses)
         self.assertEqual(set(statuses), {401, 429})
+        # The in-memory count still answers the rate-limit headers; Retry-After on the 429s only.
+        for answer in answers:
+            self.assertEqual(answer.headers["x-ratelimit-limit"], "5")
+            self.assertIn(int(answer.headers["x-ratelimit-remaining"]), range(5))
+            self.assertTrue(started < int(answer.headers["x-ratelimit-reset"]) <= started + 62)
+            self.assertEqual("retry-after" in answer.headers, answer.status == 429)
 
 
 class RedisDownFailsClosed(RedisDownCase):
