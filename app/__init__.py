@@ -7,7 +7,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import auth, database, errors, fairness, http, mail, metrics, oidc, pagination, transactions
+from app import auth, database, errors, fairness, http, mail, metrics, oidc, pagination, tracing, transactions
 from app.api import openapi, register_routes
 from app.extensions import api, compress, cors, db, limiter, migrate, schema_name
 from app.storage import init_storage
@@ -66,6 +66,9 @@ def create_app(config=None, **overrides):
 
     # The request pipeline: before_request hooks run in the order they are registered, after_request
     # hooks in the reverse order (so those registered here, before the extensions', run last).
+    # 0. Traces, only with OTEL_EXPORTER_OTLP_ENDPOINT: the request's span opens before anything runs.
+    if tracing.enabled():
+        tracing.init_app(app)
     # 1. Metrics: the clock starts before anything else (Flask-Limiter's hook included) and stops
     #    after everything else; the request counts as in progress until its teardown.
     app.before_request(metrics.start_request)
@@ -93,6 +96,8 @@ def create_app(config=None, **overrides):
 
     # 4. The request id, which every log line, error and trace of the request carries.
     app.before_request(http.assign_request_id)
+    if tracing.enabled():
+        app.before_request(tracing.tag_span)
     # 5. The bearer token, checked once; then the fair-admission gate, which keys on its identity.
     app.before_request(auth.verify_bearer)
     fairness.init_app(app)
