@@ -265,6 +265,7 @@ class PoolMetrics(LiveMetricsCase):
     server_env = {
         "DB_POOL_SIZE": "1",
         "DB_MAX_OVERFLOW": "0",
+        "DB_POOL_TIMEOUT_SECONDS": "60",  # the waiting requests outwait the test's lock
         "FAIR_SLOTS": "6",
         "DB_STATEMENT_TIMEOUT_MS": "30000",
         "METRICS_TOKEN": METRICS_TOKEN,
