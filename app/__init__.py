@@ -76,7 +76,7 @@ def create_app(config=None, **overrides):
     app.teardown_request(metrics.end_request)
     # 2. gzip, once every other hook has set the body and the headers (Flask-Compress).
     compress.init_app(app)
-    app.after_request(compress.after_request)
+    app.after_request(http.gzip_if_taken)
     # 3. Retry-After only on 429 and 503, after Flask-Limiter's X-RateLimit-* headers (registered
     #    by limiter.init_app), which would put it on every answer of a rate-limited endpoint.
     app.after_request(errors.retry_after_only_on_429_and_503)

@@ -73,13 +73,22 @@ def start_request():
     IN_PROGRESS.inc()
 
 
+# REQUEST_DURATION's children by (method, route, status): `labels()` builds a key and takes a lock
+# each time; these are few (bounded labels) and looked up on every request.
+_durations = {}
+
+
 def observe_request(response):
     """after_request, the last: the request's duration, by method, route and status."""
     started = g.get("metrics_started")
     if started is not None:
         method = request.method if request.method in METHODS else OTHER
         route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
-        REQUEST_DURATION.labels(method, route, response.status_code).observe(time.perf_counter() - started)
+        key = (method, route, response.status_code)
+        child = _durations.get(key)
+        if child is None:
+            child = _durations[key] = REQUEST_DURATION.labels(*key)
+        child.observe(time.perf_counter() - started)
     return response
 
 
@@ -93,10 +102,12 @@ def end_request(_exc=None):
 
 
 class MeteredQueuePool(QueuePool):
-    """SQLAlchemy's pool, counting the requests inside `connect()`: those waiting for a connection
-    (a free one is handed over in microseconds, so a scrape almost never sees those)."""
+    """SQLAlchemy's pool, counting the requests that find no idle connection in it: they wait
+    for one (or for a new one to open, while the pool may still grow)."""
 
     def connect(self):
+        if self.checkedin():  # an idle connection: handed over at once, nothing to count
+            return super().connect()
         with POOL_WAITING.track_inprogress():
             return super().connect()
 
