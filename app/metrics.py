@@ -136,8 +136,10 @@ IMAGE_BYTES = text(
 
 
 def connection_to_spare():
-    """Whether this worker's pool has a connection for the scrape without waiting: a scrape never
-    queues behind requests (an exhausted pool is what it must show)."""
+    """Whether this worker's pool has a connection for the scrape without waiting: a scrape does not
+    queue behind requests (an exhausted pool is what it must show). Should a request take the last
+    one between this check and the scrape's query, the scrape waits at most DB_POOL_TIMEOUT_SECONDS,
+    then answers without the database's figures."""
     pool = db.engine.pool
     if not isinstance(pool, MeteredQueuePool):
         return True
