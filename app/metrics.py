@@ -10,8 +10,8 @@ Label values never carry ids, e-mails or raw paths: `route` is the URL rule (or 
 `method` one of METHODS (or OTHER), `status` the status code; so the number of series is bounded
 by the app's routes, whatever clients send.
 
-What only the database knows (mails waiting, image bytes) is read when scraped, by the worker
-serving the scrape.
+What only the database knows (mails waiting in the outbox, image bytes) is read when scraped, by
+the worker serving the scrape.
 """
 
 import hmac
@@ -27,7 +27,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
-from app import database
+from app import database, mail
 from app.auth import MSG_INVALID, bearer_token
 from app.errors import not_found, unauthorized
 from app.extensions import db
@@ -153,10 +153,12 @@ class DatabaseFigures:
         if not connection_to_spare():
             return
         try:
+            waiting = mail.count_waiting()  # answered by the outbox's own index
             stored = db.session.execute(IMAGE_BYTES).scalar_one()
         except SQLAlchemyError:
             database.rollback()
             return
+        yield GaugeMetricFamily("mail_outbox_waiting", "Mails in the outbox the SMTP server has not taken.", waiting)
         yield GaugeMetricFamily(
             "images_stored_bytes",
             "Bytes of image files in the store: each distinct file once, thumbnails apart.",

@@ -19,6 +19,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from app import mail
 from app.metrics import UNMATCHED
 from tests.helpers import APITestCase, image_bytes, make_app
 from tests.liveserver import LiveServer, LiveServerTestCase, stop_shared_server
@@ -82,6 +83,16 @@ class MetricsEndpoint(APITestCase):
         methods = {dict(labels)["method"] for labels in samples(body, f"{DURATION}_count")}
         self.assertIn("OTHER", methods)
         self.assertNotIn("BREW", methods)
+
+    def test_mails_waiting_in_the_outbox(self):
+        self.register()  # a verification mail
+        self.register()
+        with self.app.app_context():
+            before = mail.count_waiting()
+            scraped = value(self.scrape(), "mail_outbox_waiting")
+            after = mail.count_waiting()
+        self.assertTrue(after <= scraped <= before, (before, scraped, after))  # the sender may take some meanwhile
+        self.assertIn("mail_outbox_waiting", families(self.scrape()))
 
     def test_image_bytes_stored_count_each_distinct_file_once(self):
         _, admin = self.account("admin")
