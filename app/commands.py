@@ -50,11 +50,14 @@ def _check_credentials(email, password):
     """The same rules as POST /v1/auth/register, with the CLI's words for them."""
     try:
         RegisterSchema().load({"email": email, "password": password})
+        accounts.normalize_email(email)
     except ValidationError as error:
         if "password" in error.messages:
             message = " ".join(error.messages["password"])
             raise click.BadParameter(f"weak password: {message}", param_hint="--password") from None
         raise click.BadParameter("not a valid e-mail address", param_hint="EMAIL") from None
+    except ValueError as error:
+        raise click.BadParameter(f"not a valid e-mail address: {error}", param_hint="EMAIL") from None
 
 
 @click.command("purge-tokens")

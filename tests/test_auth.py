@@ -65,6 +65,45 @@ class RegisterTests(APITestCase):
                 self.assertFieldError(self.client.post("/v1/auth/register", json=body), field)
         self.assertEqual(db.session.query(User).count(), 0)
 
+    def test_one_account_per_mailbox(self):
+        """Addresses compare as people read them: the domain by IDNA, the address NFKC and case-folded."""
+        for first, stored, same in (
+            ("u@bücher.example", "u@xn--bcher-kva.example", ("u@xn--bcher-kva.example", "U@BÜCHER.example")),
+            ("\ufb01le@example.com", "file@example.com", ("file@example.com", "ＦＩＬＥ@example.com")),
+            ("Straße@Example.com", "strasse@example.com", ("STRASSE@example.com",)),
+            ("σίσυφος@example.com", "σίσυφοσ@example.com", ("ΣΊΣΥΦΟΣ@example.com",)),
+        ):
+            with self.subTest(first=first):
+                self.assertEqual(self.register(first)["user"]["email"], stored)
+                for other in same:
+                    response = self.client.post("/v1/auth/register", json={"email": other, "password": PASSWORD})
+                    self.assertError(response, 409, "Email already registered")
+                    login = self.client.post("/v1/auth/login", json={"email": other, "password": PASSWORD})
+                    self.assertEqual(login.status_code, 200, other)
+                form = {"grant_type": "password", "username": same[-1], "password": PASSWORD}
+                self.assertEqual(self.client.post("/v1/auth/token", data=form).status_code, 200)
+        self.assertEqual(db.session.query(User).count(), 4)
+
+    def test_what_cannot_be_a_mailbox_is_422(self):
+        for email in (
+            "a@localhost",
+            "a..b@example.com",
+            "a@[127.0.0.1]",
+            '"quoted"@example.com',
+            "a@-bad-.example.com",
+            "a b@example.com",
+            "@example.com",
+            "a@",
+            "a@example..com",
+        ):
+            with self.subTest(email=email):
+                response = self.client.post("/v1/auth/register", json={"email": email, "password": PASSWORD})
+                body = self.assertFieldError(response, "email")
+                self.assertTrue(body["errors"]["email"][0])
+                login = self.client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+                self.assertError(login, 401, "Invalid email or password")
+        self.assertEqual(db.session.query(User).count(), 0)
+
     def test_password_of_72_bytes_is_accepted(self):
         self.register("long@example.com", password="é" * 36)
         response = self.client.post("/v1/auth/login", json={"email": "long@example.com", "password": "é" * 36})

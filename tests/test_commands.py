@@ -44,6 +44,17 @@ class CreateUserTests(APITestCase):
             200,
         )
 
+    def test_finds_an_account_by_any_form_of_its_address(self):
+        result = self.invoke(create_user, "ＢＯＳＳ@Bücher.example", "--password", PASSWORD, "--role", "admin")
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertIn("Created boss@xn--bcher-kva.example", result.output)
+        result = self.invoke(create_user, "boss@xn--bcher-kva.example", "--password", PASSWORD, "--role", "admin")
+        self.assertIn("Updated boss@xn--bcher-kva.example", result.output)
+        self.assertEqual(db.session.scalar(select(func.count(User.id))), 1)
+        result = self.invoke(create_user, "a@localhost", "--password", PASSWORD)
+        self.assertNotEqual(result.exit_code, 0)
+        self.assertIn("not a valid e-mail address", result.output)
+
     def test_refuses_unknown_roles_and_weak_passwords(self):
         for args, complaint in (
             (["x@example.com", "--password", PASSWORD, "--role", "king"], "unknown role"),

@@ -43,16 +43,29 @@ class MigrationTests(unittest.TestCase):
 CATALOGUE_COUNTS = "3c9d0f4a7b21"  # the revision that adds catalogue_counts
 ACTOR_TALLIES = "7a1e5c2d9f30"  # the revision that adds actor_tallies
 MAIL = "97cffbe83f91"  # the revision that adds the mail outbox, mail tokens and users.email_verified_at
+NORMALIZED_EMAILS = "c4e8a1f7b3d2"  # the revision that normalises the stored e-mail addresses
+
+
+def insert_users(conn, emails):
+    for email in emails:
+        conn.execute(
+            text(
+                "INSERT INTO users (email, password_hash, role, token_version, bucket_count, buckets_revision, "
+                "created_at, modified_at) VALUES (:email, 'x', 'user', 1, 0, 0, '2020-01-01', '2020-01-01')"
+            ),
+            {"email": email},
+        )
 
 
 class BackfillMigrationTests(unittest.TestCase):
-    """Migrations that add a table filled from the rows already there, on the database under test."""
+    """Migrations that fill a new table from the rows already there, or rewrite rows, on the database under test."""
 
-    def manage(self, url, *args):
+    def manage(self, url, *args, succeeds=True):
         env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
         env.update(APP_ENV="development", DATABASE_URL=url)
         result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertEqual(result.returncode == 0, succeeds, result.stderr[-2000:])
+        return result.stderr
 
     def backfilled(self, revision, table, inserts, query):
         """Migrate a fresh database to just before `revision`, run `inserts`, upgrade: the rows of
@@ -109,3 +122,37 @@ class BackfillMigrationTests(unittest.TestCase):
         )
         users = self.backfilled(MAIL, "mail_outbox", [insert], "SELECT email, email_verified_at FROM users")
         self.assertEqual(users, [("old@example.com", None)])
+
+    def emails_after_upgrade(self, emails, succeeds=True):
+        with fresh_database() as url:
+            self.manage(url, "db", "upgrade", f"{NORMALIZED_EMAILS}-1")
+            engine = create_engine(url)
+            try:
+                with engine.begin() as conn:
+                    insert_users(conn, emails)
+                output = self.manage(url, "db", "upgrade", succeeds=succeeds)
+                with engine.connect() as conn:
+                    rows = conn.execute(text("SELECT id, email FROM users ORDER BY id")).all()
+            finally:
+                engine.dispose()
+        return [email for _, email in rows], output
+
+    def test_stored_addresses_are_normalised(self):
+        emails, output = self.emails_after_upgrade(
+            ["\ufb01le@example.com", "u@bücher.example", "ok@example.com", "bad@localhost"]
+        )
+        self.assertEqual(emails, ["file@example.com", "u@xn--bcher-kva.example", "ok@example.com", "bad@localhost"])
+        self.assertIn("'bad@localhost' is not a mailbox", output)
+
+    def test_two_accounts_of_one_mailbox_stop_the_upgrade_and_are_listed(self):
+        before = [
+            "file@example.com",
+            "\ufb01le@example.com",
+            "u@bücher.example",
+            "u@xn--bcher-kva.example",
+            "x@ＥＸＡＭＰＬＥ.com",
+        ]
+        emails, output = self.emails_after_upgrade(before, succeeds=False)
+        self.assertEqual(emails, before, "nothing changed")
+        self.assertIn("file@example.com: users.id 1 ('file@example.com'), users.id 2 ('\ufb01le@example.com')", output)
+        self.assertIn("u@xn--bcher-kva.example: users.id 3 ('u@bücher.example'), users.id 4", output)

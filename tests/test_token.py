@@ -77,6 +77,25 @@ class TokenRateLimitTests(APITestCase):
         self.assertError(self.client.post("/v1/auth/login", json=login), 429)
 
 
+class LoginLimitKeyTests(APITestCase):
+    app_overrides = {
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_LOGIN": "2 per minute",
+        "RATELIMIT_KEY_PREFIX": RATELIMIT_TEST_PREFIX,
+    }
+
+    def test_every_form_of_one_address_counts_as_one_account(self):
+        accounts.register("u@bücher.example", PASSWORD)
+        wrong = "wrong password"
+        self.assertEqual(
+            self.client.post("/v1/auth/login", json={"email": "U@BÜCHER.example", "password": wrong}).status_code, 401
+        )
+        form = {"grant_type": "password", "username": "u@xn--bcher-kva.example", "password": wrong}
+        self.assertEqual(self.client.post("/v1/auth/token", data=form, content_type=FORM).status_code, 401)
+        response = self.client.post("/v1/auth/login", json={"email": " u@bücher.EXAMPLE ", "password": PASSWORD})
+        self.assertError(response, 429)
+
+
 class PasswordSprayingTests(APITestCase):
     """Failed logins from one address are counted across accounts too (RATELIMIT_LOGIN_ADDRESS)."""
 

@@ -1,5 +1,8 @@
 """Accounts: registration, credentials, roles, leaving, and the last-admin rule."""
 
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select
 
 from app import database
@@ -24,6 +27,7 @@ from app.services import mail_tokens, sessions, verification
 from app.services.crud import flush_or_conflict
 from app.transactions import commit_early
 
+MAX_EMAIL_LENGTH = 254  # users.email
 INVALID_CREDENTIALS = "Invalid email or password"
 WRONG_PASSWORD = "Incorrect password."  # the field error of a password that proves who you are
 MANAGE_USERS = "manage:users"
@@ -34,13 +38,31 @@ EXTERNAL_ROLE = "This account's permissions come from the external identity prov
 
 
 def normalize_email(email):
-    return email.strip().lower()
+    """The one form of an e-mail address, as people read it: the form stored, looked up at login
+    and counted by the login rate limit. One account per mailbox.
+
+    NFKC first ("ﬁle" is "file", full-width letters are ASCII), then email-validator's checks
+    (what cannot be a mailbox raises its EmailNotValidError, a ValueError that says why) and its
+    IDNA form of the domain ("bücher.example" is "xn--bcher-kva.example", lower-case), and the
+    local part case-folded (email-validator keeps its case: most mail servers do not).
+    """
+    checked = validate_email(unicodedata.normalize("NFKC", email.strip()), check_deliverability=False)
+    local_part = unicodedata.normalize("NFKC", checked.local_part.casefold())
+    address = f"{local_part}@{checked.ascii_domain}"
+    if len(address) > MAX_EMAIL_LENGTH:
+        raise EmailNotValidError(f"The email address is too long (at most {MAX_EMAIL_LENGTH} characters).")
+    return address
 
 
 def register(email, password, role=DEFAULT_ROLE, verified=False):
-    """A new account (flushed; 409 if the e-mail is taken). Unless `verified` (an operator vouches
-    for the address), it is mailed a verification link in the same transaction."""
-    user = User(email=normalize_email(email), password_hash=hash_password(password), role=role)
+    """A new account (flushed; 409 if the e-mail is taken, 422 if it cannot be a mailbox). Unless
+    `verified` (an operator vouches for the address), it is mailed a verification link in the same
+    transaction."""
+    try:
+        address = normalize_email(email)
+    except EmailNotValidError as error:
+        raise invalid({"email": [str(error)]}) from None
+    user = User(email=address, password_hash=hash_password(password), role=role)
     if verified:
         user.email_verified_at = utcnow()
     db.session.add(user)
@@ -58,7 +80,11 @@ def sign_up(email, password, client):
 
 def check_credentials(email, password):
     """The user whose credentials these are, or a 401 that says nothing more."""
-    user = db.session.scalars(select(User).where(User.email == normalize_email(email))).first()
+    try:
+        address = normalize_email(email)
+    except EmailNotValidError:  # no account has it: the same answer, after the same password check
+        address = None
+    user = db.session.scalars(select(User).where(User.email == address)).first() if address else None
     commit_early()  # the read ends before bcrypt runs: no lock (SQLite's write lock) waits on the hash
     if not verify_password(password, user.password_hash if user else None):
         raise unauthorized(INVALID_CREDENTIALS)

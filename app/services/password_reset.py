@@ -2,10 +2,12 @@
 
 from datetime import timedelta
 
+from email_validator import EmailNotValidError
 from flask import current_app
 from sqlalchemy import select
 
 from app import mail
+from app.errors import invalid
 from app.extensions import db
 from app.models import User
 from app.services import mail_tokens
@@ -35,7 +37,10 @@ def request_reset(email):
     the token row can never be spent and the outbox row is a stand-in the sender drops unsent.
     Past MAILS_PER_HOUR an hour per address, nothing is written, for any address alike.
     """
-    address = normalize_email(email)
+    try:
+        address = normalize_email(email)
+    except EmailNotValidError as error:  # not a mailbox: the same 422 as at register
+        raise invalid({"email": [str(error)]}) from None
     key = mail_tokens.address_key(address)
     token, token_hash = mail_tokens.new_token()
     minutes = current_app.config["PASSWORD_RESET_MINUTES"]

@@ -53,8 +53,17 @@ def _login_limit_key():
             email = read_json_object(current_app.config["MAX_JSON_BYTES"]).get("email")
     except Exception:  # refused (the view answers why) or the client went away
         email = None
-    account = accounts.normalize_email(email) if isinstance(email, str) else ""
-    return f"{get_remote_address()}|{account}"
+    return f"{get_remote_address()}|{_account_key(email)}"
+
+
+def _account_key(email):
+    """The account a login names: its e-mail as stored, or what was sent if no mailbox has it."""
+    if not isinstance(email, str):
+        return ""
+    try:
+        return accounts.normalize_email(email)
+    except ValueError:
+        return email
 
 
 def _failed(response):
