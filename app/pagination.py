@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, tuple_
 
 from app.errors import APIError
 from app.extensions import db
+from app.models.base import fold
 from app.schemas.common import list_args
 
 LIKE_ESCAPE = "\\"
@@ -31,10 +32,14 @@ BAD_CURSOR = "Invalid cursor: it was altered, or it belongs to another list, sor
 def contains_ci(column, text):
     """Case-insensitive substring match in which % and _ are literal characters.
 
-    On PostgreSQL a trigram index on lower(column) serves this very expression.
+    A folded key column (app.models.base.folded_key) is matched by the fold of `text`, so either
+    Unicode form of a name finds it; any other column by lower(). On PostgreSQL a trigram index on
+    the key, or on lower(column), serves this very expression.
     """
+    folded = "folds" in column.info
+    text = fold(text) if folded else text.lower()
     escaped = text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "\\%").replace("_", "\\_")
-    return func.lower(column).like(f"%{escaped.lower()}%", escape=LIKE_ESCAPE)
+    return (column if folded else func.lower(column)).like(f"%{escaped}%", escape=LIKE_ESCAPE)
 
 
 class Listing:
@@ -46,8 +51,9 @@ class Listing:
         self.sortable = {name: _sort_key(key, name, getattr(model, name)) for name in sort}
         self.search = [getattr(model, name) for name in search]
         self.filters = tuple(filters or ())
+        searched = [column.info.get("folds", column.key) for column in self.search]  # a key searches its source
         self.args = list_args(
-            f"{model.__name__}ListArgs", sort, default_sort, mixins=mixins, search=search, **(filters or {})
+            f"{model.__name__}ListArgs", sort, default_sort, mixins=mixins, search=searched, **(filters or {})
         )
 
     def page(self, stmt, args, total=None, revision=None):

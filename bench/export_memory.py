@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 from tests.liveserver import IS_POSTGRES, LiveServer  # noqa: E402
 
 SEED = [
-    "INSERT INTO buckets (owner_id, name, item_count, created_at, modified_at) "
-    "SELECT :owner, 'bucket ' || g, :per_bucket, now(), now() FROM generate_series(1, :buckets) g",
+    "INSERT INTO buckets (owner_id, name, name_key, item_count, created_at, modified_at) "
+    "SELECT :owner, 'bucket ' || g, 'bucket ' || g, :per_bucket, now(), now() FROM generate_series(1, :buckets) g",
     "INSERT INTO items (bucket_id, name, description, done, created_at, modified_at) "
     "SELECT b.id, 'item ' || g, 'something worth doing before the year is out', g % 3 = 0, now(), now() "
     "FROM buckets b CROSS JOIN generate_series(1, :per_bucket) g WHERE b.owner_id = :owner",

@@ -43,6 +43,50 @@ class BucketCrudTests(APITestCase):
                 self.assertEqual(response.json["bucket"]["name"], name)
         self.assertError(self.create("été à paris"), 409)
 
+    def test_names_are_compared_as_people_read_them(self):
+        """NFC and case-folded: either Unicode form of "Café" is one name, and so are the Greek
+        words whose lower-case differs only by the final sigma."""
+        nfc, nfd = "Caf\u00e9", "Cafe\u0301"
+        self.assertEqual(self.create(nfd).json["bucket"]["name"], nfd, "kept as sent")
+        self.assertError(self.create(nfc), 409, "You already have a bucket with this name")
+        self.assertError(self.create("CAFE\u0301"), 409)
+        sisyphus = self.create("Σίσυφος").json["bucket"]
+        self.assertError(self.create("ΣΊΣΥΦΟΣ"), 409)
+        self.assertEqual(self.create("Straße").status_code, 201)
+        self.assertError(self.create("STRASSE"), 409)
+        renamed = self.client.patch(f"/v1/buckets/{sisyphus['id']}", headers=self.h, json={"name": nfc})
+        self.assertError(renamed, 409)
+        recased = self.client.put(f"/v1/buckets/{sisyphus['id']}", headers=self.h, json={"name": "σίσυφος"})
+        self.assertEqual(recased.status_code, 200, "its own name in another case")
+        self.assertEqual(self.create(nfc, headers=self.headers_for()).status_code, 201, "per owner")
+
+    def test_q_finds_either_form_of_a_name(self):
+        for name in ("Cafe\u0301 crème", "Caf\u00e9 noir", "ΣΊΣΥΦΟΣ", "Straße"):
+            self.assertEqual(self.create(name).status_code, 201)
+        for q, found in (
+            ("caf\u00e9", 2),
+            ("CAFE\u0301", 2),
+            ("crème", 1),
+            ("σίσυφος", 1),
+            ("ς", 1),
+            ("strasse", 1),
+            ("ß", 1),
+        ):
+            with self.subTest(q=q):
+                body = self.client.get("/v1/buckets", query_string={"q": q}, headers=self.h).json
+                self.assertEqual((len(body["buckets"]), body["pagination"]["total"]), (found, found))
+
+    def test_a_name_of_invisible_characters_is_blank(self):
+        for name in ("\u200b\u200b", "\ufeff", "\u200e\u200f", "\u2060 \u00a0", "\u3164", "\u2800", "\u200b\ufe0f"):
+            with self.subTest(name=name):
+                body = self.assertFieldError(self.create(name), "name")
+                self.assertEqual(body["errors"]["name"], ["Must not be blank."])
+        self.assertEqual(self.create("\u200b Trip \ufeff").json["bucket"]["name"], "Trip", "trimmed")
+        self.assertEqual(self.create("❤\ufe0f").json["bucket"]["name"], "❤\ufe0f", "a variation selector stays")
+        bucket_id = self.create("Kept").json["bucket"]["id"]
+        item = self.client.post(f"/v1/buckets/{bucket_id}/items", headers=self.h, json={"name": "\u200b"})
+        self.assertFieldError(item, "name")
+
     def test_bad_bodies(self):
         cases = [
             ({}, "name"),

@@ -239,6 +239,24 @@ class MovieTests(CastingTestCase):
             self.client.patch(f"/v1/movies/{other['id']}", headers=self.admin, json={"release_date": "1995-12-15"}), 409
         )
 
+    def test_titles_are_compared_as_people_read_them(self):
+        self.new_movie(title="Cafe\u0301 Society", release_date="2016-05-11")
+        same = {"title": "CAF\u00c9 SOCIETY", "release_date": "2016-05-11"}
+        self.assertError(self.client.post("/v1/movies", headers=self.admin, json=same), 409)
+        self.new_movie(title="Σίσυφος", release_date="2001-01-01")
+        greek = {"title": "ΣΊΣΥΦΟΣ", "release_date": "2001-01-01"}
+        self.assertError(self.client.post("/v1/movies", headers=self.admin, json=greek), 409)
+        self.assertEqual(
+            self.client.post("/v1/movies", headers=self.admin, json={**same, "release_date": "2017-01-01"}).status_code,
+            201,
+        )
+        for q in ("caf\u00e9 society", "CAFE\u0301"):
+            with self.subTest(q=q):
+                found = self.client.get("/v1/movies", query_string={"q": q}, headers=self.admin).json["movies"]
+                self.assertEqual(len(found), 2)
+        blank = {"title": "\u200b\u200b", "release_date": "2001-01-01"}
+        self.assertFieldError(self.client.post("/v1/movies", headers=self.admin, json=blank), "title")
+
     def test_filters_and_sorting(self):
         a = self.new_actor()["id"]
         self.new_movie(title="Old", release_date="1990-01-01")

@@ -462,7 +462,7 @@ class PlanTests(CollectionCase):
     def test_q_search_uses_the_trigram_index(self):
         body, plan = self.plan_of("/v1/buckets?q=ZEBRA&per_page=10")
         self.assertEqual(len(body["buckets"]), self.SIZE // 1000)
-        self.assertIn("ix_buckets_name_trgm", plan)
+        self.assertIn("ix_buckets_name_key_trgm", plan)
 
     def test_a_deep_cursor_page_is_an_index_range_scan(self):
         cursor = None

@@ -201,7 +201,10 @@ class TakeOverTests(APITestCase):
         blocker = engine.connect()
         hold = blocker.begin()  # an uncommitted bucket of the same name: both requests wait on its index entry
         blocker.execute(
-            text("INSERT INTO buckets (owner_id, name, created_at, modified_at) VALUES (:u, 'Held', now(), now())"),
+            text(
+                "INSERT INTO buckets (owner_id, name, name_key, created_at, modified_at) "
+                "VALUES (:u, 'Held', 'held', now(), now())"
+            ),
             {"u": user_id},
         )
         answers = {}

@@ -44,6 +44,7 @@ CATALOGUE_COUNTS = "3c9d0f4a7b21"  # the revision that adds catalogue_counts
 ACTOR_TALLIES = "7a1e5c2d9f30"  # the revision that adds actor_tallies
 MAIL = "97cffbe83f91"  # the revision that adds the mail outbox, mail tokens and users.email_verified_at
 NORMALIZED_EMAILS = "c4e8a1f7b3d2"  # the revision that normalises the stored e-mail addresses
+NAME_KEYS = "d1f5b2c8e4a6"  # the revision that adds buckets.name_key and movies.title_key
 
 
 def insert_users(conn, emails):
@@ -156,3 +157,55 @@ class BackfillMigrationTests(unittest.TestCase):
         self.assertEqual(emails, before, "nothing changed")
         self.assertIn("file@example.com: users.id 1 ('file@example.com'), users.id 2 ('\ufb01le@example.com')", output)
         self.assertIn("u@xn--bcher-kva.example: users.id 3 ('u@bücher.example'), users.id 4", output)
+
+    def names_after_upgrade(self, buckets, movies, succeeds=True):
+        """Buckets (of one owner) and movies (name, date) before NAME_KEYS, then the upgrade: the rows."""
+        with fresh_database() as url:
+            self.manage(url, "db", "upgrade", f"{NAME_KEYS}-1")
+            engine = create_engine(url)
+            try:
+                with engine.begin() as conn:
+                    insert_users(conn, ["owner@example.com"])
+                    for name in buckets:
+                        conn.execute(
+                            text(
+                                "INSERT INTO buckets (owner_id, name, item_count, created_at, modified_at) "
+                                "VALUES (1, :name, 0, '2020-01-01', '2020-01-01')"
+                            ),
+                            {"name": name},
+                        )
+                    for title, released in movies:
+                        conn.execute(
+                            text(
+                                "INSERT INTO movies (title, release_date, created_at, modified_at) "
+                                "VALUES (:title, :released, '2020-01-01', '2020-01-01')"
+                            ),
+                            {"title": title, "released": released},
+                        )
+                output = self.manage(url, "db", "upgrade", succeeds=succeeds)
+                columns = ("name, name_key", "title, title_key") if succeeds else ("name", "title")
+                with engine.connect() as conn:
+                    rows = [conn.execute(text(f"SELECT {columns[0]} FROM buckets ORDER BY id")).all()]
+                    rows.append(conn.execute(text(f"SELECT {columns[1]} FROM movies ORDER BY id")).all())
+                if succeeds:
+                    self.manage(url, "db", "downgrade", f"{NAME_KEYS}-1")
+                    self.manage(url, "db", "upgrade")
+            finally:
+                engine.dispose()
+        return [[tuple(row) for row in table] for table in rows], output
+
+    def test_names_get_their_folded_keys(self):
+        (buckets, movies), _ = self.names_after_upgrade(
+            ["Cafe\u0301", "Straße"], [("ΣΊΣΥΦΟΣ", "2001-01-01"), ("Σίσυφος", "2002-02-02")]
+        )
+        self.assertEqual(buckets, [("Cafe\u0301", "caf\u00e9"), ("Straße", "strasse")])
+        self.assertEqual(movies, [("ΣΊΣΥΦΟΣ", "σίσυφοσ"), ("Σίσυφος", "σίσυφοσ")])
+
+    def test_names_that_become_one_stop_the_upgrade_and_are_listed(self):
+        buckets = ["Caf\u00e9", "Cafe\u0301", "Other"]
+        movies = [("Straße", "2001-01-01"), ("STRASSE", "2001-01-01")]  # lower() tells them apart, casefold() not
+        (stored_buckets, stored_movies), output = self.names_after_upgrade(buckets, movies, succeeds=False)
+        self.assertEqual(stored_buckets, [(name,) for name in buckets], "nothing changed")
+        self.assertEqual(len(stored_movies), 2)
+        self.assertIn("buckets.id 1 ('Café') and buckets.id 2 ('Cafe\u0301'), owner_id 1", output)
+        self.assertIn("movies.id 1 ('Straße') and movies.id 2 ('STRASSE'), release_date 2001-01-01", output)

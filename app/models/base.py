@@ -1,8 +1,9 @@
-"""Columns every stored resource shares."""
+"""Columns every stored resource shares, and the folded keys of names that must be unique."""
 
+import unicodedata
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Index, Integer
+from sqlalchemy import DateTime, Index, Integer, String, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -24,3 +25,33 @@ def sort_indexes(table, keys, scope=None):
     id tie-breaker: any page of any sort, deep or not, is one index range scan."""
     lead = (scope,) if scope else ()
     return tuple(Index(f"ix_{table}_{'_'.join((*lead, key))}", *lead, *dict.fromkeys((key, "id"))) for key in keys)
+
+
+def fold(text):
+    """A name as people read it, for the rules that say two names are one: NFC and case-folded.
+
+    "Café" in either Unicode form is one name, and so are "Σίσυφος" and "ΣΊΣΥΦΟΣ" (casefold(),
+    unlike lower(), maps the final sigma too). NFC again after folding, which may decompose.
+    """
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+
+
+def folded_key(source, length):
+    """A column that keeps `fold(<source column>)`, for a unique index and for `q` (app.pagination).
+
+    A bulk INSERT (seed) gets it from this default; the model sets it whenever the ORM sets
+    `source` (see `keeps_folded`). `length` allows for folding's growth (up to 3 characters from 1).
+    """
+
+    def default(context):
+        return fold(context.get_current_parameters()[source])
+
+    return mapped_column(String(length), nullable=False, default=default, info={"folds": source})
+
+
+def keeps_folded(model, source, key):
+    """Whenever the ORM sets `model.<source>`, set `model.<key>` to its fold too."""
+
+    @event.listens_for(getattr(model, source), "set")
+    def _fold(target, value, _old, _initiator):
+        setattr(target, key, fold(value))

@@ -1,8 +1,8 @@
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.base import ResourceMixin, sort_indexes
+from app.models.base import ResourceMixin, folded_key, keeps_folded, sort_indexes
 
 
 class Item(ResourceMixin, db.Model):
@@ -23,10 +23,12 @@ class Bucket(ResourceMixin, db.Model):
 
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
+    name_key: Mapped[str] = folded_key("name", 300)
     # Kept by services.buckets in the transaction that adds or removes an item.
     item_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
     items = relationship(Item, cascade="all, delete-orphan", passive_deletes=True, lazy="raise")
 
 
-# Names are unique per owner whatever their case, even under concurrent writes.
-Index("uq_buckets_owner_id_lower_name", Bucket.owner_id, func.lower(Bucket.name), unique=True)
+keeps_folded(Bucket, "name", "name_key")
+# Names are unique per owner as people read them (NFC, case-folded), even under concurrent writes.
+Index("uq_buckets_owner_id_name_key", Bucket.owner_id, Bucket.name_key, unique=True)

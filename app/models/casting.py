@@ -4,7 +4,7 @@ from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.base import ResourceMixin, sort_indexes
+from app.models.base import ResourceMixin, folded_key, keeps_folded, sort_indexes
 
 movie_actors = Table(
     "movie_actors",
@@ -30,6 +30,7 @@ class Movie(ResourceMixin, db.Model):
     __table_args__ = sort_indexes("movies", ("title", "release_date", "created_at"))
 
     title: Mapped[str] = mapped_column(String(200), nullable=False)
+    title_key: Mapped[str] = folded_key("title", 600)
     release_date: Mapped[date] = mapped_column(Date, nullable=False)
     # Joined: a movie and its cast, or a page of them, are one statement.
     actors = relationship(Actor, secondary=movie_actors, order_by=Actor.id, lazy="joined", passive_deletes=True)
@@ -58,8 +59,9 @@ class ActorTally(db.Model):
     total: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
-# One movie per (title, release date), whatever the title's case.
-Index("uq_movies_lower_title_release_date", func.lower(Movie.title), Movie.release_date, unique=True)
+keeps_folded(Movie, "title", "title_key")
+# One movie per (title, release date), the title as people read it (NFC, case-folded).
+Index("uq_movies_title_key_release_date", Movie.title_key, Movie.release_date, unique=True)
 # The list's filters: gender, then the age range. On PostgreSQL a filtered total under `q` (the
 # others are actor tallies) is an index-only scan of it, which takes `gender` itself in the index
 # beside lower(gender): the planner asks for every column the query names. With id, a gender's

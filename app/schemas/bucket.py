@@ -6,7 +6,12 @@ from app.schemas.common import ResourceSchema, StrictBoolean, Text, envelope
 
 
 class BucketSchema(ResourceSchema):
-    name = Text(required=True, min_length=1, max_length=100)
+    name = Text(
+        required=True,
+        min_length=1,
+        max_length=100,
+        metadata={"description": "Unique per owner as people read it: compared NFC and case-folded"},
+    )
     item_count = fields.Integer(dump_only=True)
 
 
@@ -30,7 +35,7 @@ BucketListResponse = envelope("BucketListResponse", "buckets", BucketSchema, man
 ItemResponse = envelope("ItemResponse", "item", ItemSchema)
 ItemListResponse = envelope("ItemListResponse", "items", ItemSchema, many=True)
 
-BUCKETS = Listing("buckets", Bucket, sort=("id", "name", "created_at", "modified_at"), search=("name",))
+BUCKETS = Listing("buckets", Bucket, sort=("id", "name", "created_at", "modified_at"), search=("name_key",))
 ITEMS = Listing(
     "items",
     Item,

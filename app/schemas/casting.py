@@ -32,7 +32,12 @@ class ActorSchema(ResourceSchema):
 
 
 class MovieSchema(ResourceSchema):
-    title = Text(required=True, min_length=1, max_length=200)
+    title = Text(
+        required=True,
+        min_length=1,
+        max_length=200,
+        metadata={"description": "With release_date, unique as people read it: compared NFC and case-folded"},
+    )
     release_date = LooseDate(required=True, metadata={"description": "YYYY-MM-DD (2020-8-12 is accepted too)"})
     actor_ids = id_list(
         load_only=True, validate=validate.Length(max=MAX_CAST), metadata={"description": "Sets the cast"}
@@ -77,7 +82,7 @@ MOVIES = Listing(
     "movies",
     Movie,
     sort=("id", "title", "release_date", "created_at"),
-    search=("title",),
+    search=("title_key",),
     mixins=(DateRange,),
     filters={
         "released_after": LooseDate(metadata={"description": "Inclusive: release_date >= this date"}),

@@ -4,6 +4,7 @@ The same schemas validate requests, shape responses and feed the OpenAPI documen
 """
 
 import re
+import unicodedata
 from datetime import date
 
 from marshmallow import ValidationError, fields, validate, validates_schema
@@ -16,10 +17,38 @@ _LOOSE_DATE = re.compile(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})$")
 _ASCII_DIGITS = re.compile(r"^[0-9]+$")
 
 
+# What shows nothing: spaces and line breaks of every script, control and format characters
+# (zero-width spaces and joiners, BOM, direction marks), and the letters and symbols drawn empty.
+BLANK_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # Hangul fillers, the Braille blank
+# Marks that show nothing by themselves, though they change the character before them (so never
+# trimmed): the combining grapheme joiner and the variation selectors.
+INVISIBLE_MARKS = frozenset(["\u034f", *map(chr, range(0xFE00, 0xFE10)), *map(chr, range(0xE0100, 0xE01F0))])
+
+
+def shows_nothing(char):
+    return unicodedata.category(char) in BLANK_CATEGORIES or char in BLANK_CHARACTERS
+
+
+def trim(text):
+    """`text` without what shows nothing at either end (str.strip() leaves zero-width spaces)."""
+    start, end = 0, len(text)
+    while start < end and shows_nothing(text[start]):
+        start += 1
+    while end > start and shows_nothing(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def is_blank(text):
+    return all(shows_nothing(char) or char in INVISIBLE_MARKS for char in text)
+
+
 class Text(fields.String):
     """A string that is trimmed (unless told not to) and never carries NUL bytes.
 
-    `min_length`/`max_length` count characters after trimming, so "   " is blank.
+    `min_length`/`max_length` count characters after trimming, so "   " is blank, and so is
+    a string of nothing but invisible characters ("\u200b\u200b").
     """
 
     def __init__(self, *, min_length=None, max_length=None, trim=True, **kwargs):
@@ -35,8 +64,8 @@ class Text(fields.String):
         if "\x00" in text:
             raise ValidationError("Must not contain NUL characters.")
         if self.trim:
-            text = text.strip()
-        if self.min_length and not text:
+            text = trim(text)
+        if self.min_length and is_blank(text):
             raise ValidationError("Must not be blank.")
         return text
 

@@ -43,7 +43,7 @@ def upgrade():
         try:
             normalized = normalize_email(email)
         except ValueError as error:
-            log.warning("users.id %s: %r is not a mailbox (%s); left as it is, it cannot sign in", user_id, email, error)
+            log.warning("users.id %s: %r is not a mailbox (%s); left as it is: it cannot sign in", user_id, email, error)
             normalized = email
         owners[normalized].append((user_id, email))
         if normalized != email:

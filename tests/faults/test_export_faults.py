@@ -20,8 +20,8 @@ class ExportCutShort(LiveServerTestCase):
     def seeded_account(self):
         user_id, headers = self.server.account()
         self.server.execute(
-            "INSERT INTO buckets (owner_id, name, item_count, created_at, modified_at) "
-            "SELECT :o, 'bucket ' || g, :n, now(), now() FROM generate_series(1, :b) g",
+            "INSERT INTO buckets (owner_id, name, name_key, item_count, created_at, modified_at) "
+            "SELECT :o, 'bucket ' || g, 'bucket ' || g, :n, now(), now() FROM generate_series(1, :b) g",
             o=user_id,
             n=ITEMS_PER_BUCKET,
             b=BUCKETS,
