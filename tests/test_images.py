@@ -1,5 +1,6 @@
 """/v1/images: validated uploads, metadata stripping, dedup, downloads; on local disk and on S3."""
 
+import hashlib
 import io
 import os
 import struct
@@ -75,6 +76,38 @@ def animation(fmt, frames=3, size=(40, 30), **metadata):
     out = io.BytesIO()
     pictures[0].save(out, format=fmt, save_all=True, append_images=pictures[1:], duration=100, loop=0, **metadata)
     return out.getvalue()
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def riff_chunk(kind, data):
+    return kind + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
+
+
+def with_hidden_parts(fmt, clean):
+    """`clean` with parts its decoder skips: private segments or chunks, metadata, bytes after its end."""
+    trailing = b"TRAILING-SECRET" * 10
+    if fmt == "jpeg":  # an application's own APP5 and APP15, a comment, after the JFIF segment
+        app5 = b"\xff\xe5" + struct.pack(">H", 2 + 17) + b"SECRET-APP5-BYTES"
+        app15 = b"\xff\xef" + struct.pack(">H", 2 + 7) + b"SECRET!"
+        comment = b"\xff\xfe" + struct.pack(">H", 2 + 14) + b"SECRET COMMENT"
+        jfif_end = 4 + struct.unpack(">H", clean[4:6])[0]
+        return clean[:jfif_end] + app5 + app15 + comment + clean[jfif_end:] + trailing
+    if fmt == "png":
+        end = clean.rindex(b"IEND") - 4
+        return clean[:end] + png_chunk(b"prVt", b"SECRET private chunk") + clean[end:] + trailing
+    if fmt == "gif":
+        comment = b"\x21\xfe" + bytes([6]) + b"SECRET" + b"\x00"
+        xmp = b"\x21\xff\x0bXMP DataXMP" + bytes([10]) + b"SECRET-XMP" + b"\x00"
+        return clean[:-1] + comment + xmp + clean[-1:] + trailing
+    # webp: EXIF and XMP chunks, announced in VP8X, and a private chunk; bytes after the RIFF
+    body = bytearray(clean[12:])
+    assert body[:4] == b"VP8X"
+    body[8] |= 0x08 | 0x04
+    body += riff_chunk(b"EXIF", b"SECRET exif") + riff_chunk(b"XMP ", b"SECRET xmp") + riff_chunk(b"prVt", b"SECRET")
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + bytes(body) + trailing
 
 
 class ImageSuite:
@@ -245,6 +278,38 @@ class ImageSuite:
                 for secret in (b"secret", b"SpyCam"):
                     self.assertNotIn(secret, stored)
                 self.assertEqual(len(picture.getexif()), 0)
+
+    def test_only_what_the_decoder_reads_is_stored_byte_for_byte(self):
+        """Trailing bytes, private segments and chunks, comments and metadata go; the picture's own
+        bytes stay as uploaded (no re-encoding), so a clean file and its padded copy are stored once."""
+        progressive = {"progressive": True, "restart_marker_blocks": 1}  # many scans, restart markers
+        cleans = (
+            ("jpeg", image_bytes("JPEG", color=(10, 120, 200), icc_profile=b"an ICC profile, kept")),
+            ("jpeg", image_bytes("JPEG", size=(60, 40), color=(10, 120, 202), **progressive)),
+            ("png", image_bytes("PNG", color=(10, 120, 201))),
+            ("gif", animation("GIF")),
+            ("webp", animation("WEBP", size=(41, 30))),
+        )
+        for fmt, clean in cleans:
+            with self.subTest(fmt):
+                padded = with_hidden_parts(fmt, clean)
+                self.assertIn(b"SECRET", padded)
+                self.assertEqual(PILImage.open(io.BytesIO(padded)).format.lower(), fmt, "the padded file decodes")
+                response = self.upload((f"padded.{fmt}", padded, "application/octet-stream"))
+                image = response.json["images"][0]
+                stored = self.client.get(image["links"]["file"], headers=self.admin).data
+                self.assertNotIn(b"SECRET", stored)
+                self.assertEqual(stored, clean, "the clean file, byte for byte")
+                self.assertEqual(
+                    (image["sha256"], image["size_bytes"]), (hashlib.sha256(clean).hexdigest(), len(clean))
+                )
+                again = self.upload((f"clean.{fmt}", clean, "application/octet-stream")).json["images"][0]
+                self.assertEqual(again["sha256"], image["sha256"], "stored once")
+                picture = PILImage.open(io.BytesIO(stored))
+                if fmt in ("gif", "webp"):
+                    self.assertEqual((picture.n_frames, picture.info.get("loop")), (3, 0), "still animated")
+                if fmt == "jpeg" and "icc_profile" in PILImage.open(io.BytesIO(clean)).info:
+                    self.assertEqual(picture.info["icc_profile"], b"an ICC profile, kept")
 
     def test_long_and_odd_filenames_are_normalised(self):
         cases = {

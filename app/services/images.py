@@ -29,6 +29,7 @@ from app.errors import APIError
 from app.extensions import db
 from app.models import Image, StoredFile
 from app.models.base import utcnow
+from app.services import image_parts
 from app.storage import StorageFull, storage
 from app.transactions import commit_early
 
@@ -42,7 +43,7 @@ CONTENT_TYPES = {
     "WEBP": "image/webp",
 }
 SAVE_FORMAT = {"MPO": "JPEG"}
-METADATA_INFO_KEYS = ("exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop", "iptc")
+ORIENTATION = 0x0112  # the EXIF tag
 # What may survive a re-encode: rendering hints, never camera or author data.
 SAFE_INFO_KEYS = ("transparency", "duration", "loop", "background", "icc_profile", "dpi", "disposal")
 MAX_FRAMES = 500
@@ -129,14 +130,20 @@ def _check_frames(image, filename):
         raise _refuse(413, filename, f"its frames hold more than {budget} pixels in all")
 
 
-def _carries_metadata(image):
-    if any(key in image.info for key in METADATA_INFO_KEYS):
-        return True
-    if image.format == "PNG" and image.text:
-        return True
-    if image.format in ("JPEG", "MPO"):
-        return any(marker in ("APP1", "APP13", "COM") for marker, _ in image.applist)
-    return False
+def _needs_turning(image):
+    """A still picture whose EXIF says to display it rotated or mirrored: it is stored upright."""
+    return not getattr(image, "is_animated", False) and image.getexif().get(ORIENTATION, 1) in range(2, 9)
+
+
+def _decoded_parts(image, data):
+    """The file cut down to what the decoder read (app.services.image_parts), if that still opens
+    as the same picture; None if its structure is one the cutting does not follow."""
+    try:
+        kept = image_parts.keep_decoded(image.format, data)
+        check = PILImage.open(io.BytesIO(kept))
+    except Exception:  # the cut file does not parse: the caller re-encodes instead
+        return None
+    return kept if (check.format, check.size) == (SAVE_FORMAT.get(image.format, image.format), image.size) else None
 
 
 def _encode(image, fmt, **params):
@@ -147,8 +154,8 @@ def _encode(image, fmt, **params):
     return out.getvalue()
 
 
-def _strip_metadata(image):
-    """Re-encode without metadata, upright (EXIF orientation applied)."""
+def _reencode(image):
+    """Encode the picture again, without metadata, upright (EXIF orientation applied)."""
     fmt = SAVE_FORMAT.get(image.format, image.format)
     if getattr(image, "is_animated", False) and fmt in ("GIF", "WEBP"):
         # Pillow walks the frames itself: no list of full-canvas copies of our own. Empty metadata
@@ -180,8 +187,11 @@ def process_upload(filename, data):
     image = _open(filename, data)
     content_type = CONTENT_TYPES[image.format]
     try:
-        if _carries_metadata(image):
-            data, image = _strip_metadata(image)
+        kept = None if _needs_turning(image) else _decoded_parts(image, data)
+        if kept is None:
+            data, image = _reencode(image)
+        else:
+            data = kept
         thumbnail = _thumbnail(image, content_type)
     except Exception:  # an exotic mode or encoding Pillow decodes but cannot write back
         log.warning("could not re-encode %s", filename, exc_info=True)
