@@ -88,6 +88,14 @@ def build_config(env_name=None, **overrides):
         "SQLALCHEMY_DATABASE_URI": _env_str("DATABASE_URL", _default_database_url()),
         # No pool_pre_ping: a dead connection is found by the statement that uses it (app/database.py).
         "SQLALCHEMY_ENGINE_OPTIONS": {},
+        # Read replicas (app/replicas.py): PostgreSQL streaming replicas of DATABASE_URL, comma-separated.
+        "DATABASE_REPLICA_URLS": _env_str("DATABASE_REPLICA_URLS", ""),
+        # A replica lagging more than this, or failing, is skipped for DATABASE_REPLICA_RETRY_SECONDS.
+        "DATABASE_REPLICA_MAX_LAG_MS": _env_int("DATABASE_REPLICA_MAX_LAG_MS", 1000),
+        "DATABASE_REPLICA_RETRY_SECONDS": _env_float("DATABASE_REPLICA_RETRY_SECONDS", 5),
+        # The Redis every worker and instance shares: the write positions that replicas need.
+        "REDIS_URL": _env_str("REDIS_URL", None),
+        "REDIS_KEY_PREFIX": _env_str("REDIS_KEY_PREFIX", "api"),
         "DB_STATEMENT_TIMEOUT_MS": _env_int("DB_STATEMENT_TIMEOUT_MS", 5000),
         "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": _env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000),
         # A database that stops answering is a 503 within seconds (the contract: 10), never a hang.
@@ -217,6 +225,7 @@ def build_config(env_name=None, **overrides):
         config["DB_ANSWER_TIMEOUT_MS"] = statement_ms + 1000 if statement_ms else 0
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
     config["SQLALCHEMY_ENGINE_OPTIONS"] = {**config["SQLALCHEMY_ENGINE_OPTIONS"], **pool_options(config)}
+    _check_replicas(config)
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
     config["LOG_FORMAT"] = _checked_log_format(config["LOG_FORMAT"])
     config.update(rate_limit_store_settings(config["RATELIMIT_STORAGE_URI"], config["RATELIMIT_FAIL_CLOSED"]))
@@ -258,6 +267,29 @@ def rate_limit_store_settings(uri, fail_closed):
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": not fail_closed,
         "RATELIMIT_SWALLOW_ERRORS": not fail_closed,
     }
+
+
+def _check_replicas(config):
+    """Normalise DATABASE_REPLICA_URLS to a list, refuse what cannot work, and make each replica an
+    engine (a Flask-SQLAlchemy bind, `replica1`...) with the primary's engine options."""
+    urls = config["DATABASE_REPLICA_URLS"] or []
+    if isinstance(urls, str):
+        urls = [url.strip() for url in urls.split(",") if url.strip()]
+    urls = [normalize_database_url(url) for url in urls]
+    config["DATABASE_REPLICA_URLS"] = urls
+    if not urls:
+        return
+    if not all(url.startswith("postgresql") for url in [config["SQLALCHEMY_DATABASE_URI"], *urls]):
+        raise ConfigError("DATABASE_REPLICA_URLS are PostgreSQL streaming replicas of a PostgreSQL DATABASE_URL.")
+    if not config["REDIS_URL"]:
+        raise ConfigError(
+            "DATABASE_REPLICA_URLS needs REDIS_URL: every worker and instance keeps the write positions "
+            "that let each client read its own writes there (see docs/replicas.md)."
+        )
+    if config["DATABASE_REPLICA_MAX_LAG_MS"] < 0 or config["DATABASE_REPLICA_RETRY_SECONDS"] < 0:
+        raise ConfigError("DATABASE_REPLICA_MAX_LAG_MS and DATABASE_REPLICA_RETRY_SECONDS cannot be negative.")
+    replicas = {f"replica{n}": {**config["SQLALCHEMY_ENGINE_OPTIONS"], "url": url} for n, url in enumerate(urls, 1)}
+    config["SQLALCHEMY_BINDS"] = {**config.get("SQLALCHEMY_BINDS", {}), **replicas}
 
 
 def _check_oidc(config):

@@ -1,5 +1,6 @@
 """The application factory."""
 
+from functools import partial
 from pathlib import Path
 
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -7,7 +8,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import auth, database, errors, fairness, http, mail, metrics, oidc, pagination, tracing, transactions
+from app import auth, database, errors, fairness, http, mail, metrics, oidc, pagination, replicas, tracing, transactions
 from app.api import openapi, register_routes
 from app.extensions import api, compress, cors, db, limiter, migrate, schema_name
 from app.storage import init_storage
@@ -28,8 +29,10 @@ class ApiFlask(Flask):
         return response
 
     def dispatch_request(self):
-        """The view, then the request's one commit (app.transactions), before the answer leaves."""
-        answer = database.retry_read_once(super().dispatch_request)
+        """The view, then the request's one commit (app.transactions), before the answer leaves. A read
+        a replica failed runs again on the primary, and a read whose connection died runs once more
+        (app.replicas, app.database)."""
+        answer = database.retry_read_once(partial(replicas.or_primary, super().dispatch_request))
         transactions.commit_request()
         return answer
 
@@ -101,6 +104,7 @@ def create_app(config=None, **overrides):
     # 5. The bearer token, checked once; then the fair-admission gate, which keys on its identity.
     app.before_request(auth.verify_bearer)
     fairness.init_app(app)
+    replicas.init_app(app)  # after both: an admitted request's reads are routed by its verified identity
     # 6. Headers every answer carries, and what gunicorn's access line needs (route, user id).
     app.after_request(http.add_request_id)
     app.after_request(http.note_for_access_log)

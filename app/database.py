@@ -82,10 +82,11 @@ def session_settings(statement_timeout_ms, idle_in_transaction_timeout_ms):
 
 class TimedConnection(extensions.connection):
     """A psycopg2 connection that knows how long to wait for its server (`wait_for_server`):
-    `connect_seconds` for the handshake, then `answer_seconds` for each statement (None: no bound)."""
+    `connect_seconds` for the handshake, then `answer_seconds` for each statement (None: no bound),
+    and whom to tell when it waited in vain (its server's `Silence`)."""
 
-    def __init__(self, dsn, *args, connect_seconds, answer_seconds, **kwargs):
-        self.wait_seconds = connect_seconds
+    def __init__(self, dsn, *args, connect_seconds, answer_seconds, silence, **kwargs):
+        self.wait_seconds, self.silence = connect_seconds, silence
         super().__init__(dsn, *args, **kwargs)
         self.wait_seconds = answer_seconds
 
@@ -129,7 +130,7 @@ def wait_for_server(connection):
         poller.register(connection.fileno(), _POLL_EVENTS[state])
         remaining = None if deadline is None else max(deadline - time.monotonic(), 0) * 1000
         if not poller.poll(remaining):
-            SILENCE.found()
+            connection.silence.found()
             raise psycopg2.OperationalError(f"the database did not answer within {seconds} s")
 
 
@@ -143,7 +144,7 @@ def unbounded_waits():
         extensions.set_wait_callback(wait_for_server)
 
 
-def connect_parameters(config):
+def connect_parameters(config, silence=SILENCE):
     """The connection class that bounds every wait, and libpq's TCP settings, which let the kernel
     notice a host that vanished (not a frozen one). No libpq connect_timeout: with a wait callback
     libpq connects asynchronously and ignores it; TimedConnection bounds the handshake instead."""
@@ -158,6 +159,7 @@ def connect_parameters(config):
             TimedConnection,
             connect_seconds=config["DB_CONNECT_TIMEOUT_SECONDS"],
             answer_seconds=answer_ms / 1000 if answer_ms else None,
+            silence=silence,
         ),
     }
 
@@ -169,28 +171,32 @@ def note_arrival():
 
 def init_app(app):
     with app.app_context():
-        engine = db.engine
+        primary, engines = db.engine, list(db.engines.values())  # and the read replicas (app.replicas)
     app.teardown_appcontext(end_session)  # registered after Flask-SQLAlchemy's, so it runs first
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "begin", _sqlite_begin)
-    if engine.dialect.name != "postgresql":
+    if primary.dialect.name == "sqlite":
+        event.listen(primary, "begin", _sqlite_begin)
+    if primary.dialect.name != "postgresql":
         return
     extensions.set_wait_callback(wait_for_server)  # process-wide; without a bound it just waits
     app.before_request(note_arrival)
-    configure_connections(engine, app.config)
-    event.listen(engine, "checkin", _back_to_transactions)
+    for engine in engines:
+        # Each server is found silent on its own: a silent read replica (app.replicas) is skipped,
+        # and must not make the primary's waiting requests give up.
+        configure_connections(engine, app.config, SILENCE if engine is primary else Silence())
+        event.listen(engine, "checkin", _back_to_transactions)
 
 
-def configure_connections(engine, config):
-    """Each new PostgreSQL connection of `engine` (the app's pool, the mail sender's own): bounded
-    waits, and the session settings, once. Nothing to do on SQLite."""
+def configure_connections(engine, config, silence=SILENCE):
+    """Each new PostgreSQL connection of `engine` (the app's pool, a read replica's, the mail sender's
+    own): bounded waits, and the session settings, once. Nothing to do on SQLite. `silence` is its
+    server's (the primary's by default)."""
     if engine.dialect.name != "postgresql":
         return
-    parameters = connect_parameters(config)
+    parameters = connect_parameters(config, silence)
 
     @event.listens_for(engine, "do_connect")
     def _bounded(_dialect, _record, _cargs, cparams):
-        if has_request_context() and SILENCE.arrived_before(g.get("arrived_at", float("inf"))):
+        if has_request_context() and silence.arrived_before(g.get("arrived_at", float("inf"))):
             raise psycopg2.OperationalError("the database was found silent while this request waited")
         cparams.update(parameters)
 

@@ -3,13 +3,15 @@
 import sqlite3
 
 import flask_smorest
+from flask import g, has_app_context
 from flask_compress import Compress
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from flask_sqlalchemy.session import Session as FlaskSession
+from sqlalchemy import MetaData, UpdateBase, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -43,7 +45,25 @@ def schema_name(schema):
     return name
 
 
-db = SQLAlchemy(model_class=Base)
+class Session(FlaskSession):
+    """Flask-SQLAlchemy's session, whose reads may go to a read replica."""
+
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+        """A read of a request routed to a replica (`g.read_replica`, app.replicas) runs there.
+
+        SQLAlchemy's routing session (its "custom vertical partitioning" example): a flush or an
+        INSERT / UPDATE / DELETE goes to the primary, and from then on the whole request does, so
+        that a read inside a write sees what it wrote.
+        """
+        replica = g.get("read_replica") if bind is None and has_app_context() else None
+        if replica is not None:
+            if not self._flushing and not isinstance(clause, UpdateBase):
+                return replica.engine
+            g.read_replica = None
+        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": Session})
 migrate = Migrate()
 # Behind a proxy, ProxyFix (TRUSTED_PROXIES) has already put the client in remote_addr.
 limiter = Limiter(key_func=get_remote_address)

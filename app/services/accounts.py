@@ -5,7 +5,7 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select
 
-from app import database
+from app import database, replicas
 from app.auth import (
     MSG_INVALID,
     MSG_REVOKED,
@@ -178,6 +178,7 @@ def delete_user(user, gone=not_found):
     its images stay with no owner (SET NULL), and so every token of it stops at once. An external
     account's tokens are the provider's: its sub is remembered, so that those issued before now stay
     out (app.oidc)."""
+    replicas.wrote_for(user)  # a bulk DELETE passes the ORM by: the account's next reads must see it
     if user.is_external:
         _remember_deleted(user.external_id)
     if db.session.execute(delete(User).where(User.id == user.id)).rowcount == 0:

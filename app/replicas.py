@@ -1,0 +1,431 @@
+"""Reads from PostgreSQL streaming replicas (DATABASE_REPLICA_URLS); every client reads its own writes.
+
+Which database serves a request (decided in `route_reads`, before the view runs):
+- Anything but GET and HEAD, and a GET or HEAD without a verified bearer token (the health check),
+  runs on the primary, its reads included.
+- A user's GET or HEAD goes to a replica that has replayed the user's last write: the primary's WAL
+  position after it, kept in Redis by whichever worker of whichever instance served the write.
+  No position kept (the user wrote nothing lately): any usable replica. None fits: the primary.
+- Once a request writes (a GET may: an external identity's first request creates its account), it
+  runs on the primary to its end: the session's `get_bind` (app.extensions) sends flushes and
+  INSERT / UPDATE / DELETE there, and every statement after them.
+- A usable replica answers and lags at most DATABASE_REPLICA_MAX_LAG_MS. One that fails, or lags
+  more, is skipped for DATABASE_REPLICA_RETRY_SECONDS (a circuit breaker), and a read it failed runs
+  again on the primary (`or_primary`): no replica error ever reaches a client.
+
+Write positions (`note_writes`): after a request's writes committed, the primary's
+pg_current_wal_lsn() is kept for its caller and for every account whose rows it changed (a
+registration, a new session, an admin's role change or deletion: `wrote_for`), so that a
+revocation reaches every replica path at once. A position lives DATABASE_REPLICA_MAX_LAG_MS +
+`check_every` + POSITION_MARGIN_SECONDS: by then every usable replica has replayed it, since each
+is measured at least every `check_every` and lags at most the maximum.
+
+Lag: how long ago the primary was at the position a replica has replayed, from the primary's
+positions this process has seen (`PrimaryClock`). Unlike the replica's last replay timestamp, this
+holds when the primary is idle and when the replica lost its connection to the primary.
+
+Redis unreachable: this process reads from the primary until Redis has answered again for a
+position's lifetime. Redis emptied (restarted, flushed): every process does, for that long.
+"""
+
+import hashlib
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+
+import psycopg2
+import redis
+from flask import current_app, g, has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from app import auth, database
+from app.extensions import Session, db
+from app.models import User
+
+log = logging.getLogger("app.replicas")
+
+REPLICA_ERRORS = (DBAPIError, DisconnectionError, PoolTimeoutError)
+LAG_CHECK_SECONDS = 0.25  # a replica's lag is measured at least this often (and 4 times per maximum lag)
+POSITION_MARGIN_SECONDS = 1.0  # a position outlives the longest a usable replica can take to replay it by this
+SAMPLE_SPACING_SECONDS = 0.01  # primary positions closer in time than this replace each other
+REDIS_TIMEOUT_SECONDS = 0.5  # a Redis that does not answer costs a request at most this, then is left alone
+UNKNOWN = 2**64 - 1  # the position of a write whose LSN could not be read: no replica ever reaches it
+
+# Raise each account's position to ARGV[1] (16 hex digits: text order is LSN order), never lower
+# it (two writes of one user may finish out of order), and keep it ARGV[2] ms from now.
+RAISE_POSITIONS = """
+for _, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  if current and current >= ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+  else
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+  end
+end
+"""
+
+
+def parse_lsn(text):
+    """A pg_lsn's text (`16/B374D848`) as the byte position it names."""
+    high, low = text.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def _one_row(engine, sql):
+    """One row of `sql`, on a pooled connection of `engine` in autocommit: one round trip, no BEGIN."""
+    with engine.connect() as connection:
+        connection.connection.dbapi_connection.autocommit = True  # reset when it goes back to the pool
+        return connection.exec_driver_sql(sql).first()
+
+
+class PrimaryClock:
+    """The primary's WAL positions this process saw, and when: (monotonic time, LSN), oldest first.
+
+    A sample (t, L) says the primary had written at most L at time t (the query was sent at t and
+    answered L or more). So a replica that replayed L or more had everything the primary committed
+    by t: it lags at most now - t. Samples older than `horizon` seconds are dropped.
+    """
+
+    def __init__(self, horizon):
+        self.horizon = horizon
+        self._samples = deque()
+        self._lock = threading.Lock()
+
+    def newest(self):
+        samples = self._samples
+        return samples[-1][0] if samples else float("-inf")
+
+    def add(self, when, lsn):
+        with self._lock:
+            samples = self._samples
+            if samples and when - samples[-1][0] < SAMPLE_SPACING_SECONDS:
+                if lsn >= samples[-1][1]:
+                    samples[-1] = (max(when, samples[-1][0]), lsn)
+                return
+            samples.append((when, lsn))
+            while samples[0][0] < when - self.horizon:
+                samples.popleft()
+
+    def lag(self, replayed, now):
+        """(at most, at least) seconds behind for a replica that replayed `replayed`; at most is None
+        when no sample proves a bound (the replica is behind every position seen lately)."""
+        newest_replayed = oldest_missing = None
+        with self._lock:
+            for when, lsn in self._samples:
+                if lsn <= replayed:
+                    newest_replayed = when if newest_replayed is None else max(newest_replayed, when)
+                elif oldest_missing is None or when < oldest_missing:
+                    oldest_missing = when
+        at_most = None if newest_replayed is None else now - newest_replayed
+        at_least = 0.0 if oldest_missing is None else now - oldest_missing
+        return at_most, at_least
+
+
+class Replica:
+    """One replica's state in this process: its breaker, and what it was last seen to have replayed."""
+
+    def __init__(self, name, engine):
+        self.name, self.engine = name, engine
+        self.skipped_until = float("-inf")  # the breaker is open until then
+        self.verdict_until = float("-inf")  # the last lag check holds until then
+        self.usable = False  # ... and found this
+        self.replayed = 0  # an LSN it has certainly replayed
+        self.checking = threading.Lock()
+
+
+class Positions:
+    """Each account's last write position, in the Redis at REDIS_URL: shared by every worker and instance.
+
+    `<prefix>:wal:kept` never expires: when it is missing, Redis lost the positions (a restart, a
+    flush, an eviction), and `<prefix>:wal:settling` then sends every read to the primary for a
+    position's lifetime.
+    """
+
+    def __init__(self, url, prefix, issuer, lifetime):
+        self._redis = redis.Redis.from_url(
+            url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
+        )
+        self._raise = self._redis.register_script(RAISE_POSITIONS)
+        self._prefix = f"{prefix}:wal:"
+        self._kept, self._settling = f"{prefix}:wal:kept", f"{prefix}:wal:settling"
+        self._issuer = issuer
+        self.lifetime = lifetime
+        self._unsure_until = float("-inf")  # Redis failed this process: positions may be missing till then
+
+    def key(self, identity):
+        """The key of an account: ours by id, an external issuer's by a digest of issuer and subject."""
+        if identity[0] == "user":
+            return f"{self._prefix}u{identity[1]}"
+        digest = hashlib.sha256(f"{identity[1]}\n{identity[2]}".encode()).hexdigest()[:32]
+        return f"{self._prefix}x{digest}"
+
+    def key_of(self, user):
+        if user.external_id is not None:
+            return self.key(("external", self._issuer, user.external_id))
+        return self.key(("user", str(user.id)))
+
+    def read(self, key):
+        """(True, the account's position or None), or (False, None) when positions cannot be trusted now."""
+        if time.monotonic() < self._unsure_until:
+            return False, None
+        try:
+            position, kept, settling = self._redis.mget(key, self._kept, self._settling)
+            if kept is None:
+                log.warning("replicas: Redis lost the write positions; primary only for %.1f s", self.lifetime)
+                pipeline = self._redis.pipeline(transaction=False)
+                pipeline.set(self._settling, 1, px=int(self.lifetime * 1000), nx=True)
+                pipeline.set(self._kept, 1)
+                pipeline.execute()
+                return False, None
+        except redis.RedisError as error:
+            self._failed(error)
+            return False, None
+        if settling is not None:
+            return False, None
+        return True, None if position is None else int(position, 16)
+
+    def raise_to(self, keys, lsn):
+        try:
+            self._raise(keys=sorted(keys), args=[f"{lsn:016x}", int(self.lifetime * 1000)])
+        except redis.RedisError as error:
+            self._failed(error)
+
+    def _failed(self, error):
+        if time.monotonic() >= self._unsure_until:
+            log.warning("replicas: Redis failed (%s); reading from the primary for %.1f s", error, self.lifetime)
+        self._unsure_until = time.monotonic() + self.lifetime
+
+
+class Router:
+    """This process's view of the replicas, and the choice of one for a read."""
+
+    def __init__(self, config, engines):
+        self.max_lag = config["DATABASE_REPLICA_MAX_LAG_MS"] / 1000
+        self.retry = config["DATABASE_REPLICA_RETRY_SECONDS"]
+        self.check_every = min(LAG_CHECK_SECONDS, self.max_lag / 4)
+        lifetime = self.max_lag + self.check_every + POSITION_MARGIN_SECONDS
+        self.primary = engines[None]
+        self.replicas = [Replica(name, engine) for name, engine in engines.items() if name is not None]
+        self.clock = PrimaryClock(horizon=lifetime + self.retry)
+        self.positions = Positions(config["REDIS_URL"], config["REDIS_KEY_PREFIX"], config["OIDC_ISSUER"], lifetime)
+        self._turns = itertools.count()
+        self._sampling = threading.Lock()
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def choose(self, identity):
+        """The replica to serve a read of `identity`, or None for the primary."""
+        now = time.monotonic()
+        start = next(self._turns) % len(self.replicas)
+        candidates = [r for r in self.replicas[start:] + self.replicas[:start] if r.skipped_until <= now]
+        if not candidates or not self._sample_primary(now):
+            return None
+        trusted, position = self.positions.read(self.positions.key(identity))
+        if not trusted:
+            return None
+        for replica in candidates:
+            if now >= replica.verdict_until:
+                self._check(replica)
+            if not replica.usable or time.monotonic() < replica.skipped_until:
+                continue
+            if position is None or replica.replayed >= position or self._replayed(replica) >= position:
+                return replica
+        return None
+
+    def _sample_primary(self, now):
+        """Keep the clock's samples no older than `check_every`. False if the primary did not answer:
+        then no lag can be measured, and the request meets the primary's outage as it would without
+        replicas."""
+        if now - self.clock.newest() < self.check_every or not self._sampling.acquire(blocking=False):
+            return True
+        try:
+            sent = time.monotonic()
+            self.clock.add(sent, parse_lsn(_one_row(self.primary, "SELECT pg_current_wal_lsn()")[0]))
+            return True
+        except REPLICA_ERRORS:
+            return False
+        finally:
+            self._sampling.release()
+
+    def _check(self, replica):
+        """Measure the replica's lag: usable until the next check, skipped if it lags too much or fails."""
+        if not replica.checking.acquire(blocking=False):
+            return  # another thread is measuring it; the last verdict stands meanwhile
+        try:
+            in_recovery, replayed = _one_row(replica.engine, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()")
+        except REPLICA_ERRORS as error:
+            self.skip(replica, f"did not answer ({error.__class__.__name__})")
+            return
+        finally:
+            replica.checking.release()
+        if not in_recovery or replayed is None:
+            self.skip(replica, "is not a streaming replica (not in recovery)")
+            return
+        now = time.monotonic()
+        replica.replayed = max(replica.replayed, parse_lsn(replayed))
+        at_most, at_least = self.clock.lag(replica.replayed, now)
+        replica.usable = at_most is not None and at_most <= self.max_lag
+        if not replica.usable and max(at_least, at_most or 0) > self.max_lag:
+            self.skip(replica, f"lags {max(at_least, at_most or 0) * 1000:.0f} ms")
+        elif at_most is not None:
+            replica.verdict_until = now + self.check_every
+        # else: behind every position seen so far (a young process), not provably lagging: asked again
+        # by the next read, until it has replayed one of them
+
+    def _replayed(self, replica):
+        """What the replica has replayed now (asked of it), or -1 if it failed."""
+        try:
+            (replayed,) = _one_row(replica.engine, "SELECT pg_last_wal_replay_lsn()")
+        except REPLICA_ERRORS as error:
+            self.skip(replica, f"did not answer ({error.__class__.__name__})")
+            return -1
+        replica.replayed = max(replica.replayed, parse_lsn(replayed))
+        return replica.replayed
+
+    def skip(self, replica, why):
+        """Open the replica's breaker: no read goes to it for `retry` seconds, then it is measured again."""
+        if replica.skipped_until < time.monotonic():
+            log.warning("replicas: %s %s; skipped for %.1f s", replica.name, why, self.retry)
+        replica.skipped_until = time.monotonic() + self.retry
+        replica.usable, replica.verdict_until = False, float("-inf")
+        if "lags" not in why:
+            replica.replayed = 0  # it may come back as another server
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def record(self, keys):
+        """Keep the primary's position, just after a commit, as the last write of each account in `keys`."""
+        sent = time.monotonic()
+        try:
+            lsn = parse_lsn(_one_row(self.primary, "SELECT pg_current_wal_lsn()")[0])
+        except REPLICA_ERRORS:
+            lsn = UNKNOWN  # these accounts read from the primary until the position expires
+        else:
+            self.clock.add(sent, lsn)
+        self.positions.raise_to(keys, lsn)
+
+
+# -- the request ----------------------------------------------------------------------------------
+
+
+def init_app(app):
+    """With DATABASE_REPLICA_URLS: route reads, keep write positions. Without: nothing at all."""
+    if not app.config["DATABASE_REPLICA_URLS"]:
+        return
+    with app.app_context():
+        engines = dict(db.engines)
+    router = Router(app.config, engines)
+    app.extensions["replicas"] = router
+    app.before_request(route_reads)
+    app.after_request(note_writes)
+    app.teardown_request(forget_route)
+    event.listen(router.primary, "after_cursor_execute", _wrote)
+    event.listen(router.primary, "commit", _committed)
+    event.listen(router.primary, "rollback", _rolled_back)
+
+
+def route_reads():
+    """before_request, after the bearer was verified and the request admitted: where its reads go."""
+    g.read_replica = None
+    if request.method not in database.READ_METHODS:
+        return
+    identity = auth.bearer_identity()
+    if identity is not None:
+        g.read_replica = current_app.extensions["replicas"].choose(identity)
+
+
+def forget_route(_exc=None):
+    g.pop("read_replica", None)
+
+
+def or_primary(dispatch):
+    """Run the view; if the replica it read from failed, run it again on the primary.
+
+    Safe: until it writes (then it is on the primary), a read changed nothing. The replica's
+    breaker opens only for failures of the replica itself, not for a statement any server refuses.
+    """
+    replica = g.get("read_replica")
+    if replica is None:
+        return dispatch()
+    try:
+        return dispatch()
+    except REPLICA_ERRORS as error:
+        if g.get("read_replica") is not replica:
+            raise  # it had moved to the primary: the primary's error, answered as ever
+        if _is_replica_failure(error):
+            current_app.extensions["replicas"].skip(replica, f"failed a read ({error.__class__.__name__})")
+        g.read_replica = None
+        database.end_session()
+        return dispatch()
+
+
+def _is_replica_failure(error):
+    if not isinstance(error, DBAPIError) or error.connection_invalidated:
+        return True
+    return isinstance(error.orig, psycopg2.OperationalError)  # cut, shut down, timed out, recovery conflict
+
+
+def wrote_for(user):
+    """This request changes `user`'s account or tokens: their next reads must see it (see `note_writes`)."""
+    router = current_app.extensions.get("replicas")
+    if router is not None and has_request_context():
+        _note(router.positions.key_of(user))
+
+
+def _note(key):
+    g.setdefault("replica_accounts", set()).add(key)
+
+
+def note_writes(response):
+    """after_request, before the answer leaves: if the request committed writes, keep the primary's
+    position for its caller and every account it wrote for."""
+    accounts = g.pop("replica_accounts", set())
+    if not g.pop("replica_wrote", False):
+        return response
+    router = current_app.extensions["replicas"]
+    identity = auth.bearer_identity()
+    if identity is not None:
+        accounts.add(router.positions.key(identity))
+    if accounts:
+        router.record(accounts)
+    return response
+
+
+# -- what was written -----------------------------------------------------------------------------
+
+
+def _wrote(connection, _cursor, _statement, _parameters, context, _executemany):
+    """An INSERT, UPDATE or DELETE ran on the primary: committed at once in autocommit (a GET), else
+    when its transaction commits."""
+    if has_request_context() and (context.isinsert or context.isupdate or context.isdelete):
+        if connection.connection.dbapi_connection.autocommit:
+            g.replica_wrote = True
+        else:
+            connection.info["replica_wrote"] = True
+
+
+def _committed(connection):
+    if connection.info.pop("replica_wrote", False) and has_request_context():
+        g.replica_wrote = True
+
+
+def _rolled_back(connection):
+    connection.info.pop("replica_wrote", None)
+
+
+@event.listens_for(Session, "after_flush")
+def _accounts_flushed(session, _context):
+    """Rows of accounts, and rows that belong to one (`user_id`: sessions, revocations...), written
+    through the ORM: their accounts' next reads must see them."""
+    if not has_request_context() or "replicas" not in current_app.extensions:
+        return
+    positions = current_app.extensions["replicas"].positions
+    for row in itertools.chain(session.new, session.dirty, session.deleted):
+        if isinstance(row, User):
+            _note(positions.key_of(row))
+        elif isinstance(getattr(row, "user_id", None), int):
+            _note(positions.key(("user", str(row.user_id))))
