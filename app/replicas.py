@@ -38,7 +38,7 @@ from collections import deque
 import psycopg2
 import redis
 from flask import current_app, g, has_request_context, request
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -164,9 +164,10 @@ class Positions:
         return f"{self._prefix}x{digest}"
 
     def key_of(self, user):
-        if user.external_id is not None:
-            return self.key(("external", self._issuer, user.external_id))
-        return self.key(("user", str(user.id)))
+        loaded = inspect(user).dict  # never a lazy load (this runs inside a flush too)
+        if loaded.get("external_id") is not None:
+            return self.key(("external", self._issuer, loaded["external_id"]))
+        return self.key(("user", str(loaded["id"])))
 
     def read(self, key):
         """(True, the account's position or None), or (False, None) when positions cannot be trusted now."""
@@ -221,7 +222,11 @@ class Router:
         """The replica to serve a read of `identity`, or None for the primary."""
         now = time.monotonic()
         start = next(self._turns) % len(self.replicas)
-        candidates = [r for r in self.replicas[start:] + self.replicas[:start] if r.skipped_until <= now]
+        candidates = [
+            replica
+            for replica in self.replicas[start:] + self.replicas[:start]
+            if replica.skipped_until <= now and (replica.usable or now >= replica.verdict_until)
+        ]
         if not candidates or not self._sample_primary(now):
             return None
         trusted, position = self.positions.read(self.positions.key(identity))
@@ -425,7 +430,8 @@ def _accounts_flushed(session, _context):
         return
     positions = current_app.extensions["replicas"].positions
     for row in itertools.chain(session.new, session.dirty, session.deleted):
+        loaded = inspect(row).dict  # what is loaded: reading an expired attribute here would query mid-flush
         if isinstance(row, User):
             _note(positions.key_of(row))
-        elif isinstance(getattr(row, "user_id", None), int):
-            _note(positions.key(("user", str(row.user_id))))
+        elif isinstance(loaded.get("user_id"), int):
+            _note(positions.key(("user", str(loaded["user_id"]))))

@@ -12,15 +12,17 @@ The primary is a new cluster (initdb) in a temporary directory on a free port; e
 They run as the postgres user when this runs as root (PostgreSQL refuses root), and load
 pg_stat_statements, so each can tell how often it ran a statement. The machine's own clusters are
 never touched. `python tests/pgreplica.py` builds one (APPLY_DELAY_MS=...), prints its ports and
-waits; Ctrl-C removes it.
+waits; Ctrl-C or SIGTERM removes it.
 """
 
 import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -216,6 +218,7 @@ class ReplicatedPostgres:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a background job ignores Ctrl-C: kill it
     cluster = ReplicatedPostgres(apply_delay_ms=int(os.environ.get("APPLY_DELAY_MS", "0"))).start()
     print(f"ports: {cluster.ports}", flush=True)
     try:
