@@ -26,7 +26,7 @@ from app import create_app
 from app.extensions import db
 from config import ConfigError, build_config
 from tests import pgreplica
-from tests.helpers import BASE_CONFIG, DATABASE_URL, IS_POSTGRES, PASSWORD, bearer, empty_tables
+from tests.helpers import BASE_CONFIG, DATABASE_URL, IS_POSTGRES, PASSWORD, TcpProxy, bearer, empty_tables
 from tests.jwks_server import JwksServer
 from tests.liveserver import free_port
 
@@ -383,6 +383,45 @@ class ReplicaBack(ReplicaTestCase):
         self.cluster.wait_for_replay()
         answer, servers = self.get("/v1/buckets", headers)
         self.assertEqual((answer.status_code, servers), (200, {"replica1"}))
+
+
+class SilentReplica(ReplicaTestCase):
+    """A replica whose host stops answering (a frozen proxy in front of it) is skipped, and the read
+    runs on the primary: found silent, the replica must not make the primary's requests give up."""
+
+    replicas = ("replica1",)
+
+    @classmethod
+    def setUpClass(cls):
+        if "skip" in _cluster:
+            raise unittest.SkipTest(_cluster["skip"])
+        replica = _cluster["servers"].url("replica1", "api")
+        cls.proxy = TcpProxy.to_database(replica)
+        cls.proxy.start()
+        cls.settings = {
+            "DATABASE_REPLICA_URLS": [cls.proxy.url(replica)],
+            "DB_CONNECT_TIMEOUT_SECONDS": 1,
+            "DB_STATEMENT_TIMEOUT_MS": 500,
+        }
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.proxy.thaw()
+        cls.proxy.stop()
+
+    def test_a_silent_replica_is_skipped_and_the_primary_answers(self):
+        _, headers, _ = self.settled_user()
+        self.assertEqual(self.get("/v1/buckets", headers)[1], {"replica1"})
+        self.proxy.freeze()
+        with self.app.app_context():
+            db.engine.dispose()  # the primary's next connection is a new one: it asks whether its server was silent
+        with self.served() as seen:
+            answer = self.client.get("/v1/buckets", headers=headers)
+        self.assertEqual(answer.status_code, 200, answer.json)
+        self.assertEqual(answered_from(seen), "primary")
+        self.assertEqual(self.get("/v1/buckets", headers)[1], {"primary"})  # skipped now
 
 
 class RedisTrouble(ReplicaTestCase):
