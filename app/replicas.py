@@ -20,9 +20,11 @@ revocation reaches every replica path at once. A position lives DATABASE_REPLICA
 `check_every` + POSITION_MARGIN_SECONDS: by then every usable replica has replayed it, since each
 is measured at least every `check_every` and lags at most the maximum.
 
-Lag: how long ago the primary was at the position a replica has replayed, from the primary's
-positions this process has seen (`PrimaryClock`). Unlike the replica's last replay timestamp, this
-holds when the primary is idle and when the replica lost its connection to the primary.
+Lag: at most the smaller of two bounds, each sound where the other is blind. How long ago the
+primary was at the position a replica has replayed, from the primary's positions this process has
+seen (`PrimaryClock`): it needs a history, which a young process lacks. And how old the last
+transaction the replica replayed is (pg_last_xact_replay_timestamp()): too much while the primary
+is idle, never too little. A replica is skipped for lagging only when the clock shows it.
 
 Redis unreachable: this process reads from the primary until Redis has answered again for a
 position's lifetime. Redis emptied (restarted, flushed): every process does, for that long.
@@ -67,6 +69,14 @@ for _, key in ipairs(KEYS) do
   end
 end
 """
+
+
+# What a replica has replayed, and how long ago the last transaction it replayed committed (NULL
+# before it replayed any): commits replay in order, so it has every one committed before that.
+MEASURE_REPLICA = (
+    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), "
+    "extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())"
+)
 
 
 def parse_lsn(text):
@@ -261,7 +271,7 @@ class Router:
         if not replica.checking.acquire(blocking=False):
             return  # another thread is measuring it; the last verdict stands meanwhile
         try:
-            in_recovery, replayed = _one_row(replica.engine, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()")
+            in_recovery, replayed, replay_age = _one_row(replica.engine, MEASURE_REPLICA)
         except REPLICA_ERRORS as error:
             self.skip(replica, f"did not answer ({error.__class__.__name__})")
             return
@@ -273,13 +283,15 @@ class Router:
         now = time.monotonic()
         replica.replayed = max(replica.replayed, parse_lsn(replayed))
         at_most, at_least = self.clock.lag(replica.replayed, now)
+        if replay_age is not None:  # it replayed every transaction committed up to that long ago
+            at_most = float(replay_age) if at_most is None else min(at_most, float(replay_age))
         replica.usable = at_most is not None and at_most <= self.max_lag
-        if not replica.usable and max(at_least, at_most or 0) > self.max_lag:
-            self.skip(replica, f"lags {max(at_least, at_most or 0) * 1000:.0f} ms")
-        elif at_most is not None:
+        if replica.usable:
             replica.verdict_until = now + self.check_every
-        # else: behind every position seen so far (a young process), not provably lagging: asked again
-        # by the next read, until it has replayed one of them
+        elif at_least > self.max_lag:
+            self.skip(replica, f"lags {at_least * 1000:.0f} ms")
+        # else: not shown to lag less, nor more (a young process, an idle primary): measured again by
+        # the next read
 
     def _replayed(self, replica):
         """What the replica has replayed now (asked of it), or -1 if it failed."""
