@@ -33,6 +33,7 @@ position's lifetime. Redis emptied (restarted, flushed): every process does, for
 import hashlib
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -156,10 +157,7 @@ class Positions:
     """
 
     def __init__(self, url, prefix, issuer, lifetime):
-        self._redis = redis.Redis.from_url(
-            url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
-        )
-        self._raise = self._redis.register_script(RAISE_POSITIONS)
+        self._url, self._redis, self._pid = url, None, None
         self._prefix = f"{prefix}:wal:"
         self._kept, self._settling = f"{prefix}:wal:kept", f"{prefix}:wal:settling"
         self._issuer = issuer
@@ -179,18 +177,35 @@ class Positions:
             return self.key(("external", self._issuer, loaded["external_id"]))
         return self.key(("user", str(loaded["id"])))
 
+    def _client(self):
+        """This process's one connection to Redis, made when first needed (and again after a fork).
+
+        One connection, not redis-py's pool: a command then costs no checkout, which the pool makes
+        with a poll of the socket (a position's read: 42 instead of 62 µs of CPU here). Its commands
+        take turns, each bounded by REDIS_TIMEOUT_SECONDS.
+        """
+        if self._pid != os.getpid():
+            self._redis = redis.Redis.from_url(
+                self._url,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                single_connection_client=True,
+            )
+            self._raise = self._redis.register_script(RAISE_POSITIONS)
+            self._pid = os.getpid()
+        return self._redis
+
     def read(self, key):
         """(True, the account's position or None), or (False, None) when positions cannot be trusted now."""
         if time.monotonic() < self._unsure_until:
             return False, None
         try:
-            position, kept, settling = self._redis.mget(key, self._kept, self._settling)
+            client = self._client()
+            position, kept, settling = client.mget(key, self._kept, self._settling)
             if kept is None:
                 log.warning("replicas: Redis lost the write positions; primary only for %.1f s", self.lifetime)
-                pipeline = self._redis.pipeline(transaction=False)
-                pipeline.set(self._settling, 1, px=int(self.lifetime * 1000), nx=True)
-                pipeline.set(self._kept, 1)
-                pipeline.execute()
+                client.set(self._settling, 1, px=int(self.lifetime * 1000), nx=True)
+                client.set(self._kept, 1)
                 return False, None
         except redis.RedisError as error:
             self._failed(error)
@@ -201,6 +216,7 @@ class Positions:
 
     def raise_to(self, keys, lsn):
         try:
+            self._client()
             self._raise(keys=sorted(keys), args=[f"{lsn:016x}", int(self.lifetime * 1000)])
         except redis.RedisError as error:
             self._failed(error)
