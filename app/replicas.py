@@ -254,18 +254,20 @@ class Router:
             if replica.skipped_until <= now and (replica.usable or now >= replica.verdict_until)
         ]
         if not candidates or not self._sample_primary(now):
-            return None
+            return _primary("no replica is usable" if not candidates else "the primary's position is unknown")
         trusted, position = self.positions.read(self.positions.key(identity))
         if not trusted:
-            return None
+            return _primary("the write positions cannot be trusted now")
+        usable = False
         for replica in candidates:
             if now >= replica.verdict_until:
                 self._check(replica)
             if not replica.usable or time.monotonic() < replica.skipped_until:
                 continue
+            usable = True
             if position is None or replica.replayed >= position or self._replayed(replica) >= position:
                 return replica
-        return None
+        return _primary("no usable replica has replayed the user's last write" if usable else "no replica is usable")
 
     def _sample_primary(self, now):
         """Keep the clock's samples no older than `check_every`. False if the primary did not answer:
@@ -302,6 +304,7 @@ class Router:
         if replay_age is not None:  # it replayed every transaction committed up to that long ago
             at_most = float(replay_age) if at_most is None else min(at_most, float(replay_age))
         replica.usable = at_most is not None and at_most <= self.max_lag
+        log.debug("replicas: %s lags at most %s s, at least %.3f s", replica.name, at_most, at_least)
         if replica.usable:
             replica.verdict_until = now + self.check_every
         elif at_least > self.max_lag:
@@ -340,6 +343,11 @@ class Router:
         else:
             self.clock.add(sent, lsn)
         self.positions.raise_to(keys, lsn)
+
+
+def _primary(why):
+    """None (the primary), saying why at DEBUG level."""
+    log.debug("replicas: a read on the primary: %s", why)
 
 
 # -- the request ----------------------------------------------------------------------------------
@@ -391,6 +399,10 @@ def or_primary(dispatch):
             raise  # it had moved to the primary: the primary's error, answered as ever
         if _is_replica_failure(error):
             current_app.extensions["replicas"].skip(replica, f"failed a read ({error.__class__.__name__})")
+        else:
+            log.warning(
+                "replicas: %s refused a read (%s); run again on the primary", replica.name, error.__class__.__name__
+            )
         g.read_replica = None
         database.end_session()
         return dispatch()
