@@ -11,7 +11,7 @@ The primary is a new cluster (initdb) in a temporary directory on a free port; e
 `pg_basebackup -R` of it (streaming, hot standby) into a directory of its own, on another port.
 They run as the postgres user when this runs as root (PostgreSQL refuses root), and load
 pg_stat_statements, so each can tell how often it ran a statement. The machine's own clusters are
-never touched. `python tests/pgreplica.py` builds one (APPLY_DELAY_MS=...), prints its ports and
+never touched. `python -m tests.pgreplica` builds one (APPLY_DELAY_MS=...), prints its ports and
 waits; Ctrl-C or SIGTERM removes it.
 """
 
@@ -20,13 +20,14 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import psycopg2
+
+from tests.helpers import free_port
 
 # Settings of every server (the replicas get the primary's configuration through the backup).
 # fsync off: these clusters hold throwaway data, and a test waits on no disk.
@@ -64,12 +65,6 @@ def unavailable_reason():
     return None
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class ReplicatedPostgres:
     def __init__(self, replicas=1, apply_delay_ms=0):
         self.replicas = [f"replica{n}" for n in range(1, replicas + 1)]
@@ -96,7 +91,7 @@ class ReplicatedPostgres:
         if os.geteuid() == 0:
             entry = pwd.getpwnam("postgres")
             os.chown(self.work, entry.pw_uid, entry.pw_gid)
-        self.ports = {role: _free_port() for role in ["primary", *self.replicas]}
+        self.ports = {role: free_port() for role in ["primary", *self.replicas]}
         primary = self._data("primary")
         self._run("initdb", "-D", primary, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
         with open(os.path.join(primary, "postgresql.conf"), "a") as conf:

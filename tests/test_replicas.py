@@ -26,18 +26,37 @@ from app import create_app
 from app.extensions import db
 from config import ConfigError, build_config
 from tests import pgreplica
-from tests.helpers import BASE_CONFIG, DATABASE_URL, IS_POSTGRES, PASSWORD, TcpProxy, bearer, empty_tables
+from tests.helpers import (
+    BASE_CONFIG,
+    DATABASE_URL,
+    IS_POSTGRES,
+    PASSWORD,
+    TcpProxy,
+    bearer,
+    empty_tables,
+    free_port,
+    shared_app,
+)
 from tests.jwks_server import JwksServer
-from tests.liveserver import free_port
+from tests.redisserver import redis_url
 
-REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
 MSG_REVOKED = "Token has been revoked. Please log in again."
 _cluster = {}
+
+
+def _redis_url():
+    """The suite's Redis (tests/redisserver.py; without one, the test is skipped saying why)."""
+    return _cluster.get("redis") or redis_url()
 
 
 def setUpModule():
     reason = None if IS_POSTGRES else "replicas are PostgreSQL's: set TEST_DATABASE_URL"
     reason = reason or pgreplica.unavailable_reason()
+    if reason is None:
+        try:
+            _cluster["redis"] = redis_url()
+        except unittest.SkipTest as skipped:
+            reason = str(skipped)
     if reason is None:
         try:
             cluster = pgreplica.ReplicatedPostgres(replicas=2).start()
@@ -63,7 +82,7 @@ def _app(replicas=("replica1", "replica2"), **settings):
     under which positions have been kept (a Redis found empty holds reads on the primary a while)."""
     cluster = _cluster["servers"]
     prefix = f"replicas-test-{uuid.uuid4().hex}"
-    redis.Redis.from_url(REDIS_URL).set(f"{prefix}:wal:kept", 1)
+    redis.Redis.from_url(_redis_url()).set(f"{prefix}:wal:kept", 1)
     return create_app(
         "testing",
         **{
@@ -72,7 +91,7 @@ def _app(replicas=("replica1", "replica2"), **settings):
             "DATABASE_REPLICA_URLS": [cluster.url(name, "api") for name in replicas],
             "DATABASE_REPLICA_MAX_LAG_MS": 60_000,
             "DATABASE_REPLICA_RETRY_SECONDS": 3600,
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": _redis_url(),
             "REDIS_KEY_PREFIX": prefix,
             **settings,
         },
@@ -139,7 +158,7 @@ class ReplicaTestCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         dispose(cls.app)
-        store = redis.Redis.from_url(REDIS_URL)
+        store = redis.Redis.from_url(_redis_url())
         keys = list(store.scan_iter(f"{cls.app.config['REDIS_KEY_PREFIX']}:*"))
         if keys:
             store.delete(*keys)
@@ -293,6 +312,36 @@ class RevocationsReachEveryReplicaPath(ReplicaTestCase):
         self.assertEqual(self.get("/v1/auth/me", headers)[0].status_code, 401)
 
 
+class Sessions(ReplicaTestCase):
+    """A session is a row of its account: starting one is a write for it, ending one a revocation."""
+
+    def login(self, email):
+        answer = self.client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+        self.assertEqual(answer.status_code, 200, answer.json)
+        return bearer(answer.json["auth_token"])
+
+    def test_a_login_reads_its_new_session_at_once(self):
+        _, _, email = self.settled_user()
+        self.pause()
+        answer, servers = self.get("/v1/auth/me", self.login(email))
+        self.assertEqual(answer.status_code, 200, answer.json)
+        self.assertEqual(servers, {"primary"})
+
+    def test_an_ended_session_and_a_deleted_account_are_401_at_once(self):
+        _, phone, email = self.settled_user()
+        laptop = self.login(email)
+        self.cluster.wait_for_replay()
+        listed = self.client.get("/v1/auth/sessions", headers=laptop).json["sessions"]
+        phone_session = next(session["id"] for session in listed if not session["current"])
+        self.pause()
+        self.assertEqual(self.client.delete(f"/v1/auth/sessions/{phone_session}", headers=laptop).status_code, 200)
+        self.assertEqual(self.get("/v1/auth/me", phone)[0].status_code, 401)
+        self.assertEqual(self.get("/v1/auth/me", laptop)[0].status_code, 200)
+        gone = self.client.delete("/v1/auth/me", json={"password": PASSWORD}, headers=laptop)
+        self.assertEqual(gone.status_code, 200, gone.json)
+        self.assertEqual(self.get("/v1/auth/me", laptop)[0].status_code, 401)
+
+
 class ExternalIdentity(ReplicaTestCase):
     """An external identity's first request creates its account: a write, even in a GET."""
 
@@ -444,7 +493,7 @@ class RedisTrouble(ReplicaTestCase):
     def test_when_redis_lost_the_positions_reads_go_to_the_primary_for_their_lifetime(self):
         _, headers, _ = self.settled_user()
         self.assertEqual(self.get("/v1/buckets", headers)[1], {"replica1"})
-        store = redis.Redis.from_url(REDIS_URL)
+        store = redis.Redis.from_url(_redis_url())
         store.delete(*store.scan_iter(f"{self.app.config['REDIS_KEY_PREFIX']}:*"))  # as a restart would
         self.assertEqual(self.get("/v1/buckets", headers)[1], {"primary"})
         self.assertEqual(self.get("/v1/buckets", headers)[1], {"primary"})  # settling, for every process
@@ -494,14 +543,12 @@ class PrimaryNamedAsReplica(unittest.TestCase):
     """The suite's own server, named as a replica of itself: not in recovery, so never read from."""
 
     def test_a_server_that_is_not_in_recovery_is_skipped(self):
-        from tests.helpers import shared_app
-
         shared_app()  # the suite's database, migrated
         prefix = f"replicas-test-{uuid.uuid4().hex}"
-        redis.Redis.from_url(REDIS_URL).set(f"{prefix}:wal:kept", 1, ex=60)
+        redis.Redis.from_url(_redis_url()).set(f"{prefix}:wal:kept", 1, ex=60)
         app = create_app(
             "testing",
-            **{**BASE_CONFIG, "DATABASE_REPLICA_URLS": DATABASE_URL, "REDIS_URL": REDIS_URL},
+            **{**BASE_CONFIG, "DATABASE_REPLICA_URLS": DATABASE_URL, "REDIS_URL": _redis_url()},
             REDIS_KEY_PREFIX=prefix,
         )
         client = app.test_client()
