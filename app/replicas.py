@@ -39,7 +39,6 @@ import time
 from collections import deque
 
 import psycopg2
-import redis
 from flask import current_app, g, has_request_context, request
 from sqlalchemy import event, inspect
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -157,6 +156,11 @@ class Positions:
     """
 
     def __init__(self, url, prefix, issuer, lifetime):
+        # Imported here, with replicas only: redis-py loads OpenTelemetry when it is installed, which
+        # an app without tracing must not (app.tracing).
+        import redis
+
+        self._library = redis
         self._url, self._redis, self._pid = url, None, None
         self._prefix = f"{prefix}:wal:"
         self._kept, self._settling = f"{prefix}:wal:kept", f"{prefix}:wal:settling"
@@ -185,7 +189,7 @@ class Positions:
         take turns, each bounded by REDIS_TIMEOUT_SECONDS.
         """
         if self._pid != os.getpid():
-            self._redis = redis.Redis.from_url(
+            self._redis = self._library.Redis.from_url(
                 self._url,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
@@ -207,7 +211,7 @@ class Positions:
                 client.set(self._settling, 1, px=int(self.lifetime * 1000), nx=True)
                 client.set(self._kept, 1)
                 return False, None
-        except redis.RedisError as error:
+        except self._library.RedisError as error:
             self._failed(error)
             return False, None
         if settling is not None:
@@ -218,7 +222,7 @@ class Positions:
         try:
             self._client()
             self._raise(keys=sorted(keys), args=[f"{lsn:016x}", int(self.lifetime * 1000)])
-        except redis.RedisError as error:
+        except self._library.RedisError as error:
             self._failed(error)
 
     def _failed(self, error):
