@@ -48,6 +48,10 @@ BASE_CONFIG = {
     "LOG_LEVEL": "CRITICAL",
 }
 
+# For test classes whose requests must really run at once (APITestCase.concurrently): no
+# fair-admission gate, so every thread reaches the database.
+CONCURRENT = {"FAIR_SLOTS": 0}
+
 _state = {"migrated": False, "app": None}
 
 
@@ -160,7 +164,12 @@ class APITestCase(unittest.TestCase):
 
     def concurrently(self, n, send):
         """`send(client, index)` on n threads at once (each its own test client, all released
-        together by a barrier); the responses, in index order."""
+        together by a barrier); the responses, in index order. The app's fair-admission gate must
+        let them run at once (`app_overrides = CONCURRENT`): one slot would serialize them, and the
+        race would never happen."""
+        slots = self.app.config["FAIR_SLOTS"]
+        if 0 < slots < n:
+            raise AssertionError(f"{n} concurrent requests through {slots} fair-admission slot(s) never race")
         barrier = threading.Barrier(n)
         responses = [None] * n
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Bucket, DeletedExternalAccount, Image, Item, User, UserSession
 from tests import test_oidc
-from tests.helpers import PASSWORD, APITestCase, bearer, image_bytes
+from tests.helpers import CONCURRENT, PASSWORD, APITestCase, bearer, image_bytes
 from tests.test_oidc import OIDCTestCase
 
 MSG_INVALID = "Invalid token. Please log in again."
@@ -149,6 +149,8 @@ class ExternalLeavingTests(OIDCTestCase):
 class LeavingWhileCreatingTests(APITestCase):
     """The race on the database under test (SQLite too), through threads; the live-server version on
     PostgreSQL is tests/races/test_account_races.py."""
+
+    app_overrides = CONCURRENT
 
     def test_leaving_while_buckets_and_items_are_created_leaves_no_orphans(self):
         for round_ in range(3):

@@ -2,12 +2,14 @@
 
 import io
 
-from tests.helpers import APITestCase, image_bytes
+from tests.helpers import CONCURRENT, APITestCase, image_bytes
 
 PRECONDITION_FAILED = "Precondition failed: the resource has changed"
 
 
 class ConditionalTests(APITestCase):
+    app_overrides = CONCURRENT
+
     def setUp(self):
         super().setUp()
         self.other_id, _ = self.account()

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import Actor, Bucket, IdempotencyKey, Image, Item, Movie
 from app.models.base import utcnow
 from config import normalize_database_url
-from tests.helpers import DATABASE_URL, IS_POSTGRES, APITestCase, image_bytes
+from tests.helpers import CONCURRENT, DATABASE_URL, IS_POSTGRES, APITestCase, image_bytes
 
 REUSED = "Idempotency-Key was used with a different request"
 IN_PROGRESS = "A request with this Idempotency-Key is in progress"
@@ -42,6 +42,8 @@ def multipart(*files, boundary="retry-boundary", **fields):
 
 
 class IdempotencyTests(APITestCase):
+    app_overrides = CONCURRENT
+
     def setUp(self):
         super().setUp()
         _, self.user = self.account()

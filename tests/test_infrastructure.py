@@ -13,6 +13,7 @@ from app.extensions import db
 from app.models import User
 from config import ConfigError, build_config, normalize_database_url
 from tests.helpers import (
+    CONCURRENT,
     PASSWORD,
     RATELIMIT_TEST_PREFIX,
     APITestCase,
@@ -82,6 +83,8 @@ class RedisRateLimitTests(APITestCase):
 
 
 class ConcurrentRegistrationTests(APITestCase):
+    app_overrides = CONCURRENT
+
     def test_twenty_parallel_registrations_of_one_email(self):
         body = {"email": "race@example.com", "password": PASSWORD}
         responses = self.concurrently(20, lambda client, _index: client.post("/v1/auth/register", json=body))

@@ -10,7 +10,7 @@ from app.auth import ACCESS, REFRESH
 from app.extensions import db
 from app.models import User, UserSession
 from app.services import sessions
-from tests.helpers import PASSWORD, APITestCase, bearer, count_queries, in_parallel
+from tests.helpers import CONCURRENT, PASSWORD, APITestCase, bearer, count_queries, in_parallel
 
 MSG_REVOKED = "Token has been revoked. Please log in again."
 MSG_INVALID = "Invalid token. Please log in again."
@@ -332,6 +332,8 @@ class LegacyTokenTests(SessionTestCase):
 class EndWhileRefreshingTests(SessionTestCase):
     """The race on the database under test (SQLite too): threads through the app, each with its own client.
     The live-server version, on PostgreSQL, is tests/races/test_session_races.py."""
+
+    app_overrides = CONCURRENT
 
     def test_ending_a_session_while_it_refreshes_leaves_no_live_token_of_it(self):
         laptop = self.login("laptop")
