@@ -15,7 +15,8 @@
   senders (workers, instances) never take the same mail; a sender sends no mail of a batch
   once half the lease has passed. A process that died mid-batch leaves its claimed mails to
   the next sender when the lease ends: a restart loses nothing.
-- Without SMTP_URL, mails are written to the log (in production a warning says so at start).
+- Without SMTP_URL, mails are written to the log (in production without their bodies, which hold live
+  links, and a warning says so at start).
 - Bodies hold live links, so the outbox keeps them encrypted with a key derived from SECRET_KEY.
 """
 
@@ -242,7 +243,11 @@ class SmtpTransport:
 
 
 class LogTransport:
-    """No SMTP_URL: each mail is written to the log, whole (development)."""
+    """No SMTP_URL: each mail is written to the log, whole in development. In production its body
+    is left out: it holds a live single-use link, and no secret may reach a log there."""
+
+    def __init__(self, whole=True):
+        self.whole = whole
 
     def __repr__(self):
         return "the log"
@@ -251,13 +256,13 @@ class LogTransport:
     def connection(self):
         yield self._send
 
-    @staticmethod
-    def _send(message):
+    def _send(self, message):
+        body = message.get_content().rstrip() if self.whole else "(body withheld in production: it holds a link)"
         log.info(
             "mail (SMTP_URL is not set, so it is only logged)\nTo: %s\nSubject: %s\n\n%s",
             message["To"],
             message["Subject"],
-            message.get_content().rstrip(),
+            body,
         )
 
 
@@ -268,7 +273,7 @@ def describe(error):
 def transport_for(config):
     if config["SMTP_URL"]:
         return SmtpTransport(config["SMTP_URL"], config["SMTP_TIMEOUT_SECONDS"])
-    return LogTransport()
+    return LogTransport(whole=config["APP_ENV"] != "production")
 
 
 def build_message(mail, sender_address, secret):
@@ -460,7 +465,9 @@ class Sender:
 def init_app(app):
     app.extensions["mail"] = Sender(app)
     if not app.config["SMTP_URL"] and app.config["APP_ENV"] == "production":
-        log.warning("SMTP_URL is not set: mails are only written to the log, nobody receives them")
+        log.warning(
+            "SMTP_URL is not set: mails are only written to the log, without their links, and nobody receives them"
+        )
 
 
 def start_sender(wsgi):

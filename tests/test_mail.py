@@ -5,6 +5,7 @@ import subprocess
 import sys
 import unittest
 from datetime import timedelta
+from email.message import EmailMessage
 
 from sqlalchemy import select, update
 
@@ -220,6 +221,16 @@ class LogTransportTests(unittest.TestCase):
                 send(message)
         self.assertIn("To: x@example.com", captured.text)
         self.assertIn("http://l/?token=t", captured.text)
+
+    def test_in_production_the_log_never_holds_the_link(self):
+        transport = mail.transport_for({"SMTP_URL": None, "APP_ENV": "production"})
+        message = EmailMessage()
+        message["To"], message["Subject"] = "x@example.com", "Reset your password"
+        message.set_content("link: http://l/?token=secret-token")
+        with CapturedLog() as captured, transport.connection() as send:
+            send(message)
+        self.assertIn("To: x@example.com", captured.text)
+        self.assertNotIn("secret-token", captured.text)
 
 
 class SettingsTests(unittest.TestCase):
