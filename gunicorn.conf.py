@@ -21,13 +21,13 @@ load_dotenv()  # as the app does: LOG_FORMAT in .env applies to gunicorn's own l
 # Chosen by `bench/run.sh --workers` on 2 cores (bench/README.md): threaded workers, so a
 # request waiting on the database (a lock, the statement timeout, an outage) holds a thread, not
 # a process. gthread, except that a connection waits for its request line and headers in the
-# worker's poller, not in a thread (app/server.py: slow clients cost no thread). Inside each
+# worker's poller, not in a thread (server.py: slow clients cost no thread). Inside each
 # worker the fair admission gate (app/fairness.py) runs FAIR_SLOTS requests at once; the other
 # threads wait there at no CPU cost. Hence many threads: gthread queues the
 # connections it has no thread for first come, first served, behind a heavy user's backlog, where
 # the gate cannot reorder them. 64 per worker is one bench noisy neighbour's 64 connections
 # (`bench/run.sh --fairness`, bench/README.md); waiting threads cost memory only.
-worker_class = "app.server.HeadFirstThreadWorker"  # gthread, reading each request's head without a thread
+worker_class = "server.HeadFirstThreadWorker"  # gthread, reading each request's head without a thread
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = 64
 accesslog = "-"

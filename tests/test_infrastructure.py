@@ -2,6 +2,8 @@
 (The database going away: tests/faults/.)"""
 
 import os
+import subprocess
+import sys
 import unittest
 import uuid
 from unittest import mock
@@ -18,6 +20,7 @@ from tests.helpers import (
     RATELIMIT_TEST_PREFIX,
     APITestCase,
 )
+from tests.liveserver import ROOT
 from tests.redisserver import redis_url
 from tests.test_headers import check_rate_limit_headers
 from tests.test_token import check_spraying
@@ -128,3 +131,20 @@ class ConfigTests(unittest.TestCase):
         with mock.patch.dict(os.environ, {"ACCESS_TOKEN_MINUTES": "soon"}), self.assertRaises(ConfigError) as caught:
             build_config("development")
         self.assertIn("ACCESS_TOKEN_MINUTES", str(caught.exception))
+
+
+class GunicornMasterTests(unittest.TestCase):
+    def test_the_master_loads_its_settings_and_worker_class_without_the_app(self):
+        """gunicorn's master must not import the app: its workers fork from it, and a HUP would
+        hand them the app's old code."""
+        script = (
+            "import sys; from gunicorn.app.base import Application\n"
+            "class Master(Application):\n"
+            "    def init(self, *args): return {}\n"
+            "    def load(self): raise AssertionError('the master loaded the app')\n"
+            "master = Master('%(prog)s'); master.load_config_from_file('gunicorn.conf.py')\n"
+            "master.cfg.worker_class, master.cfg.logger_class\n"
+            "print(sorted(name for name in sys.modules if name == 'app' or name.startswith('app.')))"
+        )
+        ran = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+        self.assertEqual(ran.stdout.strip(), "[]", ran.stderr)

@@ -6,7 +6,7 @@ seconds; another client probes /v1/health meanwhile, and no probe may wait a sec
 import statistics
 import time
 
-from app.server import HEAD_SECONDS
+from server import HEAD_SECONDS
 from tests.helpers import SlowClients
 from tests.liveserver import LiveServerTestCase
 
@@ -48,7 +48,7 @@ class SlowClientTests(LiveServerTestCase):
 
     def test_slow_headers_delay_nobody(self):
         # More connections than the server has threads (2 workers x 8 here), for long enough
-        # that the server gives up on their heads (app/server.py HEAD_SECONDS) while probed.
+        # that the server gives up on their heads (server.py HEAD_SECONDS) while probed.
         head = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n"
         with SlowClients(self.server.port, 24, head, b"X-Slow: " + b"a" * 100, interval=1.0):
             time.sleep(HEAD_SECONDS - 2)

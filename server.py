@@ -10,6 +10,9 @@ HEAD_SECONDS after the connection opened (or its previous answer) closes the con
 keepalive (2 s) closes it too, as gthread does for any connection waiting in its poller.
 The body is read by the request's thread, before it takes a fair-admission slot
 (app.fairness.admit).
+
+A module of its own, outside the app package: gunicorn's master process loads the worker class,
+and must not import the app (each worker loads it, so a HUP picks up new code).
 """
 
 import time
