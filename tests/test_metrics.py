@@ -203,6 +203,10 @@ class MetricsAcrossWorkers(LiveMetricsCase):
         super().tearDownClass()
         shutil.rmtree(cls.directory, ignore_errors=True)
 
+    def writers(self):
+        """The worker pids that have written a histogram file."""
+        return {name.rsplit("_", 1)[1] for name in os.listdir(self.directory) if name.startswith("histogram_")}
+
     def in_progress_of(self, pid):
         """The requests in progress in one worker, read from its own file alone."""
         with tempfile.TemporaryDirectory() as alone:
@@ -212,13 +216,17 @@ class MetricsAcrossWorkers(LiveMetricsCase):
             return registry.get_sample_value("http_requests_in_progress") or 0
 
     def test_a_counts_are_summed_over_workers_and_survive_a_killed_worker(self):
-        answers = self.server.fire(200, "GET", "/v1")
-        self.assertEqual({a.status for a in answers}, {200})
+        sent = 0
+        for _ in range(10):  # the kernel may hand one batch's connections all to one worker: until both served
+            answers = self.server.fire(100, "GET", "/v1")
+            self.assertEqual({a.status for a in answers}, {200})
+            sent += len(answers)
+            if len(self.writers()) == 2:
+                break
+        self.assertEqual(len(self.writers()), 2, "both workers counted requests")
         index = {"method": "GET", "route": "/v1", "status": "200"}
         for _ in range(8):  # the scrapes land on either worker: each sees both workers' counts
-            self.assertEqual(value(self.scrape(), f"{DURATION}_count", **index), 200)
-        writers = {name.rsplit("_", 1)[1] for name in os.listdir(self.directory) if name.startswith("histogram_")}
-        self.assertEqual(len(writers), 2, "both workers counted requests")
+            self.assertEqual(value(self.scrape(), f"{DURATION}_count", **index), sent)
 
         _, headers = self.server.account()
         bucket_id, patches = self.blocked_patches(headers, 4)
@@ -232,7 +240,7 @@ class MetricsAcrossWorkers(LiveMetricsCase):
         self.assertTrue(blocked)  # those on the killed worker got no answer (status 0), the others 200
         self.assertLessEqual({a.status for a in blocked}, {0, 200})
         body = self.wait_for(lambda body: value(body, "http_requests_in_progress") == 1)  # the scrape alone
-        self.assertEqual(value(body, f"{DURATION}_count", **index), 200)
+        self.assertEqual(value(body, f"{DURATION}_count", **index), sent)
 
     def test_b_a_thousand_ids_make_no_new_series(self):
         _, headers = self.server.account()
