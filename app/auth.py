@@ -17,9 +17,9 @@ from sqlalchemy import bindparam, select, true
 from app import database, oidc
 from app.errors import APIError, unauthorized
 from app.extensions import db
+from app.fields import MAX_ID
 from app.models import RevokedToken, User, UserSession
 from app.models.base import utcnow
-from app.schemas.common import MAX_ID
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "jti", "sub", "type", "ver"]

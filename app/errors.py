@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 
 from app import database
 from app.extensions import limiter
-from app.schemas.base import MAX_ERROR_FIELDS
+from app.fields import MAX_ERROR_FIELDS
 
 log = logging.getLogger("app.errors")
 

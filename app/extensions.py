@@ -15,7 +15,7 @@ from sqlalchemy import MetaData, UpdateBase, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
-from app.schemas.common import ErrorSchema
+from app.fields import ErrorSchema
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -20,7 +20,7 @@ from werkzeug.routing import BaseConverter, ValidationError
 import logs
 from app.errors import APIError
 from app.extensions import compress
-from app.schemas.common import MAX_ID
+from app.fields import MAX_ID
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_KEY_SHOWN = 100  # a duplicate key is named in the 400, cut to this many characters

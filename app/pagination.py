@@ -1,27 +1,32 @@
-"""Collections in one place: each list's declaration, search, sort, pages, cursors and links.
+"""Collections in one place: each list's declaration, search, sort, filters, totals, pages, cursors and links.
 
-A list is declared once (`Listing`, like DRF's `ordering_fields`/`search_fields`); the
-query schema's `sort` choices, the ORDER BY, the `q` columns and the cursor keyset all
-come from that declaration.
+A list is declared once (`Listing`, like DRF's `ordering_fields`/`search_fields`/`filterset_fields`):
+its sort keys are its model's (`sort_keys`, each backed by an index), and the query schema's `sort`
+choices, the ORDER BY, the `q` columns, the filters' conditions, the total and the cursor keyset all
+come from that declaration. A view hands it the rows it may list and the query's args:
+`BUCKETS.page(select(Bucket).where(...), args, of=current_user)`.
 """
 
 import base64
+import copy
 import hashlib
 import hmac
 import math
 import threading
 from collections import OrderedDict
 from datetime import date, datetime
+from typing import Any, Callable, NamedTuple
 from urllib.parse import urlencode
 
 import orjson
 from flask import current_app, g, request
+from marshmallow import ValidationError, fields, validate, validates_schema
 from sqlalchemy import func, or_, tuple_
 
 from app.errors import APIError
 from app.extensions import db
+from app.fields import MAX_ID, QueryInteger, Schema, Text
 from app.models.base import fold
-from app.schemas.common import list_args
 
 LIKE_ESCAPE = "\\"
 # Query parameters that move through a list rather than choose which list it is.
@@ -42,29 +47,63 @@ def contains_ci(column, text):
     return (column if folded else func.lower(column)).like(f"%{escaped}%", escape=LIKE_ESCAPE)
 
 
-class Listing:
-    """One collection: its key in the answer, sortable and searchable columns, and filters."""
+class Filter(NamedTuple):
+    """A list's filter: its query parameter's field, and `where(value)`, the condition the value puts
+    on the listed rows (None: none)."""
 
-    def __init__(self, key, model, *, sort, search, filters=None, mixins=(), default_sort="id"):
+    field: Any
+    where: Callable
+
+
+class Listing:
+    """One collection: its key in the answer, sort keys (its model's), searched columns, filters,
+    and where its total comes from.
+
+    `total(narrowing, parent)` is the list's total read from what is kept, or None: the rows are then
+    counted. `narrowing` holds the args that narrow the list (`q`, the filters given; {} when none
+    does), `parent` loads the list's parent (see `page`); `kept` makes the usual one. `revision(parent)`
+    is a number that every write to the listed rows moves, in its transaction: a counted total is
+    then counted once per revision, and reused (`CountCache`).
+    """
+
+    def __init__(self, key, model, *, search=(), filters=None, checks=(), total=None, revision=None):
+        filters = filters or {}
         self.key = key
         self.tie_breaker = model.id
-        self.sortable = {name: _sort_key(key, name, getattr(model, name)) for name in sort}
+        self.sortable = {name: _sort_key(key, name, getattr(model, name)) for name in model.sort_keys}
         self.search = [getattr(model, name) for name in search]
-        self.filters = tuple(filters or ())
-        searched = [column.info.get("folds", column.key) for column in self.search]  # a key searches its source
+        self.conditions = {name: declared.where for name, declared in filters.items()}
+        self.total = total
+        self.revision = revision
         self.args = list_args(
-            f"{model.__name__}ListArgs", sort, default_sort, mixins=mixins, search=searched, **(filters or {})
+            f"{model.__name__}ListArgs",
+            model.sort_keys,
+            checks=checks,
+            search=[column.info.get("folds", column.key) for column in self.search],  # a key searches its source
+            **{name: declared.field for name, declared in filters.items()},
         )
 
-    def page(self, stmt, args, total=None, revision=None):
-        """The page `args` ask for. In page mode its total is `total(narrowing)` where that answers a
-        number: a count the list keeps of the rows `narrowing` leaves (`maintained`), given the args
-        that narrow the list (`q`, filters; {} when none does). Otherwise, or with no `total`, the
-        rows are counted. `revision` is a number that every write to the listed rows moves, in its
-        transaction: a counted total is then counted once per revision, and reused (`CountCache`)."""
+    def within(self, *, total, without=()):
+        """This list inside a parent (an actor's movies): its own total, without the filters the
+        parent makes pointless (the actor_id of movies listed by actor)."""
+        variant = copy.copy(self)
+        variant.total, variant.revision = total, None
+        if without:
+            variant.conditions = {name: where for name, where in self.conditions.items() if name not in without}
+            variant.args = self.args(exclude=without)
+        return variant
+
+    def page(self, stmt, args, of=None):
+        """The page `args` ask for, of the rows of `stmt` that `q` and the filters leave.
+
+        `of` loads the list's parent (the owner of buckets, the bucket of items; it answers 404 if the
+        caller may not see it), once and only when it is needed: for a total or revision kept on it,
+        or to tell an empty page of the parent from no parent at all.
+        """
+        parent = _Parent(of)
         narrowing = self._narrowing(args)
-        if "q" in narrowing:
-            stmt = stmt.where(or_(*(contains_ci(column, args["q"]) for column in self.search)))
+        if narrowing:
+            stmt = stmt.where(*self._where(narrowing))
         name, column, descending = self._sort_column(args["sort"])
         keys = (column, self.tie_breaker)
         order = [key.desc() if descending else key.asc() for key in keys]
@@ -74,13 +113,12 @@ class Listing:
             after = _decode_cursor(args["cursor"], binding, column)
             boundary = tuple_(*keys) < tuple_(*after) if descending else tuple_(*keys) > tuple_(*after)
             rows = _fetch(stmt.where(boundary).order_by(*order).limit(per_page + 1))
-            return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, name, binding))
+            return Page(self, args, parent.seen(rows[:per_page]), _next_cursor(rows, per_page, name, binding))
         page = args.get("page", 1)
         offset = (page - 1) * per_page
-        kept = total(narrowing) if total else None
-        count = _count(stmt, None if revision is None else (binding, revision)) if kept is None else kept
+        count = self._total(stmt, narrowing, parent, binding)
         if offset >= count:
-            return Page(self, args, [], None, page=page, total=count)
+            return Page(self, args, parent.seen([]), None, page=page, total=count)
         if offset >= current_app.config["MAX_PAGE_OFFSET"]:
             raise APIError(
                 400,
@@ -90,6 +128,15 @@ class Listing:
             )
         rows = _fetch(self._at_offset(stmt, order, per_page + 1, offset))
         return Page(self, args, rows[:per_page], _next_cursor(rows, per_page, name, binding), page=page, total=count)
+
+    def _total(self, stmt, narrowing, parent, binding):
+        """The page mode's total: kept, else counted (once per revision, where the list has one)."""
+        kept = self.total(narrowing, parent) if self.total else None
+        if kept is not None:
+            return kept
+        if self.revision is None:
+            return _count_rows(stmt)
+        return _count_once(stmt, (binding, self.revision(parent())))
 
     def _at_offset(self, stmt, order, limit, offset):
         """`limit` rows of `stmt` in `order`, `offset` rows deep. Past the first page, the rows the
@@ -102,19 +149,50 @@ class Listing:
         return stmt.where(self.tie_breaker.in_(ids)).order_by(*order)
 
     def _narrowing(self, args):
-        """The args that narrow the list: a searched `q`, and the filters given."""
-        searched = {"q": args["q"]} if args.get("q") and self.search else {}
-        return searched | {name: args[name] for name in self.filters if name in args}
+        """The args that narrow the list: the filters given, and a searched `q`."""
+        narrowing = {name: args[name] for name in self.conditions if name in args}
+        if args.get("q") and self.search:
+            narrowing["q"] = args["q"]
+        return narrowing
+
+    def _where(self, narrowing):
+        """The conditions the narrowing args put on the rows: each filter's, then the search's."""
+        for name, value in narrowing.items():
+            if name == "q":
+                yield or_(*(contains_ci(column, value) for column in self.search))
+            elif (condition := self.conditions[name](value)) is not None:
+                yield condition
 
     def _sort_column(self, sort):
         name = sort.lstrip("-")
         return name, self.sortable[name], sort.startswith("-")
 
 
-def maintained(count):
-    """A `total` for Listing.page from a count kept of the whole list: `count` (a number, or a
-    function that reads one) when nothing narrows the list; None (counted) when something does."""
-    return lambda narrowing: None if narrowing else (count() if callable(count) else count)
+def kept(read):
+    """A Listing's `total` from a count kept of the whole list: `read(parent)` when nothing narrows
+    the list (buckets: `lambda owner: owner.bucket_count`); counted when something does."""
+    return lambda narrowing, parent: None if narrowing else read(parent())
+
+
+class _Parent:
+    """A list's parent, loaded once and only when asked for (Listing.page's `of`)."""
+
+    __slots__ = ("_load", "_loaded")
+
+    def __init__(self, load):
+        self._load = load
+        self._loaded = None
+
+    def __call__(self):
+        if self._loaded is None and self._load is not None:
+            self._loaded = self._load()
+        return self._loaded
+
+    def seen(self, rows):
+        """`rows`, once an empty page has made sure the parent is there (404 if not)."""
+        if not rows and self._load is not None:
+            self()
+        return rows
 
 
 def _sort_key(listing, name, column):
@@ -131,10 +209,8 @@ def _fetch(stmt):
     return db.session.scalars(stmt).unique().all()
 
 
-def _count(stmt, key=None):
-    """The number of `stmt`'s rows; with a `key`, counted once while the key stays the same."""
-    if key is None:
-        return _count_rows(stmt)
+def _count_once(stmt, key):
+    """The number of `stmt`'s rows, counted once while `key` stays the same."""
     totals = current_app.extensions["list_totals"]
     total = totals.get(key)
     if total is None:
@@ -175,6 +251,49 @@ class CountCache:
 
 def init_app(app):
     app.extensions["list_totals"] = CountCache(app.config["LIST_TOTALS_CACHED"])
+
+
+# -- the query schema ----------------------------------------------------------
+
+
+class ListArgs(Schema):
+    """Query parameters every collection takes (unknown parameters are ignored)."""
+
+    page = QueryInteger(
+        validate=validate.Range(min=1, max=MAX_ID),
+        metadata={"description": "Page number (default 1), up to MAX_PAGE_OFFSET rows deep; not with `cursor`"},
+    )
+    per_page = QueryInteger(load_default=20, validate=validate.Range(min=1, max=100))
+    # URL-safe ASCII only: anything else cannot be a cursor, and a long non-ASCII value would
+    # swell past gunicorn's request-line limit before the app could answer 400.
+    cursor = fields.String(
+        validate=[validate.Length(min=1, max=1000), validate.Regexp(r"^[A-Za-z0-9_.=-]+$")],
+        metadata={"description": "`pagination.next_cursor` of the previous page: walks a list of any length"},
+    )
+
+    @validates_schema
+    def page_or_cursor(self, data, **kwargs):
+        if "page" in data and "cursor" in data:
+            raise ValidationError("Give page or cursor, not both.", "cursor")
+
+
+def list_args(name, sortable, *, search=(), checks=(), **filters):
+    """A ListArgs schema with `sort` whitelisted to `sortable` (the first is the default), `q` over
+    `search`, the filters, and `checks` (schema classes whose validators relate the filters)."""
+    choices = [*sortable, *(f"-{field}" for field in sortable)]
+    fields_ = {
+        "sort": fields.String(
+            load_default=sortable[0],
+            validate=validate.OneOf(choices),
+            metadata={"description": f"One of {', '.join(sortable)}; prefix with - for descending"},
+        ),
+        **filters,
+    }
+    if search:
+        fields_["q"] = Text(
+            max_length=200, metadata={"description": f"Case-insensitive substring of {' or '.join(search)}"}
+        )
+    return type(name, (*checks, ListArgs), fields_)
 
 
 # -- cursors -------------------------------------------------------------------

@@ -8,13 +8,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import insert, select, text
 
+from app.api.lists import ACTORS, BUCKETS, IMAGES, ITEMS, MOVIES, USERS
 from app.extensions import db
 from app.models import Actor, Bucket, Item, Movie, User, movie_actors
 from app.models.base import utcnow
-from app.schemas.auth import USERS
-from app.schemas.bucket import BUCKETS, ITEMS
-from app.schemas.casting import ACTORS, MOVIES
-from app.schemas.image import IMAGES
 from app.seed import recount_all
 from tests.helpers import IS_POSTGRES, APITestCase, captured_statements, count_queries, image_bytes, make_app
 
@@ -399,6 +396,32 @@ class QueryIntegerTests(CollectionCase):
         self.assertEqual(self.client.get(f"/v1/movies/{movie_id}", headers=self.admin).status_code, 200)
         full_width = "".join(chr(0xFF10 + int(digit)) for digit in str(movie_id))
         self.assertError(self.client.get(f"/v1/movies/{full_width}", headers=self.admin), 404)
+
+
+class ParentTests(CollectionCase):
+    """A list inside a parent (a bucket's items, an actor's movies, a movie's cast) reads its parent only
+    when it needs it, and an empty page is still 404 when the parent is not there, or not yours."""
+
+    def test_a_missing_or_foreign_parent_is_404_whatever_narrows_the_list(self):
+        bucket_id = self.buckets(["mine"], items=2)[0]
+        actor_ids, movie_ids = self.catalogue(actors=2, movies=2)
+        _, intruder = self.account()
+        for query in ("", "?q=item", "?done=true", "?page=9"):
+            with self.subTest(query=query):
+                self.assertError(self.client.get(f"/v1/buckets/{bucket_id}/items{query}", headers=intruder), 404)
+                self.assertError(self.client.get(f"/v1/actors/424242/movies{query}", headers=self.admin), 404)
+                self.assertError(self.client.get(f"/v1/movies/424242/actors{query}", headers=self.admin), 404)
+        for url in (f"/v1/actors/{actor_ids[0]}/movies?q=nothing", f"/v1/movies/{movie_ids[0]}/actors?q=nothing"):
+            with self.subTest(url=url):
+                body = self.client.get(url, headers=self.admin).json
+                self.assertEqual((body["pagination"]["total"], body[url.split("/")[4].split("?")[0]]), (0, []))
+
+    def test_a_cursor_page_of_a_parent_reads_no_parent(self):
+        actor_ids, _ = self.catalogue(actors=2, movies=3)
+        url = f"/v1/actors/{actor_ids[0]}/movies?per_page=1"
+        cursor = self.client.get(url, headers=self.admin).json["pagination"]["next_cursor"]
+        count, body = self.statements(f"{url}&cursor={cursor}", self.admin)
+        self.assertEqual((count, len(body["movies"])), (2, 1), "auth and the page")
 
 
 class PageWindowTests(CollectionCase):

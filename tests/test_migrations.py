@@ -7,10 +7,7 @@ import unittest
 
 from sqlalchemy import create_engine, inspect, text
 
-from app.schemas.auth import USERS
-from app.schemas.bucket import BUCKETS, ITEMS
-from app.schemas.casting import ACTORS, MOVIES
-from app.schemas.image import IMAGES
+from app.api.lists import ACTORS, BUCKETS, IMAGES, ITEMS, MOVIES, USERS
 from tests.helpers import fresh_database
 from tests.liveserver import IS_POSTGRES, ROOT, SKIP_REASON, LiveServer
 

@@ -1,4 +1,4 @@
-"""The schemas' short dump path (app/schemas/base.py) answers exactly what marshmallow's own dump does."""
+"""The schemas' short dump path (app/fields.py) answers exactly what marshmallow's own dump does."""
 
 import io
 import unittest
@@ -11,8 +11,7 @@ import marshmallow
 import orjson
 from marshmallow import fields, post_dump
 
-from app.schemas.base import Schema
-from app.schemas.common import UTCDateTime
+from app.fields import Schema, UTCDateTime
 from tests.helpers import APITestCase, image_bytes
 
 

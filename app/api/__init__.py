@@ -2,8 +2,8 @@
 
 from app.api import docs, openapi
 from app.api.v1 import actors, auth, buckets, images, items, meta, movies, users
+from app.fields import MAX_ID
 from app.http import IdConverter
-from app.schemas.common import MAX_ID
 
 V1_BLUEPRINTS = (meta, auth, users, buckets, items, actors, movies, images)
 

@@ -15,16 +15,25 @@ def utcnow():
 class ResourceMixin:
     """A resource's identity and its creation and modification times."""
 
+    # What the resource's list sorts by (app.pagination.Listing), `id` first; a model gives each
+    # key an index in its __table_args__ (sort_indexes).
+    sort_keys = ("id",)
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     modified_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow, nullable=False)
 
 
 def sort_indexes(table, keys, scope=None):
-    """An index per sort key, led by the list's scope (owner, bucket) and closed by the
-    id tie-breaker: any page of any sort, deep or not, is one index range scan."""
+    """An index per sort key of a model (its `sort_keys`: what its list sorts by, `id` first), led
+    by the list's scope (owner, bucket) and closed by the id tie-breaker: any page of any sort, deep
+    or not, is one index range scan. Without a scope, `id` is the primary key's."""
     lead = (scope,) if scope else ()
-    return tuple(Index(f"ix_{table}_{'_'.join((*lead, key))}", *lead, *dict.fromkeys((key, "id"))) for key in keys)
+    return tuple(
+        Index(f"ix_{table}_{'_'.join((*lead, key))}", *lead, *dict.fromkeys((key, "id")))
+        for key in keys
+        if lead or key != "id"
+    )
 
 
 def fold(text):

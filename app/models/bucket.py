@@ -7,9 +7,10 @@ from app.models.base import ResourceMixin, folded_key, keeps_folded, sort_indexe
 
 class Item(ResourceMixin, db.Model):
     __tablename__ = "items"
-    # Every sort key with the bucket in front and the id behind: a page, deep or not,
-    # is an index range scan (the same holds for buckets and their owner).
-    __table_args__ = sort_indexes("items", ("id", "name", "done", "created_at", "modified_at"), scope="bucket_id")
+    # What the list sorts by, each with the bucket in front and the id behind in an index: a page,
+    # deep or not, is an index range scan (the same holds for buckets and their owner).
+    sort_keys = ("id", "name", "done", "created_at", "modified_at")
+    __table_args__ = sort_indexes("items", sort_keys, scope="bucket_id")
 
     bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -19,7 +20,8 @@ class Item(ResourceMixin, db.Model):
 
 class Bucket(ResourceMixin, db.Model):
     __tablename__ = "buckets"
-    __table_args__ = sort_indexes("buckets", ("id", "name", "created_at", "modified_at"), scope="owner_id")
+    sort_keys = ("id", "name", "created_at", "modified_at")
+    __table_args__ = sort_indexes("buckets", sort_keys, scope="owner_id")
 
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     name: Mapped[str] = mapped_column(String(100), nullable=False)

@@ -16,7 +16,8 @@ movie_actors = Table(
 
 class Actor(ResourceMixin, db.Model):
     __tablename__ = "actors"
-    __table_args__ = sort_indexes("actors", ("name", "age", "created_at"))
+    sort_keys = ("id", "name", "age", "created_at")
+    __table_args__ = sort_indexes("actors", sort_keys)
 
     name: Mapped[str] = mapped_column(String(120), nullable=False)
     age: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -27,7 +28,8 @@ class Actor(ResourceMixin, db.Model):
 
 class Movie(ResourceMixin, db.Model):
     __tablename__ = "movies"
-    __table_args__ = sort_indexes("movies", ("title", "release_date", "created_at"))
+    sort_keys = ("id", "title", "release_date", "created_at")
+    __table_args__ = sort_indexes("movies", sort_keys)
 
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     title_key: Mapped[str] = folded_key("title", 600)

@@ -30,7 +30,8 @@ class ImageTag(db.Model):
 
 class Image(ResourceMixin, db.Model):
     __tablename__ = "images"
-    __table_args__ = sort_indexes("images", ("title", "size_bytes", "created_at"))
+    sort_keys = ("id", "title", "size_bytes", "created_at")
+    __table_args__ = sort_indexes("images", sort_keys)
 
     title: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")

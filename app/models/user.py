@@ -15,9 +15,10 @@ def random_token_version():
 
 class User(ResourceMixin, db.Model):
     __tablename__ = "users"
+    sort_keys = ("id", "email", "role", "created_at")
     # Local: e-mail, password and role. External: the issuer's sub, and none of those.
     __table_args__ = (
-        *sort_indexes("users", ("email", "role", "created_at")),
+        *sort_indexes("users", sort_keys),
         CheckConstraint(
             "(external_id IS NULL AND email IS NOT NULL AND password_hash IS NOT NULL AND role IS NOT NULL)"
             " OR (external_id IS NOT NULL AND email IS NULL AND password_hash IS NULL AND role IS NULL)",

@@ -1,10 +1,7 @@
 from marshmallow import ValidationError, fields, validate
 
-from app.models import User
-from app.pagination import Listing
+from app.fields import Schema, Text, UTCDateTime, envelope
 from app.permissions import ROLES
-from app.schemas.base import Schema
-from app.schemas.common import Text, UTCDateTime, envelope
 
 PASSWORD_MIN_BYTES = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt ignores (and bcrypt 5 refuses) anything longer
@@ -173,12 +170,3 @@ EmailVerifiedResponse = Schema.from_dict(
     name="EmailVerifiedResponse",
 )
 UserListResponse = envelope("UserListResponse", "users", UserSchema, many=True)
-USERS = Listing(
-    "users",
-    User,
-    sort=("id", "email", "role", "created_at"),
-    search=("email", "external_email"),
-    filters={
-        "role": fields.String(validate=validate.OneOf(ROLES), metadata={"description": "Only users with this role"})
-    },
-)

@@ -1,8 +1,6 @@
 from marshmallow import fields
 
-from app.models import Bucket, Item
-from app.pagination import Listing
-from app.schemas.common import ResourceSchema, StrictBoolean, Text, envelope
+from app.fields import ResourceSchema, StrictBoolean, Text, envelope
 
 
 class BucketSchema(ResourceSchema):
@@ -34,12 +32,3 @@ BucketResponse = envelope("BucketResponse", "bucket", BucketSchema)
 BucketListResponse = envelope("BucketListResponse", "buckets", BucketSchema, many=True)
 ItemResponse = envelope("ItemResponse", "item", ItemSchema)
 ItemListResponse = envelope("ItemListResponse", "items", ItemSchema, many=True)
-
-BUCKETS = Listing("buckets", Bucket, sort=("id", "name", "created_at", "modified_at"), search=("name_key",))
-ITEMS = Listing(
-    "items",
-    Item,
-    sort=("id", "name", "done", "created_at", "modified_at"),
-    search=("name", "description"),
-    filters={"done": fields.Boolean(metadata={"description": "Only items with this done state (true or false)"})},
-)

@@ -1,18 +1,6 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from app.models import Actor, Movie
-from app.pagination import Listing
-from app.schemas.base import Schema
-from app.schemas.common import (
-    MAX_ID,
-    LooseDate,
-    QueryInteger,
-    ResourceSchema,
-    StrictInteger,
-    Text,
-    envelope,
-    id_list,
-)
+from app.fields import LooseDate, ResourceSchema, Schema, StrictInteger, Text, envelope, id_list
 
 MAX_CAST = 500
 
@@ -46,6 +34,8 @@ class MovieSchema(ResourceSchema):
 
 
 class AgeRange:
+    """The actors list's check of its age filters (app.api.lists)."""
+
     @validates_schema
     def min_not_above_max(self, data, **kwargs):
         if "min_age" in data and "max_age" in data and data["min_age"] > data["max_age"]:
@@ -53,6 +43,8 @@ class AgeRange:
 
 
 class DateRange:
+    """The movies list's check of its date filters (app.api.lists)."""
+
     @validates_schema
     def after_not_past_before(self, data, **kwargs):
         after, before = data.get("released_after"), data.get("released_before")
@@ -64,31 +56,3 @@ ActorResponse = envelope("ActorResponse", "actor", ActorSchema)
 ActorListResponse = envelope("ActorListResponse", "actors", ActorSchema, many=True)
 MovieResponse = envelope("MovieResponse", "movie", MovieSchema)
 MovieListResponse = envelope("MovieListResponse", "movies", MovieSchema, many=True)
-
-_age = {"validate": validate.Range(min=0, max=150)}
-ACTORS = Listing(
-    "actors",
-    Actor,
-    sort=("id", "name", "age", "created_at"),
-    search=("name",),
-    mixins=(AgeRange,),
-    filters={
-        "gender": Text(max_length=30, metadata={"description": "Exact gender, case-insensitive"}),
-        "min_age": QueryInteger(**_age, metadata={"description": "Inclusive"}),
-        "max_age": QueryInteger(**_age, metadata={"description": "Inclusive"}),
-    },
-)
-MOVIES = Listing(
-    "movies",
-    Movie,
-    sort=("id", "title", "release_date", "created_at"),
-    search=("title_key",),
-    mixins=(DateRange,),
-    filters={
-        "released_after": LooseDate(metadata={"description": "Inclusive: release_date >= this date"}),
-        "released_before": LooseDate(metadata={"description": "Inclusive: release_date <= this date"}),
-        "actor_id": QueryInteger(
-            validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "Movies with this actor"}
-        ),
-    },
-)

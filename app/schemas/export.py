@@ -2,8 +2,8 @@
 
 from marshmallow import fields
 
+from app.fields import Schema
 from app.schemas.auth import UserSchema
-from app.schemas.base import Schema
 from app.schemas.bucket import BucketSchema, ItemSchema
 from app.schemas.image import ImageSchema
 

@@ -1,10 +1,7 @@
 from flask import url_for
 from marshmallow import ValidationError, fields
 
-from app.models import Image
-from app.pagination import Listing
-from app.schemas.base import Schema
-from app.schemas.common import ResourceSchema, Text, envelope
+from app.fields import ResourceSchema, Schema, Text, envelope
 
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
@@ -74,13 +71,6 @@ class UploadFormSchema(Schema):
 ImageResponse = envelope("ImageResponse", "image", ImageSchema)
 ImageUploadResponse = envelope("ImageUploadResponse", "images", ImageSchema, many=True, paginated=False)
 ImageListResponse = envelope("ImageListResponse", "images", ImageSchema, many=True)
-IMAGES = Listing(
-    "images",
-    Image,
-    sort=("id", "title", "size_bytes", "created_at"),
-    search=("title", "description"),
-    filters={"tag": Text(max_length=MAX_TAG_LENGTH, metadata={"description": "Only images with this tag"})},
-)
 
 UPLOAD_BODY = {
     "required": True,

@@ -1,4 +1,4 @@
-"""The casting catalogue: resolving actor ids, the filters of both lists, and the counters kept in
+"""The casting catalogue: resolving actor ids, what its lists read, and the counters kept in
 the transaction that changes what they count: each actor's movie_count (a cast changes), the
 total of actors and of movies (`catalogue_counts`: one is inserted or deleted) and the actors per
 (lower(gender), age) (`actor_tallies`: one is inserted, deleted, or moved by a PATCH).
@@ -22,7 +22,6 @@ DUPLICATE_MOVIE = "A movie with this title and release date already exists"
 COUNTED = (Actor, Movie)
 _COUNTS = CatalogueCount.__table__
 _TALLIES = ActorTally.__table__
-TALLIED = frozenset({"gender", "min_age", "max_age"})  # the actors' filters `_tallied` applies
 
 
 def catalogue_total(model):
@@ -72,26 +71,29 @@ def _tally(*changes):
     )
 
 
-def _tallied(args, gender_key, age):
-    """The conditions of the actors' filters (gender, min_age, max_age) on `gender_key` and `age`:
-    the list's lower(actors.gender) and actors.age, or an actor tally's columns."""
-    if "gender" in args:
-        yield gender_key == args["gender"].lower()
-    if "min_age" in args:
-        yield age >= args["min_age"]
-    if "max_age" in args:
-        yield age <= args["max_age"]
+def _actor_filters(gender_key, age):
+    """The actors list's filters (gender, min_age, max_age), each a value's condition on `gender_key`
+    and `age`: the list's lower(actors.gender) and actors.age, or an actor tally's columns."""
+    return {
+        "gender": lambda gender: gender_key == gender.lower(),
+        "min_age": lambda least: age >= least,
+        "max_age": lambda most: age <= most,
+    }
 
 
-def actors_total(narrowing):
-    """The actors list's total, read from what is kept (pagination's `total`): the catalogue count
+ACTOR_FILTERS = _actor_filters(func.lower(Actor.gender), Actor.age)
+_TALLY_FILTERS = _actor_filters(ActorTally.gender_key, ActorTally.age)
+
+
+def actors_total(narrowing, _parent=None):
+    """The actors list's total, read from what is kept (a Listing's `total`): the catalogue count
     unfiltered, a sum of actor tallies for gender/min_age/max_age; None (counted) under `q`."""
     if not narrowing:
         return catalogue_total(Actor)
-    if not narrowing.keys() <= TALLIED:
+    if not narrowing.keys() <= _TALLY_FILTERS.keys():
         return None
     total = select(func.coalesce(func.sum(ActorTally.total), 0))
-    return db.session.scalar(total.where(*_tallied(narrowing, ActorTally.gender_key, ActorTally.age)))
+    return db.session.scalar(total.where(*(_TALLY_FILTERS[name](value) for name, value in narrowing.items())))
 
 
 def recount_totals():
@@ -116,28 +118,28 @@ def _cast_of(movie_id):
     return select(movie_actors.c.actor_id).where(movie_actors.c.movie_id == movie_id)
 
 
-def filtered_actors(args, movie_id=None):
-    stmt = select(Actor).where(*_tallied(args, func.lower(Actor.gender), Actor.age))
-    if movie_id is not None:
-        stmt = stmt.where(Actor.id.in_(_cast_of(movie_id)))
-    return stmt
+def cast_of(movie_id):
+    """The actors of a movie's cast."""
+    return select(Actor).where(Actor.id.in_(_cast_of(movie_id)))
+
+
+def _movie_ids_of(actor_id):
+    return select(movie_actors.c.movie_id).where(movie_actors.c.actor_id == actor_id)
 
 
 # A list shows each cast member's id and name (CastMemberSchema): the rest is not loaded.
-_CAST_NAMES = joinedload(Movie.actors).load_only(Actor.id, Actor.name)
+MOVIES_WITH_CASTS = select(Movie).options(joinedload(Movie.actors).load_only(Actor.id, Actor.name))
+# The movies list's filters: each a value's condition on the movies.
+MOVIE_FILTERS = {
+    "released_after": lambda day: Movie.release_date >= day,
+    "released_before": lambda day: Movie.release_date <= day,
+    "actor_id": lambda actor_id: Movie.id.in_(_movie_ids_of(actor_id)),
+}
 
 
-def filtered_movies(args):
-    stmt = select(Movie).options(_CAST_NAMES)
-    if "released_after" in args:
-        stmt = stmt.where(Movie.release_date >= args["released_after"])
-    if "released_before" in args:
-        stmt = stmt.where(Movie.release_date <= args["released_before"])
-    if "actor_id" in args:
-        stmt = stmt.where(
-            Movie.id.in_(select(movie_actors.c.movie_id).where(movie_actors.c.actor_id == args["actor_id"]))
-        )
-    return stmt
+def movies_of(actor_id):
+    """The movies an actor plays in, with their casts."""
+    return MOVIES_WITH_CASTS.where(MOVIE_FILTERS["actor_id"](actor_id))
 
 
 def _recast(movie, actor_ids):

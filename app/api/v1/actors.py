@@ -1,17 +1,20 @@
 """/v1/actors: the casting catalogue's people."""
 
+from functools import partial
+
 from flask.views import MethodView
+from sqlalchemy import select
 
 from app.api.conditional import conditional, for_write
 from app.api.idempotency import idempotent
+from app.api.lists import ACTOR_MOVIES, ACTORS
 from app.api.responses import created, deleted, found, listed
 from app.auth import requires_permission
 from app.extensions import db
+from app.fields import DeletedSchema
 from app.http import Blueprint
 from app.models import Actor
-from app.pagination import maintained
-from app.schemas.casting import ACTORS, MOVIES, ActorListResponse, ActorResponse, ActorSchema, MovieListResponse
-from app.schemas.common import DeletedSchema
+from app.schemas.casting import ActorListResponse, ActorResponse, ActorSchema, MovieListResponse
 from app.services import casting
 from app.services.crud import require_changes
 
@@ -25,7 +28,7 @@ class Actors(MethodView):
     @blp.response(200, ActorListResponse)
     def get(self, args):
         """List actors (q searches the name; filter by gender, min_age, max_age)."""
-        return listed(ACTORS.page(casting.filtered_actors(args), args, total=casting.actors_total))
+        return listed(ACTORS.page(select(Actor), args))
 
     @requires_permission("post:actors")
     @idempotent
@@ -68,11 +71,8 @@ class ActorDetail(MethodView):
 @blp.route("/<id:actor_id>/movies")
 class ActorMovies(MethodView):
     @requires_permission("get:actors")
-    # The path names the actor: the list's own actor_id filter would only clash with it.
-    @blp.arguments(MOVIES.args(exclude=("actor_id",)), location="query", error_status_code=400)
+    @blp.arguments(ACTOR_MOVIES.args, location="query", error_status_code=400)
     @blp.response(200, MovieListResponse)
     def get(self, args, actor_id):
         """The movies an actor plays in."""
-        actor = db.get_or_404(Actor, actor_id)
-        stmt = casting.filtered_movies({**args, "actor_id": actor.id})
-        return listed(MOVIES.page(stmt, args, total=maintained(actor.movie_count)))
+        return listed(ACTOR_MOVIES.page(casting.movies_of(actor_id), args, of=partial(db.get_or_404, Actor, actor_id)))

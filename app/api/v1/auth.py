@@ -9,6 +9,7 @@ from app.api.export import export_response
 from app.api.responses import deleted, found, oauth_tokens, registered, tokens
 from app.auth import auth_required, current_session_id, current_user
 from app.extensions import limiter
+from app.fields import DeletedSchema, MessageSchema
 from app.http import FORM_MIMETYPE, Blueprint, no_store, read_json_object, require_mimetype
 from app.schemas.auth import (
     AccountDeletionSchema,
@@ -28,7 +29,6 @@ from app.schemas.auth import (
     TokenSchema,
     UserResponse,
 )
-from app.schemas.common import DeletedSchema, MessageSchema
 from app.schemas.export import EXPORT_HEADERS, AccountExportSchema
 from app.services import accounts, exports, password_reset, verification
 from app.services import sessions as session_service

@@ -5,13 +5,13 @@ from sqlalchemy import select
 
 from app.api.conditional import conditional, for_write
 from app.api.idempotency import idempotent
+from app.api.lists import BUCKETS
 from app.api.responses import created, deleted, found, listed
 from app.auth import auth_required, current_user
+from app.fields import DeletedSchema
 from app.http import Blueprint
 from app.models import Bucket
-from app.pagination import maintained
-from app.schemas.bucket import BUCKETS, BucketListResponse, BucketResponse, BucketSchema
-from app.schemas.common import DeletedSchema
+from app.schemas.bucket import BucketListResponse, BucketResponse, BucketSchema
 from app.services import buckets
 from app.services.crud import require_changes
 
@@ -25,9 +25,7 @@ class Buckets(MethodView):
     @blp.response(200, BucketListResponse)
     def get(self, args):
         """List your buckets (q searches the name)."""
-        owner = current_user()
-        stmt = select(Bucket).where(Bucket.owner_id == owner.id)
-        return listed(BUCKETS.page(stmt, args, total=maintained(owner.bucket_count), revision=owner.buckets_revision))
+        return listed(BUCKETS.page(select(Bucket).where(Bucket.owner_id == current_user().id), args, of=current_user))
 
     @auth_required
     @idempotent

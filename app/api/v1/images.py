@@ -8,15 +8,15 @@ from sqlalchemy import select
 from app.api import openapi
 from app.api.conditional import conditional, for_write
 from app.api.idempotency import idempotent
+from app.api.lists import IMAGES
 from app.api.responses import created, deleted, found, listed
 from app.auth import current_user, requires_permission
 from app.errors import APIError, invalid
 from app.extensions import db
+from app.fields import DeletedSchema
 from app.http import Blueprint
-from app.models import Image, ImageTag
-from app.schemas.common import DeletedSchema
+from app.models import Image
 from app.schemas.image import (
-    IMAGES,
     UPLOAD_BODY,
     ImageListResponse,
     ImageResponse,
@@ -75,11 +75,7 @@ class Images(MethodView):
     @blp.response(200, ImageListResponse)
     def get(self, args):
         """List images (q searches title and description; filter by tag)."""
-        stmt = select(Image)
-        if args.get("tag"):
-            tagged = select(ImageTag.image_id).where(ImageTag.tag == args["tag"].lower())
-            stmt = stmt.where(Image.id.in_(tagged))
-        return listed(IMAGES.page(stmt, args))
+        return listed(IMAGES.page(select(Image), args))
 
     @requires_permission("post:images")
     @idempotent

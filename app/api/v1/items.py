@@ -1,16 +1,18 @@
 """/v1/buckets/<id>/items: the items of one of your buckets."""
 
+from functools import partial
+
 from flask.views import MethodView
 
 from app.api.conditional import conditional, for_write
 from app.api.idempotency import idempotent
+from app.api.lists import ITEMS
 from app.api.responses import created, deleted, found, listed
 from app.auth import auth_required, current_user
+from app.fields import DeletedSchema
 from app.http import Blueprint
 from app.models import Item
-from app.pagination import maintained
-from app.schemas.bucket import ITEMS, ItemListResponse, ItemPatchSchema, ItemResponse, ItemSchema
-from app.schemas.common import DeletedSchema
+from app.schemas.bucket import ItemListResponse, ItemPatchSchema, ItemResponse, ItemSchema
 from app.services import buckets
 from app.services.crud import require_changes, update
 
@@ -25,14 +27,8 @@ class Items(MethodView):
     def get(self, args, bucket_id):
         """List a bucket's items (q searches name and description; filter by done)."""
         owner = current_user()
-        stmt = buckets.owned_items(bucket_id, owner)
-        if "done" in args:
-            stmt = stmt.where(Item.done == args["done"])
-        total = maintained(lambda: buckets.owned_bucket(bucket_id, owner).item_count)
-        page = ITEMS.page(stmt, args, total=total)
-        if not page.items:
-            buckets.owned_bucket(bucket_id, owner)  # nothing listed: is it an empty bucket, or not one of yours?
-        return listed(page)
+        bucket = partial(buckets.owned_bucket, bucket_id, owner)
+        return listed(ITEMS.page(buckets.owned_items(bucket_id, owner), args, of=bucket))
 
     @auth_required
     @idempotent

@@ -4,8 +4,8 @@ from flask import current_app, url_for
 
 from app.database import database_is_reachable
 from app.errors import APIError
+from app.fields import HealthSchema, IndexSchema
 from app.http import Blueprint
-from app.schemas.common import HealthSchema, IndexSchema
 
 root = Blueprint("root", __name__, description="Index")
 blp = Blueprint("service", __name__, description="Index and health")

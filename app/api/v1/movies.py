@@ -6,14 +6,14 @@ from flask.views import MethodView
 
 from app.api.conditional import conditional, for_write
 from app.api.idempotency import idempotent
+from app.api.lists import MOVIE_ACTORS, MOVIES
 from app.api.responses import created, deleted, found, listed
 from app.auth import requires_permission
 from app.extensions import db
+from app.fields import DeletedSchema
 from app.http import Blueprint
 from app.models import Movie
-from app.pagination import maintained
-from app.schemas.casting import ACTORS, MOVIES, ActorListResponse, MovieListResponse, MovieResponse, MovieSchema
-from app.schemas.common import DeletedSchema
+from app.schemas.casting import ActorListResponse, MovieListResponse, MovieResponse, MovieSchema
 from app.services import casting
 from app.services.crud import require_changes
 
@@ -27,8 +27,7 @@ class Movies(MethodView):
     @blp.response(200, MovieListResponse)
     def get(self, args):
         """List movies with their casts (q searches the title; filter by dates or actor_id)."""
-        total = maintained(partial(casting.catalogue_total, Movie))
-        return listed(MOVIES.page(casting.filtered_movies(args), args, total=total))
+        return listed(MOVIES.page(casting.MOVIES_WITH_CASTS, args))
 
     @requires_permission("post:movies")
     @idempotent
@@ -73,10 +72,8 @@ class MovieDetail(MethodView):
 @blp.route("/<id:movie_id>/actors")
 class MovieActors(MethodView):
     @requires_permission("get:movies")
-    @blp.arguments(ACTORS.args, location="query", error_status_code=400)
+    @blp.arguments(MOVIE_ACTORS.args, location="query", error_status_code=400)
     @blp.response(200, ActorListResponse)
     def get(self, args, movie_id):
         """The cast of a movie."""
-        movie = db.get_or_404(Movie, movie_id)
-        stmt = casting.filtered_actors(args, movie_id=movie.id)
-        return listed(ACTORS.page(stmt, args, total=maintained(len(movie.actors))))
+        return listed(MOVIE_ACTORS.page(casting.cast_of(movie_id), args, of=partial(db.get_or_404, Movie, movie_id)))

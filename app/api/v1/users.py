@@ -4,13 +4,14 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from app.api.conditional import conditional, for_write
+from app.api.lists import USERS
 from app.api.responses import deleted, found, listed
 from app.auth import current_user, requires_permission
 from app.extensions import db
+from app.fields import DeletedSchema
 from app.http import Blueprint
 from app.models import User
-from app.schemas.auth import USERS, RoleChangeSchema, UserListResponse, UserResponse
-from app.schemas.common import DeletedSchema
+from app.schemas.auth import RoleChangeSchema, UserListResponse, UserResponse
 from app.services import accounts
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Account administration")
@@ -23,10 +24,7 @@ class Users(MethodView):
     @blp.response(200, UserListResponse)
     def get(self, args):
         """List accounts (q searches the e-mail, an external account's too; filter by role)."""
-        stmt = select(User)
-        if "role" in args:
-            stmt = stmt.where(User.role == args["role"])
-        return listed(USERS.page(stmt, args))
+        return listed(USERS.page(select(User), args))
 
 
 @blp.route("/<id:user_id>")
