@@ -103,7 +103,7 @@ def create_app(config=None, **overrides):
         app.before_request(tracing.tag_span)
     # 5. The bearer token, checked once; then the fair-admission gate, which keys on its identity.
     app.before_request(auth.verify_bearer)
-    fairness.init_app(app)
+    fairness.init_app(app, unqueued=(openapi.OPENAPI_ENDPOINT, metrics.METRICS_ENDPOINT))
     replicas.init_app(app)  # after both: an admitted request's reads are routed by its verified identity
     # 6. Headers every answer carries, and what gunicorn's access line needs (route, user id).
     app.after_request(http.add_request_id)

@@ -24,12 +24,10 @@ from flask import current_app, request
 from flask_limiter.util import get_remote_address
 
 from app import auth, http, metrics
-from app.api.openapi import OPENAPI_ENDPOINT
 from app.errors import APIError
 
 BUSY = "Service unavailable: the server is busy, please retry"
 RELEASE = "app.fairness.release"  # the WSGI environ key of a taken slot's release
-UNGATED = frozenset({OPENAPI_ENDPOINT, metrics.METRICS_ENDPOINT})
 
 
 class _Waiter:
@@ -115,9 +113,11 @@ class FairGate:
         return self._running.get(principal, 0), self._waiting[principal][0].arrival
 
 
-def init_app(app):
+def init_app(app, *, unqueued=()):
+    """The gate, for every endpoint but the `unqueued` ones, which must never wait."""
     if app.config["FAIR_SLOTS"] > 0:
         app.extensions["fair_gate"] = FairGate(app.config["FAIR_SLOTS"])
+        app.extensions["fair_unqueued"] = frozenset(unqueued)
         app.before_request(admit)
 
 
@@ -130,9 +130,9 @@ def admit():
     """before_request: receive the body, wait for a slot (or answer 503), and leave the release
     in the environ.
 
-    The OpenAPI document is served from memory, never waits, and so is never 503; nor does a
-    metrics scrape, which must see a saturated server."""
-    if request.endpoint in UNGATED:
+    An unqueued endpoint never waits, and so is never 503: the OpenAPI document (served from
+    memory), and a metrics scrape, which must see a saturated server."""
+    if request.endpoint in current_app.extensions["fair_unqueued"]:
         return
     http.receive_body()
     gate = current_app.extensions["fair_gate"]

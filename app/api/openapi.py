@@ -23,7 +23,6 @@ from app import oidc
 from app.api.conditional import IF_NONE_MATCH, PRECONDITION_FAILED
 from app.auth import MSG_INVALID
 from app.errors import DEFAULT_MESSAGES
-from app.services.images import CONTENT_TYPES
 
 DESCRIPTION = """One JSON REST API for accounts, per-user buckets and their items, a shared image repository,
 and a casting catalogue of actors and movies.
@@ -120,7 +119,6 @@ ITEM_VERBS = {"get": "get", "put": "replace", "patch": "update", "delete": "dele
 JSON = "application/json"
 OPENAPI_ENDPOINT = "api-docs.openapi_json"
 BINARY = {"schema": {"type": "string", "format": "binary"}}
-IMAGE_MEDIA_TYPES = sorted(set(CONTENT_TYPES.values()))
 
 
 def operation_id(endpoint, method):
@@ -191,9 +189,9 @@ def complete_operation(operation, method, path, endpoint):
         response["headers"] = {**_success_headers(status, operation), **response.get("headers", {})}
 
 
-def image_bytes(description):
-    """A response whose body is image bytes, of any type an upload can have."""
-    return {"description": description, "content": {media: deepcopy(BINARY) for media in IMAGE_MEDIA_TYPES}}
+def binary(description, media_types):
+    """A response whose body is bytes of one of `media_types`."""
+    return {"description": description, "content": {media: deepcopy(BINARY) for media in media_types}}
 
 
 class OperationsPlugin(BasePlugin):

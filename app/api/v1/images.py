@@ -32,6 +32,7 @@ from app.transactions import commit_early
 blp = Blueprint("images", __name__, url_prefix="/images", description="The shared image repository")
 
 CACHE_CONTROL = "private"
+IMAGE_TYPES = sorted(set(image_service.CONTENT_TYPES.values()))  # what an upload can be
 REDIRECT_CACHE_CONTROL = "private, no-store"
 REDIRECT_DOC = {
     "description": "IMAGE_DELIVERY=redirect (S3 storage): the bytes are at a presigned URL that lives "
@@ -152,7 +153,7 @@ def _redirect_to_store(key, headers):
 
 
 @blp.route("/<id:image_id>/file")
-@blp.doc(responses={200: openapi.image_bytes("The image bytes (IMAGE_DELIVERY=proxy, the default)")})
+@blp.doc(responses={200: openapi.binary("The image bytes (IMAGE_DELIVERY=proxy, the default)", IMAGE_TYPES)})
 @blp.alt_response(302, **REDIRECT_DOC)
 @blp.alt_response(304, description="Not modified (If-None-Match)")
 @requires_permission("get:images")
@@ -165,7 +166,9 @@ def image_file(image_id):
 @blp.route("/<id:image_id>/thumbnail")
 @blp.doc(
     responses={
-        200: openapi.image_bytes("The thumbnail bytes: JPEG for JPEG images, PNG otherwise (IMAGE_DELIVERY=proxy)")
+        200: openapi.binary(
+            "The thumbnail bytes: JPEG for JPEG images, PNG otherwise (IMAGE_DELIVERY=proxy)", IMAGE_TYPES
+        )
     }
 )
 @blp.alt_response(302, **REDIRECT_DOC)
