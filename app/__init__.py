@@ -95,7 +95,7 @@ def create_app(config=None, **overrides):
         allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-None-Match", "If-Match", "Idempotency-Key"],
     )
     marshmallow_plugin = MarshmallowPlugin(schema_name_resolver=schema_name)
-    api.init_app(app, spec_kwargs={"marshmallow_plugin": marshmallow_plugin, **openapi.spec_kwargs()})
+    api.init_app(app, spec_kwargs={"marshmallow_plugin": marshmallow_plugin, **openapi.spec_kwargs(app)})
 
     # 4. The request id, which every log line, error and trace of the request carries.
     app.before_request(http.assign_request_id)

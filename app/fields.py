@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from datetime import date
 
 import marshmallow
-from marshmallow import RAISE, ValidationError, fields, missing, validate
+from marshmallow import RAISE, ValidationError, fields, missing, validate, validates_schema
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
 
 # An error answer names at most this many fields (app.errors cuts the rest and counts them).
@@ -250,6 +250,13 @@ class ResourceSchema(Schema):
     created_at = UTCDateTime(dump_only=True)
     modified_at = UTCDateTime(dump_only=True)
 
+    @validates_schema
+    def names_a_field(self, data, **kwargs):
+        """A body that names no field is refused: a PATCH of nothing would silently do nothing. (A
+        schema with a required field never gets here empty: the missing field is its error.)"""
+        if not data:
+            raise ValidationError("Provide at least one field to change.")
+
 
 def id_list(**kwargs):
     return fields.List(StrictInteger(validate=validate.Range(min=1, max=MAX_ID)), **kwargs)
@@ -312,3 +319,19 @@ def envelope(name, key, schema, *, many=False, paginated=None):
     if paginated:
         shape["pagination"] = fields.Nested(PaginationSchema)
     return Schema.from_dict(shape, name=name)
+
+
+class Resource:
+    """One kind of stored resource as clients see it, declared once beside its schema: the model it
+    shows, the schema that shows it, and the keys it answers under: one (`"bucket"`) and a list
+    (`"buckets"`). Its envelopes (`BucketResponse`, `BucketListResponse`) and its ETag (the hash of
+    what `representation` dumps, app.api.conditional) come from here, and so does the key and model
+    of its list (app.pagination.Listing)."""
+
+    def __init__(self, name, model, schema, *, key, list_key):
+        self.model = model
+        self.key = key
+        self.list_key = list_key
+        self.representation = schema()
+        self.response = envelope(f"{name}Response", key, schema)
+        self.list_response = envelope(f"{name}ListResponse", list_key, schema, many=True)

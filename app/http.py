@@ -7,7 +7,6 @@ import tempfile
 import uuid
 from functools import wraps
 
-import flask_smorest
 import orjson
 import sqlalchemy
 from flask import Request, current_app, g, request
@@ -310,16 +309,6 @@ class StrictJsonParser(FlaskParser):
 
     def load_json(self, req, schema):
         return read_json_object(current_app.config["MAX_JSON_BYTES"])
-
-
-class Blueprint(flask_smorest.Blueprint):
-    """A flask-smorest blueprint that parses bodies with StrictJsonParser."""
-
-    ARGUMENTS_PARSER = StrictJsonParser()
-
-    def arguments(self, schema, *args, **kwargs):
-        """A schema class becomes one instance here: given a class, webargs builds one per request."""
-        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
 
 
 class IdConverter(BaseConverter):

@@ -56,8 +56,8 @@ class Filter(NamedTuple):
 
 
 class Listing:
-    """One collection: its key in the answer, sort keys (its model's), searched columns, filters,
-    and where its total comes from.
+    """One collection: its resource, sort keys (its model's), searched columns, filters, and where
+    its total comes from.
 
     `total(narrowing, parent)` is the list's total read from what is kept, or None: the rows are then
     counted. `narrowing` holds the args that narrow the list (`q`, the filters given; {} when none
@@ -66,8 +66,11 @@ class Listing:
     then counted once per revision, and reused (`CountCache`).
     """
 
-    def __init__(self, key, model, *, search=(), filters=None, checks=(), total=None, revision=None):
+    def __init__(self, resource, *, search=(), filters=None, checks=(), total=None, revision=None):
+        """A list of `resource` (an app.fields.Resource): its answer's key and its model come from there."""
         filters = filters or {}
+        key, model = resource.list_key, resource.model
+        self.resource = resource
         self.key = key
         self.tie_breaker = model.id
         self.sortable = {name: _sort_key(key, name, getattr(model, name)) for name in model.sort_keys}

@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import auth, create_app  # noqa: E402
-from app.api import conditional  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Bucket, RevokedToken, User, UserSession  # noqa: E402
 from app.services import buckets  # noqa: E402
@@ -174,7 +173,6 @@ def main():
     headers = {"Authorization": f"Bearer {token}"}
     environ = _environ(f"/v1/buckets/{params['bucket_id']}", headers)
     list_environ = _environ("/v1/buckets?page=1&per_page=20", headers)
-    conditional.REPRESENTATIONS[BucketRow] = conditional.REPRESENTATIONS[Bucket]
     shipped = auth.load_token_user, buckets.owned_bucket
     variants = {
         "as shipped (ORM)": shipped,

@@ -1,10 +1,11 @@
 """Conditional requests on single JSON resources: ETag, If-None-Match, If-Match.
 
-A resource's ETag is a hash of its representation (what GET answers under its
-key), so it changes whenever anything shown changes: a bucket's item_count, a
-movie's cast, an image's tags. Every PUT, PATCH and DELETE loads its resource with
-`for_write`: locked until the request commits, then held to `If-Match`, so of two
-writers holding the same ETag only one gets through (the other waits, then gets 412).
+A resource's ETag is a hash of its representation (what GET answers under its key:
+the schema of its `Resource` declaration, app.fields), so it changes whenever anything
+shown changes: a bucket's item_count, a movie's cast, an image's tags. Every PUT, PATCH
+and DELETE loads its resource with `for_write`: locked until the request commits, then
+held to `If-Match`, so of two writers holding the same ETag only one gets through (the
+other waits, then gets 412).
 
 A gzip-compressed answer (over 1 KiB, to a client that takes gzip) carries the
 same ETag with Flask-Compress's `:gzip` suffix: other bytes, another tag. Both
@@ -12,7 +13,7 @@ name the same representation, so If-None-Match and If-Match take either.
 """
 
 import hashlib
-from functools import wraps
+from functools import partial, wraps
 
 import orjson
 from flask import Response, request
@@ -20,26 +21,11 @@ from flask_smorest.utils import unpack_tuple_response
 
 from app.api.apidoc import document
 from app.errors import APIError
-from app.models import Actor, Bucket, Image, Item, Movie, User
-from app.schemas.auth import UserSchema
-from app.schemas.bucket import BucketSchema, ItemSchema
-from app.schemas.casting import ActorSchema, MovieSchema
-from app.schemas.image import ImageSchema
 from app.services.crud import locked_or_404
 
 PRECONDITION_FAILED = "Precondition failed: the resource has changed"
 COMPRESSED = ":gzip"  # what Flask-Compress appends to the ETag of an answer it compressed
 WRITES = ("PUT", "PATCH", "DELETE")
-
-# What each kind of resource looks like to clients: the ETag hashes this.
-REPRESENTATIONS = {
-    Bucket: BucketSchema(),
-    Item: ItemSchema(),
-    Actor: ActorSchema(),
-    Movie: MovieSchema(),
-    Image: ImageSchema(),
-    User: UserSchema(),
-}
 
 ETAG_HEADER = {"description": "Strong validator of the resource's representation", "schema": {"type": "string"}}
 IF_NONE_MATCH = {
@@ -60,8 +46,9 @@ IF_MATCH = {
 NOT_MODIFIED = {"description": "Not modified: your copy is current (no body)", "headers": {"ETag": ETAG_HEADER}}
 
 
-def etag_of(resource):
-    representation = REPRESENTATIONS[type(resource)].dump(resource)
+def etag_of(declared, resource):
+    """The ETag of `resource`, a `declared` kind of resource (a `Resource` of app.schemas)."""
+    representation = declared.representation.dump(resource)
     digest = hashlib.sha256(orjson.dumps(representation, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f'"{digest[:40]}"'
 
@@ -76,47 +63,50 @@ def matching_tag(condition, etag, weak):
     return None
 
 
-def for_write(model, ident, **scope):
-    """The resource a PUT, PATCH or DELETE changes: locked and loaded as last committed
-    (services.crud.locked_or_404; `scope` narrows it to an owner's), then held to `If-Match`.
+def for_write(declared, ident, **scope):
+    """The resource a PUT, PATCH or DELETE changes, of the `declared` kind (`for_write(BUCKET, id)`):
+    locked and loaded as last committed (services.crud.locked_or_404; `scope` narrows it to an
+    owner's), then held to `If-Match`.
 
     The lock lasts until the request commits, so no other writer can move the resource between
     this check and the write: of two writers holding the same ETag, the second waits, then finds
     the ETag changed (412).
     """
-    resource = locked_or_404(model, ident, **scope)
+    resource = locked_or_404(declared.model, ident, **scope)
     condition = request.if_match
     if "If-Match" in request.headers and not (
-        condition.star_tag or matching_tag(condition, etag_of(resource), weak=False)
+        condition.star_tag or matching_tag(condition, etag_of(declared, resource), weak=False)
     ):
         raise APIError(412, PRECONDITION_FAILED)
     return resource
 
 
-def _resource_in(body):
-    """The resource an answer is about: `{"bucket": <Bucket>}`, or the first of an
-    upload's `{"images": [...]}` (the one `Location` names)."""
-    for value in body.values() if isinstance(body, dict) else ():
-        candidate = value[0] if isinstance(value, list) and value else value
-        if type(candidate) in REPRESENTATIONS:
-            return candidate
-    return None
+def _resource_in(declared, body):
+    """The resource an answer is about: under its key (`{"bucket": <Bucket>}`), or the first of
+    its list (an upload's `{"images": [...]}`: the one `Location` names); None for a deletion."""
+    if declared.key in body:
+        return body[declared.key]
+    listed = body.get(declared.list_key)
+    return listed[0] if listed else None
 
 
-def conditional(view):
-    """For a single resource's GET, POST, PUT, PATCH and DELETE (put it under
-    `@blp.response`): the answer carries the resource's ETag; a GET whose
-    `If-None-Match` matches is 304 with no body. A write loads the resource it changes
-    with `for_write`, which holds it to `If-Match`."""
+def conditional(declared):
+    """For a single resource's GET, POST, PUT, PATCH and DELETE, of the `declared` kind (put
+    `@conditional(BUCKET)` under `@blp.response`; `blp.one` and `blp.deletes` do): the answer
+    carries the resource's ETag; a GET whose `If-None-Match` matches is 304 with no body. A write
+    loads the resource it changes with `for_write`, which holds it to `If-Match`."""
+    return partial(_conditional, declared)
 
+
+def _conditional(declared, view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         result = view(*args, **kwargs)
         body, status, headers = unpack_tuple_response(result)
-        resource = _resource_in(body)
+        resource = _resource_in(declared, body)
         if resource is None:
             return result
-        etag = etag_of(resource)
+        etag = etag_of(declared, resource)
         if request.method in ("GET", "HEAD") and (matched := matching_tag(request.if_none_match, etag, weak=True)):
             return Response(status=304, headers={"ETag": matched})  # the tag the client holds
         return body, status, {**(headers or {}), "ETag": etag}

@@ -1,18 +1,20 @@
-"""Every list the API answers, declared once (app.pagination.Listing): what it lists, sorted by its
-model's `sort_keys`; the columns `q` searches; its filters, each a query parameter and the condition
-its value puts on the rows; and where its total comes from. A list view hands its Listing the rows
-the caller may see and the parsed query: `BUCKETS.page(select(Bucket).where(...), args, of=...)`.
+"""Every list the API answers, declared once (app.pagination.Listing): the resource it lists (sorted
+by its model's `sort_keys`); the columns `q` searches; its filters, each a query parameter and the
+condition its value puts on the rows; and where its total comes from. A list view hands its Listing
+the rows the caller may see and the parsed query: `BUCKETS.page(select(Bucket).where(...), args, of=...)`.
 """
 
 from marshmallow import fields, validate
 from sqlalchemy import select
 
 from app.fields import MAX_ID, LooseDate, QueryInteger, Text
-from app.models import Actor, Bucket, Image, ImageTag, Item, Movie, User
+from app.models import Image, ImageTag, Item, Movie, User
 from app.pagination import Filter, Listing, kept
 from app.permissions import ROLES
-from app.schemas.casting import AgeRange, DateRange
-from app.schemas.image import MAX_TAG_LENGTH
+from app.schemas.auth import USER
+from app.schemas.bucket import BUCKET, ITEM
+from app.schemas.casting import ACTOR, MOVIE, AgeRange, DateRange
+from app.schemas.image import IMAGE, MAX_TAG_LENGTH
 from app.services import casting
 
 
@@ -23,8 +25,7 @@ def _tagged(tag):
 _AGE = validate.Range(min=0, max=150)
 
 USERS = Listing(
-    "users",
-    User,
+    USER,
     search=("email", "external_email"),
     filters={
         "role": Filter(
@@ -34,15 +35,13 @@ USERS = Listing(
     },
 )
 BUCKETS = Listing(
-    "buckets",
-    Bucket,
+    BUCKET,
     search=("name_key",),
     total=kept(lambda owner: owner.bucket_count),
     revision=lambda owner: owner.buckets_revision,
 )
 ITEMS = Listing(
-    "items",
-    Item,
+    ITEM,
     search=("name", "description"),
     filters={
         "done": Filter(
@@ -53,8 +52,7 @@ ITEMS = Listing(
     total=kept(lambda bucket: bucket.item_count),
 )
 ACTORS = Listing(
-    "actors",
-    Actor,
+    ACTOR,
     search=("name",),
     filters={
         "gender": Filter(
@@ -72,8 +70,7 @@ ACTORS = Listing(
     total=casting.actors_total,
 )
 MOVIES = Listing(
-    "movies",
-    Movie,
+    MOVIE,
     search=("title_key",),
     filters={
         "released_after": Filter(
@@ -98,8 +95,7 @@ MOVIES = Listing(
 ACTOR_MOVIES = MOVIES.within(total=kept(lambda actor: actor.movie_count), without=("actor_id",))
 MOVIE_ACTORS = ACTORS.within(total=kept(lambda movie: len(movie.actors)))
 IMAGES = Listing(
-    "images",
-    Image,
+    IMAGE,
     search=("title", "description"),
     filters={
         "tag": Filter(Text(max_length=MAX_TAG_LENGTH, metadata={"description": "Only images with this tag"}), _tagged)

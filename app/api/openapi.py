@@ -1,8 +1,7 @@
 """The OpenAPI document: flask-smorest derives it from the routes and schemas; this module completes it.
 
 What every operation shares is filled in here, once, rather than on each route:
-- an operationId derived from the endpoint (`Buckets` GET -> listBuckets, `BucketDetail` PUT -> replaceBucket,
-  a function view `image_file` GET -> getImageFile);
+- its operationId, as its route declares it (`@blp.route("", operation_ids={"get": "listBuckets"})`);
 - `security: []` on public operations;
 - the 4xx answers its inputs can produce (a body: 400/413/415/422, query parameters: 400, a path id: 404,
   a token: 401) and 503 (the database is down);
@@ -13,7 +12,6 @@ a request form without the read-only fields (`BucketInput`) and the response for
 `required` (every field is always sent, possibly as null).
 """
 
-import re
 from copy import deepcopy
 from http import HTTPStatus
 
@@ -114,24 +112,9 @@ ERROR_HEADERS = {
 
 # Public operations of /v1/auth: their answers carry tokens or the account (so Cache-Control: no-store).
 TOKEN_OPERATIONS = {"register", "login", "refresh", "issueToken", "verifyEmail", "forgotPassword", "resetPassword"}
-COLLECTION_VERBS = {"get": "list", "post": "create"}
-ITEM_VERBS = {"get": "get", "put": "replace", "patch": "update", "delete": "delete"}
 JSON = "application/json"
 OPENAPI_ENDPOINT = "api-docs.openapi_json"
 BINARY = {"schema": {"type": "string", "format": "binary"}}
-
-
-def operation_id(endpoint, method):
-    """A readable id from the Flask endpoint: class views by their verbs, function views by their names."""
-    view = endpoint.rpartition(".")[2]
-    if view[0].isupper():
-        if view.endswith("Detail"):
-            return ITEM_VERBS[method] + view.removesuffix("Detail")
-        noun = view if method == "get" else view.removesuffix("s")
-        return COLLECTION_VERBS[method] + noun
-    name = re.sub(r"_(\w)", lambda match: match.group(1).upper(), view)
-    # GET views are named for what they answer, the others for what they do.
-    return "get" + name[0].upper() + name[1:] if method == "get" else name
 
 
 def _header_refs(*names):
@@ -170,8 +153,8 @@ def _success_headers(status, operation):
     return _header_refs(*dict.fromkeys(names))
 
 
-def complete_operation(operation, method, path, endpoint):
-    operation.setdefault("operationId", operation_id(endpoint, method))
+def complete_operation(operation, method, path, endpoint, operation_id):
+    operation.setdefault("operationId", operation_id)
     if "security" not in operation:
         operation["security"] = []
         operation.setdefault("description", "Public: needs no token.")
@@ -195,7 +178,10 @@ def binary(description, media_types):
 
 
 class OperationsPlugin(BasePlugin):
-    """Completes every operation as flask-smorest registers it."""
+    """Completes every operation of `app` as flask-smorest registers it."""
+
+    def __init__(self, app):
+        self.app = app
 
     def init_spec(self, spec):
         self.spec = spec
@@ -203,12 +189,21 @@ class OperationsPlugin(BasePlugin):
     def operation_helper(self, path=None, operations=None, **kwargs):
         endpoint = kwargs["rule"].endpoint
         for method, operation in operations.items():
-            complete_operation(operation, method, path, endpoint)
+            complete_operation(operation, method, path, endpoint, self._declared_id(endpoint, method, operation))
+
+    def _declared_id(self, endpoint, method, operation):
+        """The operationId the route declares (app.http.Blueprint.route); a path this app adds to the
+        document itself (the document's own) carries it in its operation."""
+        blueprint, _, name = endpoint.rpartition(".")
+        declared = getattr(self.app.blueprints[blueprint], "operation_ids", {}).get(name, {})
+        if method not in declared and "operationId" not in operation:
+            raise LookupError(f"{endpoint}: declare the operationId of {method.upper()} in its route's operation_ids")
+        return declared.get(method)
 
 
-def spec_kwargs():
-    """What `Api.init_app` needs to build the document this module completes."""
-    return {"extra_plugins": [OperationsPlugin()], **SPEC_OPTIONS}
+def spec_kwargs(app):
+    """What `Api.init_app` needs to build the document of `app` that this module completes."""
+    return {"extra_plugins": [OperationsPlugin(app)], **SPEC_OPTIONS}
 
 
 def register_security_schemes(spec, with_oidc):

@@ -4,7 +4,7 @@ import unicodedata
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, Index, Integer, String, event
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 
 def utcnow():
@@ -13,11 +13,22 @@ def utcnow():
 
 
 class ResourceMixin:
-    """A resource's identity and its creation and modification times."""
+    """A resource's identity and its creation and modification times, and the indexes its list
+    sorts by, made from two declarations of the model:
 
-    # What the resource's list sorts by (app.pagination.Listing), `id` first; a model gives each
-    # key an index in its __table_args__ (sort_indexes).
+    - `sort_keys`: what its list sorts by (app.pagination.Listing), `id` first;
+    - `list_scope`: the column its list is always narrowed to (a bucket's items: `bucket_id`), if any.
+
+    Other table arguments (constraints) go in `table_constraints`.
+    """
+
     sort_keys = ("id",)
+    list_scope = None
+    table_constraints = ()
+
+    @declared_attr.directive
+    def __table_args__(cls):
+        return (*sort_indexes(cls.__tablename__, cls.sort_keys, cls.list_scope), *cls.table_constraints)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
@@ -25,9 +36,9 @@ class ResourceMixin:
 
 
 def sort_indexes(table, keys, scope=None):
-    """An index per sort key of a model (its `sort_keys`: what its list sorts by, `id` first), led
-    by the list's scope (owner, bucket) and closed by the id tie-breaker: any page of any sort, deep
-    or not, is one index range scan. Without a scope, `id` is the primary key's."""
+    """An index per sort key of a model (ResourceMixin), led by the list's scope (owner, bucket) and
+    closed by the id tie-breaker: any page of any sort, deep or not, is one index range scan.
+    Without a scope, `id` is the primary key's."""
     lead = (scope,) if scope else ()
     return tuple(
         Index(f"ix_{table}_{'_'.join((*lead, key))}", *lead, *dict.fromkeys((key, "id")))

@@ -2,15 +2,15 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.base import ResourceMixin, folded_key, keeps_folded, sort_indexes
+from app.models.base import ResourceMixin, folded_key, keeps_folded
 
 
 class Item(ResourceMixin, db.Model):
     __tablename__ = "items"
-    # What the list sorts by, each with the bucket in front and the id behind in an index: a page,
-    # deep or not, is an index range scan (the same holds for buckets and their owner).
+    # Each sort key has an index with the bucket in front and the id behind: a page, deep or not,
+    # is an index range scan (the same holds for buckets and their owner).
     sort_keys = ("id", "name", "done", "created_at", "modified_at")
-    __table_args__ = sort_indexes("items", sort_keys, scope="bucket_id")
+    list_scope = "bucket_id"
 
     bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -21,7 +21,7 @@ class Item(ResourceMixin, db.Model):
 class Bucket(ResourceMixin, db.Model):
     __tablename__ = "buckets"
     sort_keys = ("id", "name", "created_at", "modified_at")
-    __table_args__ = sort_indexes("buckets", sort_keys, scope="owner_id")
+    list_scope = "owner_id"
 
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     name: Mapped[str] = mapped_column(String(100), nullable=False)

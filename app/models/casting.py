@@ -4,7 +4,7 @@ from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.base import ResourceMixin, folded_key, keeps_folded, sort_indexes
+from app.models.base import ResourceMixin, folded_key, keeps_folded
 
 movie_actors = Table(
     "movie_actors",
@@ -17,7 +17,6 @@ movie_actors = Table(
 class Actor(ResourceMixin, db.Model):
     __tablename__ = "actors"
     sort_keys = ("id", "name", "age", "created_at")
-    __table_args__ = sort_indexes("actors", sort_keys)
 
     name: Mapped[str] = mapped_column(String(120), nullable=False)
     age: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -29,7 +28,6 @@ class Actor(ResourceMixin, db.Model):
 class Movie(ResourceMixin, db.Model):
     __tablename__ = "movies"
     sort_keys = ("id", "title", "release_date", "created_at")
-    __table_args__ = sort_indexes("movies", sort_keys)
 
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     title_key: Mapped[str] = folded_key("title", 600)

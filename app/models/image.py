@@ -4,7 +4,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.base import ResourceMixin, sort_indexes, utcnow
+from app.models.base import ResourceMixin, utcnow
 
 
 class StoredFile(db.Model):
@@ -31,7 +31,6 @@ class ImageTag(db.Model):
 class Image(ResourceMixin, db.Model):
     __tablename__ = "images"
     sort_keys = ("id", "title", "size_bytes", "created_at")
-    __table_args__ = sort_indexes("images", sort_keys)
 
     title: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")

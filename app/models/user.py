@@ -5,7 +5,7 @@ from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.models.base import ResourceMixin, sort_indexes, utcnow
+from app.models.base import ResourceMixin, utcnow
 from app.permissions import permissions_for
 
 
@@ -17,8 +17,7 @@ class User(ResourceMixin, db.Model):
     __tablename__ = "users"
     sort_keys = ("id", "email", "role", "created_at")
     # Local: e-mail, password and role. External: the issuer's sub, and none of those.
-    __table_args__ = (
-        *sort_indexes("users", sort_keys),
+    table_constraints = (
         CheckConstraint(
             "(external_id IS NULL AND email IS NOT NULL AND password_hash IS NOT NULL AND role IS NOT NULL)"
             " OR (external_id IS NOT NULL AND email IS NULL AND password_hash IS NULL AND role IS NULL)",

@@ -1,6 +1,7 @@
 from marshmallow import ValidationError, fields, validate
 
-from app.fields import Schema, Text, UTCDateTime, envelope
+from app.fields import Resource, Schema, Text, UTCDateTime, envelope
+from app.models import User
 from app.permissions import ROLES
 
 PASSWORD_MIN_BYTES = 8
@@ -163,10 +164,9 @@ class RegisterResponseSchema(TokenSchema):
     user = fields.Nested(UserSchema)
 
 
-UserResponse = envelope("UserResponse", "user", UserSchema)
+USER = Resource("User", User, UserSchema, key="user", list_key="users")
 SessionListResponse = envelope("SessionListResponse", "sessions", SessionSchema, many=True, paginated=False)
 EmailVerifiedResponse = Schema.from_dict(
     {"success": fields.Boolean(), "message": fields.String(), "user": fields.Nested(UserSchema)},
     name="EmailVerifiedResponse",
 )
-UserListResponse = envelope("UserListResponse", "users", UserSchema, many=True)

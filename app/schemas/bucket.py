@@ -1,6 +1,7 @@
 from marshmallow import fields
 
-from app.fields import ResourceSchema, StrictBoolean, Text, envelope
+from app.fields import Resource, ResourceSchema, StrictBoolean, Text
+from app.models import Bucket, Item
 
 
 class BucketSchema(ResourceSchema):
@@ -28,7 +29,5 @@ class ItemPatchSchema(ItemSchema):
     done = StrictBoolean()
 
 
-BucketResponse = envelope("BucketResponse", "bucket", BucketSchema)
-BucketListResponse = envelope("BucketListResponse", "buckets", BucketSchema, many=True)
-ItemResponse = envelope("ItemResponse", "item", ItemSchema)
-ItemListResponse = envelope("ItemListResponse", "items", ItemSchema, many=True)
+BUCKET = Resource("Bucket", Bucket, BucketSchema, key="bucket", list_key="buckets")
+ITEM = Resource("Item", Item, ItemSchema, key="item", list_key="items")

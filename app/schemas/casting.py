@@ -1,6 +1,7 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from app.fields import LooseDate, ResourceSchema, Schema, StrictInteger, Text, envelope, id_list
+from app.fields import LooseDate, Resource, ResourceSchema, Schema, StrictInteger, Text, id_list
+from app.models import Actor, Movie
 
 MAX_CAST = 500
 
@@ -52,7 +53,5 @@ class DateRange:
             raise ValidationError("released_after must not be later than released_before.", "released_after")
 
 
-ActorResponse = envelope("ActorResponse", "actor", ActorSchema)
-ActorListResponse = envelope("ActorListResponse", "actors", ActorSchema, many=True)
-MovieResponse = envelope("MovieResponse", "movie", MovieSchema)
-MovieListResponse = envelope("MovieListResponse", "movies", MovieSchema, many=True)
+ACTOR = Resource("Actor", Actor, ActorSchema, key="actor", list_key="actors")
+MOVIE = Resource("Movie", Movie, MovieSchema, key="movie", list_key="movies")

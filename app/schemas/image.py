@@ -1,7 +1,8 @@
 from flask import url_for
 from marshmallow import ValidationError, fields
 
-from app.fields import ResourceSchema, Schema, Text, envelope
+from app.fields import Resource, ResourceSchema, Schema, Text, envelope
+from app.models import Image
 
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
@@ -68,9 +69,8 @@ class UploadFormSchema(Schema):
     tags = Tags()
 
 
-ImageResponse = envelope("ImageResponse", "image", ImageSchema)
+IMAGE = Resource("Image", Image, ImageSchema, key="image", list_key="images")
 ImageUploadResponse = envelope("ImageUploadResponse", "images", ImageSchema, many=True, paginated=False)
-ImageListResponse = envelope("ImageListResponse", "images", ImageSchema, many=True)
 
 UPLOAD_BODY = {
     "required": True,

@@ -45,7 +45,7 @@ def owned_bucket(bucket_id, owner):
 
 def owned_bucket_id(bucket_id, owner):
     """The id of `owner`'s bucket `bucket_id` as a scalar subquery (NULL if it is another's): the
-    scope of an item written through its bucket (`for_write(Item, item_id, bucket_id=...)`)."""
+    scope of an item written through its bucket (`for_write(ITEM, item_id, bucket_id=...)`)."""
     return select(Bucket.id).where(Bucket.id == bucket_id, Bucket.owner_id == owner.id).scalar_subquery()
 
 

@@ -3,14 +3,8 @@
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import conflict, invalid, not_found
+from app.errors import conflict, not_found
 from app.extensions import db
-
-
-def require_changes(data):
-    """An empty PATCH is refused: it would silently do nothing."""
-    if not data:
-        raise invalid({"_schema": ["Provide at least one field to change."]})
 
 
 def apply_changes(obj, data):

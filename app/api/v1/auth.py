@@ -5,13 +5,15 @@ from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 
 from app import auth
+from app.api.blueprint import Blueprint
 from app.api.export import export_response
 from app.api.responses import deleted, found, oauth_tokens, registered, tokens
 from app.auth import auth_required, current_session_id, current_user
 from app.extensions import limiter
 from app.fields import DeletedSchema, MessageSchema
-from app.http import FORM_MIMETYPE, Blueprint, no_store, read_json_object, require_mimetype
+from app.http import FORM_MIMETYPE, no_store, read_json_object, require_mimetype
 from app.schemas.auth import (
+    USER,
     AccountDeletionSchema,
     EmailVerifiedResponse,
     EmailVerifySchema,
@@ -27,7 +29,6 @@ from app.schemas.auth import (
     SessionListResponse,
     TokenRequestSchema,
     TokenSchema,
-    UserResponse,
 )
 from app.schemas.export import EXPORT_HEADERS, AccountExportSchema
 from app.services import accounts, exports, password_reset, verification
@@ -105,7 +106,7 @@ password_check_limit = limiter.shared_limit(
 )
 
 
-@blp.route("/register", methods=["POST"])
+@blp.route("/register", methods=["POST"], operation_ids={"post": "register"}, index_link="register")
 @limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"], key_func=get_remote_address)
 @blp.arguments(RegisterSchema)
 @blp.response(201, RegisterResponseSchema)
@@ -117,7 +118,7 @@ def register(data):
     return registered(user, pair)
 
 
-@blp.route("/login", methods=["POST"])
+@blp.route("/login", methods=["POST"], operation_ids={"post": "login"}, index_link="login")
 @login_limit
 @login_address_limit
 @blp.arguments(LoginSchema)
@@ -129,7 +130,7 @@ def login(data):
     return tokens(accounts.log_in(data["email"], data["password"], _client()), "Successfully logged in")
 
 
-@blp.route("/token", methods=["POST"])
+@blp.route("/token", methods=["POST"], operation_ids={"post": "issueToken"})
 @login_limit
 @login_address_limit
 @require_mimetype(FORM_MIMETYPE)
@@ -146,7 +147,7 @@ def issue_token(data):
     return oauth_tokens(accounts.log_in(data["username"], data["password"], _client()))
 
 
-@blp.route("/logout", methods=["POST"])
+@blp.route("/logout", methods=["POST"], operation_ids={"post": "logout"})
 @auth_required
 @blp.arguments(LogoutSchema, required=False)
 @blp.response(200, MessageSchema)
@@ -158,7 +159,7 @@ def logout(data):
     return {"success": True, "message": "Successfully logged out"}
 
 
-@blp.route("/refresh", methods=["POST"])
+@blp.route("/refresh", methods=["POST"], operation_ids={"post": "refresh"})
 @blp.arguments(RefreshSchema)
 @blp.response(200, TokenSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
@@ -171,15 +172,15 @@ def refresh(data):
     return tokens(accounts.rotate_refresh_token(data["refresh_token"], _client()), "Successfully refreshed")
 
 
-@blp.route("/me", methods=["GET"])
+@blp.route("/me", methods=["GET"], operation_ids={"get": "getMe"}, index_link="me")
 @auth_required
-@blp.response(200, UserResponse)
+@blp.response(200, USER.response)
 def me():
     """Your account, role and permissions."""
     return found("user", current_user())
 
 
-@blp.route("/me", methods=["DELETE"])
+@blp.route("/me", methods=["DELETE"], operation_ids={"delete": "deleteMe"})
 @password_check_limit
 @auth_required
 @blp.arguments(AccountDeletionSchema, required=False)
@@ -200,7 +201,7 @@ def delete_me(data):
     return deleted(user_id)
 
 
-@blp.route("/me/export", methods=["GET"])
+@blp.route("/me/export", methods=["GET"], operation_ids={"get": "getAccountExport"})
 @auth_required
 @blp.response(200, AccountExportSchema, headers=EXPORT_HEADERS)
 def account_export():
@@ -215,7 +216,7 @@ def account_export():
     return export_response(exports.open_export(current_user()))
 
 
-@blp.route("/password", methods=["PUT"])
+@blp.route("/password", methods=["PUT"], operation_ids={"put": "changePassword"})
 @password_check_limit
 @auth_required
 @blp.arguments(PasswordChangeSchema)
@@ -231,7 +232,7 @@ def change_password(data):
     return tokens(pair, "Password changed")
 
 
-@blp.route("/sessions", methods=["GET"])
+@blp.route("/sessions", methods=["GET"], operation_ids={"get": "getSessions"})
 @auth_required
 @blp.response(200, SessionListResponse)
 def sessions():
@@ -248,7 +249,7 @@ def sessions():
     return found("sessions", session_service.live_sessions(current_user(), current_session_id()))
 
 
-@blp.route("/sessions/<id:session_id>", methods=["DELETE"])
+@blp.route("/sessions/<id:session_id>", methods=["DELETE"], operation_ids={"delete": "endSession"})
 @auth_required
 @blp.response(200, DeletedSchema)
 def end_session(session_id):
@@ -266,7 +267,7 @@ def _client():
     return Client(request.headers.get("User-Agent"), get_remote_address())
 
 
-@blp.route("/email/verify", methods=["POST"])
+@blp.route("/email/verify", methods=["POST"], operation_ids={"post": "verifyEmail"})
 @blp.arguments(EmailVerifySchema)
 @blp.response(200, EmailVerifiedResponse)
 @blp.alt_response(400, response="BAD_REQUEST")
@@ -279,7 +280,7 @@ def verify_email(data):
     return {"success": True, "message": "E-mail verified", "user": user}
 
 
-@blp.route("/email/verify/request", methods=["POST"])
+@blp.route("/email/verify/request", methods=["POST"], operation_ids={"post": "requestVerification"})
 @auth_required
 @blp.response(202, MessageSchema)
 @blp.alt_response(409, response="CONFLICT")
@@ -293,7 +294,7 @@ def request_verification():
     return {"success": True, "message": "Verification e-mail sent"}, 202
 
 
-@blp.route("/password/forgot", methods=["POST"])
+@blp.route("/password/forgot", methods=["POST"], operation_ids={"post": "forgotPassword"})
 @limiter.limit(lambda: current_app.config["RATELIMIT_PASSWORD_FORGOT"], key_func=get_remote_address)
 @blp.arguments(PasswordForgotSchema)
 @blp.response(202, MessageSchema)
@@ -310,7 +311,7 @@ def forgot_password(data):
     return {"success": True, "message": "If that address has an account, a reset link is on its way"}, 202
 
 
-@blp.route("/password/reset", methods=["POST"])
+@blp.route("/password/reset", methods=["POST"], operation_ids={"post": "resetPassword"})
 @blp.arguments(PasswordResetSchema)
 @blp.response(200, MessageSchema)
 @blp.alt_response(400, response="BAD_REQUEST")

@@ -6,6 +6,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from app.api import openapi
+from app.api.blueprint import Blueprint
 from app.api.conditional import conditional, for_write
 from app.api.idempotency import idempotent
 from app.api.lists import IMAGES
@@ -13,19 +14,16 @@ from app.api.responses import created, deleted, found, listed
 from app.auth import current_user, requires_permission
 from app.errors import APIError, invalid
 from app.extensions import db
-from app.fields import DeletedSchema
-from app.http import Blueprint
 from app.models import Image
 from app.schemas.image import (
+    IMAGE,
     UPLOAD_BODY,
-    ImageListResponse,
-    ImageResponse,
     ImageSchema,
     ImageUploadResponse,
     UploadFormSchema,
 )
 from app.services import images as image_service
-from app.services.crud import require_changes, update
+from app.services.crud import update
 from app.storage import StoredFileMissing, storage
 from app.transactions import commit_early
 
@@ -69,23 +67,22 @@ def _read_upload(upload):
     return image_service.clean_filename(upload.filename), upload.stream.read(limit + 1)
 
 
-@blp.route("")
+@blp.route("", operation_ids={"get": "listImages", "post": "uploadImages"}, index_link="images")
 class Images(MethodView):
     @requires_permission("get:images")
-    @blp.arguments(IMAGES.args, location="query", error_status_code=400)
-    @blp.response(200, ImageListResponse)
+    @blp.lists(IMAGES)
     def get(self, args):
         """List images (q searches title and description; filter by tag)."""
         return listed(IMAGES.page(select(Image), args))
 
     @requires_permission("post:images")
     @idempotent
-    @blp.doc(requestBody=UPLOAD_BODY, operationId="uploadImages")
+    @blp.doc(requestBody=UPLOAD_BODY)
     @blp.response(201, ImageUploadResponse)
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
     @blp.alt_response(507, response="INSUFFICIENT_STORAGE")
-    @conditional
+    @conditional(IMAGE)
     def post(self):
         """Upload one or more images (all or nothing)."""
         commit_early()  # the authentication's read ends here: no lock is held while the images are decoded
@@ -95,30 +92,25 @@ class Images(MethodView):
         return created("images", records, "images.ImageDetail", image_id=records[0].id)
 
 
-@blp.route("/<id:image_id>")
+@blp.route("/<id:image_id>", operation_ids={"get": "getImage", "patch": "updateImage", "delete": "deleteImage"})
 class ImageDetail(MethodView):
     @requires_permission("get:images")
-    @blp.response(200, ImageResponse)
-    @conditional
+    @blp.one(IMAGE)
     def get(self, image_id):
         """Get an image's metadata."""
         return found("image", db.get_or_404(Image, image_id))
 
     @requires_permission("patch:images")
-    @blp.arguments(ImageSchema(partial=True))
-    @blp.response(200, ImageResponse)
-    @conditional
+    @blp.one(IMAGE, body=ImageSchema(partial=True))
     def patch(self, data, image_id):
         """Change title, description or tags."""
-        require_changes(data)
-        return found("image", update(for_write(Image, image_id), data))
+        return found("image", update(for_write(IMAGE, image_id), data))
 
     @requires_permission("delete:images")
-    @blp.response(200, DeletedSchema)
-    @conditional
+    @blp.deletes(IMAGE)
     def delete(self, image_id):
         """Delete an image; its bytes go when no other image shares them."""
-        image_service.delete_image(for_write(Image, image_id))
+        image_service.delete_image(for_write(IMAGE, image_id))
         return deleted(image_id)
 
 
@@ -152,7 +144,7 @@ def _redirect_to_store(key, headers):
     return response
 
 
-@blp.route("/<id:image_id>/file")
+@blp.route("/<id:image_id>/file", operation_ids={"get": "getImageFile"})
 @blp.doc(responses={200: openapi.binary("The image bytes (IMAGE_DELIVERY=proxy, the default)", IMAGE_TYPES)})
 @blp.alt_response(302, **REDIRECT_DOC)
 @blp.alt_response(304, description="Not modified (If-None-Match)")
@@ -163,7 +155,7 @@ def image_file(image_id):
     return _send_stored(image_id, image.sha256, image.content_type, image.sha256)
 
 
-@blp.route("/<id:image_id>/thumbnail")
+@blp.route("/<id:image_id>/thumbnail", operation_ids={"get": "getImageThumbnail"})
 @blp.doc(
     responses={
         200: openapi.binary(
