@@ -3,12 +3,15 @@
 flask-smorest's, with the API's body parser (app.http.StrictJsonParser), routes that declare their
 OpenAPI operation ids (and their link on the index pages), and one decorator per kind of answer, so
 that what always goes together is written once: `one` for a view that answers one resource (its
-ETag with it), `deletes` for a deletion, `lists` for a page of a list.
+ETag with it), `deletes` for a deletion, `lists` for a page of a list; and `shows`, the whole GET
+of a resource by its id.
 """
 
 import flask_smorest
 
 from app.api.conditional import conditional
+from app.api.responses import found
+from app.extensions import db
 from app.fields import DeletedSchema
 from app.http import StrictJsonParser
 
@@ -56,6 +59,17 @@ class Blueprint(flask_smorest.Blueprint):
         parse = self.arguments(listing.args, location="query", error_status_code=400)
         answer = self.response(200, listing.resource.list_response)
         return lambda view: parse(answer(view))
+
+    def shows(self, resource, *, guard, summary):
+        """The GET of one `resource` by the id its path names, for whoever passes `guard`
+        (`requires_permission(...)`): the resource with its ETag, or 404. `summary` is its doc."""
+
+        def get(_view, **path):
+            (ident,) = path.values()
+            return found(resource.key, db.get_or_404(resource.model, ident))
+
+        get.__doc__ = summary
+        return guard(self.one(resource)(get))
 
     def _answers(self, resource, status, schema, body, conflict):
         """What `@blp.arguments(body)`, `@blp.response(status, schema)`, `@blp.alt_response(409)`

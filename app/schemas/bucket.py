@@ -3,14 +3,11 @@ from marshmallow import fields
 from app.fields import Resource, ResourceSchema, StrictBoolean, Text
 from app.models import Bucket, Item
 
+UNIQUE_NAME = {"description": "Unique per owner as people read it: compared NFC and case-folded"}
+
 
 class BucketSchema(ResourceSchema):
-    name = Text(
-        required=True,
-        min_length=1,
-        max_length=100,
-        metadata={"description": "Unique per owner as people read it: compared NFC and case-folded"},
-    )
+    name = Text(required=True, min_length=1, max_length=100, metadata=UNIQUE_NAME)
     item_count = fields.Integer(dump_only=True)
 
 

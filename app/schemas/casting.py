@@ -4,6 +4,7 @@ from app.fields import LooseDate, Resource, ResourceSchema, Schema, StrictIntege
 from app.models import Actor, Movie
 
 MAX_CAST = 500
+UNIQUE_TITLE = {"description": "With release_date, unique as people read it: compared NFC and case-folded"}
 
 
 class CastMemberSchema(Schema):
@@ -21,12 +22,7 @@ class ActorSchema(ResourceSchema):
 
 
 class MovieSchema(ResourceSchema):
-    title = Text(
-        required=True,
-        min_length=1,
-        max_length=200,
-        metadata={"description": "With release_date, unique as people read it: compared NFC and case-folded"},
-    )
+    title = Text(required=True, min_length=1, max_length=200, metadata=UNIQUE_TITLE)
     release_date = LooseDate(required=True, metadata={"description": "YYYY-MM-DD (2020-8-12 is accepted too)"})
     actor_ids = id_list(
         load_only=True, validate=validate.Length(max=MAX_CAST), metadata={"description": "Sets the cast"}

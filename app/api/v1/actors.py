@@ -38,11 +38,7 @@ class Actors(MethodView):
 
 @blp.route("/<id:actor_id>", operation_ids={"get": "getActor", "patch": "updateActor", "delete": "deleteActor"})
 class ActorDetail(MethodView):
-    @requires_permission("get:actors")
-    @blp.one(ACTOR)
-    def get(self, actor_id):
-        """Get an actor."""
-        return found("actor", db.get_or_404(Actor, actor_id))
+    get = blp.shows(ACTOR, guard=requires_permission("get:actors"), summary="Get an actor.")
 
     @requires_permission("patch:actors")
     @blp.one(ACTOR, body=ActorSchema(partial=True))

@@ -106,12 +106,23 @@ password_check_limit = limiter.shared_limit(
 )
 
 
+def limited(*limits):
+    """Flask-Limiter's `limits` on a view (the first outermost), and their 429 in its document."""
+
+    def decorator(view):
+        view = blp.alt_response(429, response="TOO_MANY_REQUESTS")(view)
+        for limit in reversed(limits):
+            view = limit(view)
+        return view
+
+    return decorator
+
+
 @blp.route("/register", methods=["POST"], operation_ids={"post": "register"}, index_link="register")
-@limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"], key_func=get_remote_address)
+@limited(limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER"], key_func=get_remote_address))
 @blp.arguments(RegisterSchema)
 @blp.response(201, RegisterResponseSchema)
 @blp.alt_response(409, response="CONFLICT")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def register(data):
     """Create an account (role `user`) and log it in: a new session."""
     user, pair = accounts.sign_up(data["email"], data["password"], _client())
@@ -119,25 +130,21 @@ def register(data):
 
 
 @blp.route("/login", methods=["POST"], operation_ids={"post": "login"}, index_link="login")
-@login_limit
-@login_address_limit
+@limited(login_limit, login_address_limit)
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def login(data):
     """Exchange e-mail and password for an access and a refresh token: a new session."""
     return tokens(accounts.log_in(data["email"], data["password"], _client()), "Successfully logged in")
 
 
 @blp.route("/token", methods=["POST"], operation_ids={"post": "issueToken"})
-@login_limit
-@login_address_limit
+@limited(login_limit, login_address_limit)
 @require_mimetype(FORM_MIMETYPE)
 @blp.arguments(TokenRequestSchema, location="form")
 @blp.response(200, OAuthTokenSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def issue_token(data):
     """OAuth2 password grant (RFC 6749 section 4.3): what the docs page's Authorize button uses.
 
@@ -181,11 +188,10 @@ def me():
 
 
 @blp.route("/me", methods=["DELETE"], operation_ids={"delete": "deleteMe"})
-@password_check_limit
+@limited(password_check_limit)
 @auth_required
 @blp.arguments(AccountDeletionSchema, required=False)
 @blp.response(200, DeletedSchema)
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @blp.alt_response(409, response="CONFLICT")
 def delete_me(data):
     """Delete your account.
@@ -217,11 +223,10 @@ def account_export():
 
 
 @blp.route("/password", methods=["PUT"], operation_ids={"put": "changePassword"})
-@password_check_limit
+@limited(password_check_limit)
 @auth_required
 @blp.arguments(PasswordChangeSchema)
 @blp.response(200, TokenSchema)
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @blp.alt_response(409, response="CONFLICT")
 def change_password(data):
     """Change your password; the new tokens returned start a new session.
@@ -295,10 +300,9 @@ def request_verification():
 
 
 @blp.route("/password/forgot", methods=["POST"], operation_ids={"post": "forgotPassword"})
-@limiter.limit(lambda: current_app.config["RATELIMIT_PASSWORD_FORGOT"], key_func=get_remote_address)
+@limited(limiter.limit(lambda: current_app.config["RATELIMIT_PASSWORD_FORGOT"], key_func=get_remote_address))
 @blp.arguments(PasswordForgotSchema)
 @blp.response(202, MessageSchema)
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def forgot_password(data):
     """Mail a password reset link to the address, if it has an account (no bearer token needed).
 

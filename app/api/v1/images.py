@@ -94,11 +94,7 @@ class Images(MethodView):
 
 @blp.route("/<id:image_id>", operation_ids={"get": "getImage", "patch": "updateImage", "delete": "deleteImage"})
 class ImageDetail(MethodView):
-    @requires_permission("get:images")
-    @blp.one(IMAGE)
-    def get(self, image_id):
-        """Get an image's metadata."""
-        return found("image", db.get_or_404(Image, image_id))
+    get = blp.shows(IMAGE, guard=requires_permission("get:images"), summary="Get an image's metadata.")
 
     @requires_permission("patch:images")
     @blp.one(IMAGE, body=ImageSchema(partial=True))

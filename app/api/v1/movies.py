@@ -37,11 +37,7 @@ class Movies(MethodView):
 
 @blp.route("/<id:movie_id>", operation_ids={"get": "getMovie", "patch": "updateMovie", "delete": "deleteMovie"})
 class MovieDetail(MethodView):
-    @requires_permission("get:movies")
-    @blp.one(MOVIE)
-    def get(self, movie_id):
-        """Get a movie with its cast."""
-        return found("movie", db.get_or_404(Movie, movie_id))
+    get = blp.shows(MOVIE, guard=requires_permission("get:movies"), summary="Get a movie with its cast.")
 
     @requires_permission("patch:movies")
     @blp.one(MOVIE, body=MovieSchema(partial=True), conflict=True)

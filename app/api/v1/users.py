@@ -8,7 +8,6 @@ from app.api.conditional import for_write
 from app.api.lists import USERS
 from app.api.responses import deleted, found, listed
 from app.auth import current_user, requires_permission
-from app.extensions import db
 from app.models import User
 from app.schemas.auth import USER, RoleChangeSchema
 from app.services import accounts
@@ -27,11 +26,7 @@ class Users(MethodView):
 
 @blp.route("/<id:user_id>", operation_ids={"get": "getUser", "patch": "updateUser", "delete": "deleteUser"})
 class UserDetail(MethodView):
-    @requires_permission("manage:users")
-    @blp.one(USER)
-    def get(self, user_id):
-        """Get an account."""
-        return found("user", db.get_or_404(User, user_id))
+    get = blp.shows(USER, guard=requires_permission("manage:users"), summary="Get an account.")
 
     @requires_permission("manage:users")
     @blp.one(USER, body=RoleChangeSchema, conflict=True)
