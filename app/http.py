@@ -164,18 +164,21 @@ class NoCookieSessions(SecureCookieSessionInterface):
 
 class ApiRequest(Request):
     """Bodies are capped before anything reads them: uploads (multipart) at
-    MAX_UPLOAD_BYTES, everything else at MAX_JSON_BYTES (see read_json_object)."""
+    MAX_UPLOAD_BYTES, everything else at MAX_JSON_BYTES (see read_json_object), unless a
+    limit was set on the request (`request.max_content_length = n`, Flask's public setter)."""
+
+    _body_limit = None  # the limit set on this request, if any
 
     @property
     def max_content_length(self):
-        if self._max_content_length is not None:
-            return self._max_content_length
+        if self._body_limit is not None:
+            return self._body_limit
         config = current_app.config
         return config["MAX_CONTENT_LENGTH"] if self.mimetype == "multipart/form-data" else config["MAX_JSON_BYTES"]
 
     @max_content_length.setter
     def max_content_length(self, value):
-        self._max_content_length = value
+        self._body_limit = value
 
     def close(self):
         super().close()

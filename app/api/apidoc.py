@@ -1,22 +1,20 @@
-"""OpenAPI notes that decorators attach to a view, for flask-smorest to render."""
+"""OpenAPI notes that decorators leave on a view, for app.api.openapi to add to its operation.
 
-from copy import deepcopy
+A decorator (`conditional`, `idempotent`) calls `note(wrapper, ...)`: the notes travel outward with
+every `functools.wraps` around it (which copies the wrapper's attributes), and the OpenAPI plugin
+reads them from the view the route serves. They cost nothing per request, and use nothing of
+flask-smorest's internals.
+"""
 
 
-def document(wrapper, *, parameters=(), responses=None, success_headers=None):
-    """Add header `parameters`, `responses` ({status: component name or response doc})
-    and headers of the success answer (201 for POST, else 200) to `wrapper`'s doc."""
-    doc = deepcopy(getattr(wrapper, "_apidoc", {}))
-    manual = doc.setdefault("manual_doc", {})
-    if parameters:
-        manual["parameters"] = [*manual.get("parameters", []), *parameters]
-    if success_headers:
-        status = 201 if wrapper.__name__ == "post" else 200
-        manual.setdefault("responses", {}).setdefault(status, {}).setdefault("headers", {}).update(success_headers)
-    documented = doc.setdefault("response", {}).setdefault("responses", {})
-    for status, response in (responses or {}).items():
-        if isinstance(response, dict):
-            response = {"content_type": None, **response}
-        documented.setdefault(status, []).append(response)
-    wrapper._apidoc = doc
+def note(wrapper, *, parameters=(), responses=None, success_headers=None):
+    """Note header `parameters`, `responses` ({status: component name or response doc}) and headers
+    of the success answer on `wrapper` (a view function); returns it."""
+    notes = {"parameters": list(parameters), "responses": responses or {}, "success_headers": success_headers or {}}
+    wrapper.openapi_notes = (*getattr(wrapper, "openapi_notes", ()), notes)
     return wrapper
+
+
+def notes_of(view):
+    """The notes left on `view`, innermost decorator first."""
+    return getattr(view, "openapi_notes", ())

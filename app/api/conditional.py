@@ -17,9 +17,8 @@ from functools import partial, wraps
 
 import orjson
 from flask import Response, request
-from flask_smorest.utils import unpack_tuple_response
 
-from app.api.apidoc import document
+from app.api.apidoc import note
 from app.errors import APIError
 from app.services.crud import locked_or_404
 
@@ -81,6 +80,14 @@ def for_write(declared, ident, **scope):
     return resource
 
 
+def _parts(answer):
+    """(body, status, headers) of what a view returned: a body, or (body, status[, headers])."""
+    if not isinstance(answer, tuple):
+        return answer, None, None
+    body, status, headers = (*answer, None)[:3]
+    return body, status, headers
+
+
 def _resource_in(declared, body):
     """The resource an answer is about: under its key (`{"bucket": <Bucket>}`), or the first of
     its list (an upload's `{"images": [...]}`: the one `Location` names); None for a deletion."""
@@ -102,7 +109,7 @@ def _conditional(declared, view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         result = view(*args, **kwargs)
-        body, status, headers = unpack_tuple_response(result)
+        body, status, headers = _parts(result)
         resource = _resource_in(declared, body)
         if resource is None:
             return result
@@ -118,4 +125,4 @@ def _conditional(declared, view):
     if method in WRITES:
         parameters, responses = [IF_MATCH], {412: "PRECONDITION_FAILED"}
     success_headers = {} if method == "DELETE" else {"ETag": ETAG_HEADER}
-    return document(wrapper, parameters=parameters, responses=responses, success_headers=success_headers)
+    return note(wrapper, parameters=parameters, responses=responses, success_headers=success_headers)

@@ -14,7 +14,7 @@ from functools import wraps
 import orjson
 from flask import Response, current_app, request
 
-from app.api.apidoc import document
+from app.api.apidoc import note
 from app.auth import current_user
 from app.errors import APIError, handle_exception
 from app.http import read_json_bytes
@@ -87,7 +87,7 @@ def idempotent(view):
             raise APIError(409, IN_PROGRESS)  # taken over while we ran: the new holder's work counts
         return response
 
-    return document(
+    return note(
         wrapper,
         parameters=[KEY_PARAMETER],
         responses={400: "BAD_REQUEST", 409: "CONFLICT", 422: "UNPROCESSABLE_ENTITY"},

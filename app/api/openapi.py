@@ -18,6 +18,7 @@ from http import HTTPStatus
 from apispec import BasePlugin
 
 from app import oidc
+from app.api.apidoc import notes_of
 from app.api.conditional import IF_NONE_MATCH, PRECONDITION_FAILED
 from app.auth import MSG_INVALID
 from app.errors import DEFAULT_MESSAGES
@@ -153,7 +154,21 @@ def _success_headers(status, operation):
     return _header_refs(*dict.fromkeys(names))
 
 
-def complete_operation(operation, method, path, endpoint, operation_id):
+def _add_notes(operation, method, notes):
+    """What a view's decorators noted (app.api.apidoc), in the operation."""
+    responses = operation["responses"]
+    for noted in notes:
+        for parameter in noted["parameters"]:
+            operation.setdefault("parameters", []).append(deepcopy(parameter))
+        for status, response in noted["responses"].items():
+            responses.setdefault(status, deepcopy(response))
+        if noted["success_headers"]:
+            success = responses.setdefault(201 if method == "post" else 200, {})
+            success.setdefault("headers", {}).update(deepcopy(noted["success_headers"]))
+
+
+def complete_operation(operation, method, path, endpoint, operation_id, notes=()):
+    _add_notes(operation, method, notes)
     operation.setdefault("operationId", operation_id)
     if "security" not in operation:
         operation["security"] = []
@@ -188,8 +203,10 @@ class OperationsPlugin(BasePlugin):
 
     def operation_helper(self, path=None, operations=None, **kwargs):
         endpoint = kwargs["rule"].endpoint
+        view = self.app.view_functions.get(endpoint)
         for method, operation in operations.items():
-            complete_operation(operation, method, path, endpoint, self._declared_id(endpoint, method, operation))
+            notes = notes_of(getattr(view.view_class, method) if hasattr(view, "view_class") else view)
+            complete_operation(operation, method, path, endpoint, self._declared_id(endpoint, method, operation), notes)
 
     def _declared_id(self, endpoint, method, operation):
         """The operationId the route declares (app.http.Blueprint.route); a path this app adds to the
