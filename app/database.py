@@ -53,8 +53,11 @@ _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 def _reads_autocommit(_session, _transaction, connection):
     """A GET or HEAD's connection runs in autocommit (set on the driver, before any statement).
 
-    Set on psycopg2 directly, not through SQLAlchemy's isolation_level: that one restores the
-    level on check-in with an extra `SET default_transaction_isolation` round trip.
+    Set on psycopg2 directly (its public `autocommit`), not through SQLAlchemy's public
+    isolation_level ("AUTOCOMMIT", by a read-only bind): that one restores the level on check-in
+    with `SET default_transaction_isolation TO DEFAULT`, one more round trip per read request,
+    measured on the wire (tests/test_database.py's proxy): a bucket's GET 2 statements -> 3,
+    /v1/health 1 -> 2.
     A read request must therefore not open a savepoint (begin_nested) or need two writes
     to be atomic: it has no transaction to hold them.
     """
@@ -165,20 +168,24 @@ def connect_parameters(config, silence=SILENCE):
 
 
 def note_arrival():
-    """before_request, first of all: when the request arrived (see Silence)."""
+    """before_request (app.pipeline), on PostgreSQL: when the request arrived (see Silence)."""
     g.arrived_at = time.monotonic()
 
 
+def is_postgresql(app):
+    with app.app_context():
+        return db.engine.dialect.name == "postgresql"
+
+
 def init_app(app):
+    """The engine's events; the request's hooks (note_arrival, end_session) are app.pipeline's."""
     with app.app_context():
         primary, engines = db.engine, list(db.engines.values())  # and the read replicas (app.replicas)
-    app.teardown_appcontext(end_session)  # registered after Flask-SQLAlchemy's, so it runs first
     if primary.dialect.name == "sqlite":
         event.listen(primary, "begin", _sqlite_begin)
     if primary.dialect.name != "postgresql":
         return
     extensions.set_wait_callback(wait_for_server)  # process-wide; without a bound it just waits
-    app.before_request(note_arrival)
     for engine in engines:
         # Each server is found silent on its own: a silent read replica (app.replicas) is skipped,
         # and must not make the primary's waiting requests give up.

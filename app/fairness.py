@@ -10,8 +10,8 @@ them waiting here at no CPU cost, and a light user overtakes a heavy user's back
 A request waits rather than being refused (one user's concurrent requests are all served), up
 to FAIR_WAIT_SECONDS; then it is 503 with Retry-After. A slot is taken in a before_request hook,
 once the request's body has been received whole (a client that sends it slowly waits on its own
-connection, never in a slot), before any database work, and given back by `leave` after Flask's teardown closed the
-request's session (app.ApiFlask.wsgi_app), whatever the outcome: an error, a 304, an abort.
+connection, never in a slot), before any database work, and given back after Flask's teardown closed the
+request's session (`releasing`, a WSGI middleware), whatever the outcome: an error, a 304, an abort.
 FAIR_SLOTS = 0 turns the gate off.
 """
 
@@ -114,11 +114,13 @@ class FairGate:
 
 
 def init_app(app, *, unqueued=()):
-    """The gate, for every endpoint but the `unqueued` ones, which must never wait."""
-    if app.config["FAIR_SLOTS"] > 0:
-        app.extensions["fair_gate"] = FairGate(app.config["FAIR_SLOTS"])
-        app.extensions["fair_unqueued"] = frozenset(unqueued)
-        app.before_request(admit)
+    """The gate, for every endpoint but the `unqueued` ones, which must never wait; False if
+    FAIR_SLOTS turns it off. Its hooks (`admit`, `releasing`) are registered by app.pipeline."""
+    if app.config["FAIR_SLOTS"] <= 0:
+        return False
+    app.extensions["fair_gate"] = FairGate(app.config["FAIR_SLOTS"])
+    app.extensions["fair_unqueued"] = frozenset(unqueued)
+    return True
 
 
 def principal():
@@ -143,8 +145,17 @@ def admit():
     request.environ[RELEASE] = partial(gate.leave, who)
 
 
-def leave(environ):
-    """Give back the request's slot, if it took one (called once Flask is done with it)."""
-    release = environ.pop(RELEASE, None)
-    if release is not None:
-        release()
+def releasing(wsgi_app):
+    """WSGI middleware around the Flask app: the request's slot is given back once Flask is done
+    with it (its teardown closed the session, so the next request finds the connection back in
+    the pool), whatever the outcome: an error, a 304, an abort."""
+
+    def serve(environ, start_response):
+        try:
+            return wsgi_app(environ, start_response)
+        finally:
+            release = environ.pop(RELEASE, None)
+            if release is not None:
+                release()
+
+    return serve

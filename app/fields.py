@@ -16,6 +16,12 @@ marshmallow's; tests/test_schema_dump.py compares the two for every schema.
 Whatever this plan cannot express exactly takes marshmallow's own path: schemas with
 dump hooks or their own `get_attribute`, and fields that do not read an attribute
 (`Function`, `Method`, `Constant`), read a dotted path, or override `serialize`.
+
+Why marshmallow's internals (`_hooks`, `_serialize`, `_format_num`, `_CHECK_ATTRIBUTE`) are used
+here, measured (bench/instructions.py, CPU instructions per request, marshmallow's own `dump`
+instead of this one): a bucket's GET 3.65 M -> 3.76 M (+3 %), a page of 20 buckets 6.34 M ->
+7.49 M (+18 %), a page of 20 movies with casts 14.68 M -> 18.22 M (+24 %). A marshmallow upgrade
+that moves them fails tests/test_schema_dump.py, which compares both dumps byte for byte.
 """
 
 import re

@@ -358,19 +358,19 @@ def _primary(why):
 
 
 def init_app(app):
-    """With DATABASE_REPLICA_URLS: route reads, keep write positions. Without: nothing at all."""
+    """With DATABASE_REPLICA_URLS: the router, and the primary's events that keep write positions;
+    True. Without: nothing at all, False. The request's hooks (route_reads, note_writes,
+    forget_route) are registered by app.pipeline."""
     if not app.config["DATABASE_REPLICA_URLS"]:
-        return
+        return False
     with app.app_context():
         engines = dict(db.engines)
     router = Router(app.config, engines)
     app.extensions["replicas"] = router
-    app.before_request(route_reads)
-    app.after_request(note_writes)
-    app.teardown_request(forget_route)
     event.listen(router.primary, "after_cursor_execute", _wrote)
     event.listen(router.primary, "commit", _committed)
     event.listen(router.primary, "rollback", _rolled_back)
+    return True
 
 
 def route_reads():

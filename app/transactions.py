@@ -3,7 +3,7 @@
 - Services change rows and flush (`db.session.flush()`, or `crud.flush_or_conflict` where a
   unique index must answer 409); they never commit and never roll back.
 - A write request (any method but GET and HEAD) commits exactly once, after its view returned
-  and before its answer leaves (`commit_request`, called by app.ApiFlask.dispatch_request): a
+  and before its answer leaves (`commit_request`, called by app.pipeline.ApiFlask.dispatch_request): a
   commit that fails is answered by the error handler like any failure (409 for a conflict, 503
   for an outage). A request that raised is rolled back once, by the error handler (app.errors).
 - A GET or HEAD commits nothing: on PostgreSQL it runs in autocommit (app.database), on SQLite
