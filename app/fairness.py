@@ -134,10 +134,11 @@ def admit():
 
     An unqueued endpoint never waits, and so is never 503: the OpenAPI document (served from
     memory), and a metrics scrape, which must see a saturated server."""
-    if request.endpoint in current_app.extensions["fair_unqueued"]:
+    extensions = current_app.extensions
+    if request.endpoint in extensions["fair_unqueued"]:
         return
     http.receive_body()
-    gate = current_app.extensions["fair_gate"]
+    gate = extensions["fair_gate"]
     who = principal()
     if not gate.enter(who, current_app.config["FAIR_WAIT_SECONDS"]):
         metrics.GATE_REFUSED.inc()

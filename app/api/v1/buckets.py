@@ -22,7 +22,8 @@ class Buckets(MethodView):
     @blp.lists(BUCKETS)
     def get(self, args):
         """List your buckets (q searches the name)."""
-        return listed(BUCKETS.page(select(Bucket).where(Bucket.owner_id == current_user().id), args, of=current_user))
+        owner = current_user()
+        return listed(BUCKETS.page(select(Bucket).where(Bucket.owner_id == owner.id), args, of=lambda: owner))
 
     @auth_required
     @idempotent

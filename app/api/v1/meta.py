@@ -21,10 +21,11 @@ def index_links(blueprints):
 
 
 def _index():
+    config = current_app.config
     return {
         "success": True,
-        "name": current_app.config["API_TITLE"],
-        "version": current_app.config["API_VERSION"],
+        "name": config["API_TITLE"],
+        "version": config["API_VERSION"],
         "links": {name: url_for(endpoint) for name, endpoint in current_app.extensions["index_links"].items()},
     }
 
