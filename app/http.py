@@ -133,12 +133,45 @@ def gzip_if_taken(response):
 
     Flask-Compress's hook costs about 0.1 M CPU instructions per answer even when it compresses
     nothing (bench/instructions.py), so it runs only for a request that names gzip in
-    Accept-Encoding; every other answer gets only what it would have added: Vary."""
-    if "gzip" in request.environ.get("HTTP_ACCEPT_ENCODING", ""):
-        return compress.after_request(response)
+    Accept-Encoding; every other answer gets only what it would have added: Vary. Flask-Compress
+    compresses 2xx answers only: an error is JSON like any other, so it is compressed as a 200 would be."""
+    if takes_gzip(request.environ.get("HTTP_ACCEPT_ENCODING", "")):
+        status = response.status_code
+        if status < 400:
+            return compress.after_request(response)
+        response.status_code = 200
+        response = compress.after_request(response)
+        response.status_code = status
+        return response
     # getlist: Werkzeug's get raises (and catches) an exception for an absent header, at a cost.
     response.headers["Vary"] = ", ".join([*response.headers.getlist("Vary"), "Accept-Encoding"])
     return response
+
+
+def takes_gzip(accept_encoding):
+    """Whether an Accept-Encoding value takes gzip (RFC 9110, 12.5.3): named with a weight above 0, or
+    not named while `*` is; codings are case-insensitive. Flask-Compress would gzip for `gzip;q=0`."""
+    star = False
+    for coding in accept_encoding.lower().split(","):
+        name, _, parameters = coding.partition(";")
+        name = name.strip()
+        if name == "gzip":
+            return _weight(parameters) > 0
+        if name == "*":
+            star = _weight(parameters) > 0
+    return star
+
+
+def _weight(parameters):
+    """The `q` of a coding's parameters (1 when absent or unreadable, as Flask-Compress reads it)."""
+    for parameter in parameters.split(";"):
+        key, _, value = parameter.partition("=")
+        if key.strip() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 1.0
+    return 1.0
 
 
 def no_store(response):

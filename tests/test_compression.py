@@ -47,6 +47,38 @@ class CompressionTests(APITestCase):
         refused = self.get(self.items, **{"Accept-Encoding": "gzip;q=0, identity"})
         self.assertNotIn("Content-Encoding", refused.headers)
 
+    def test_accept_encoding_is_read_as_http_reads_it(self):
+        """Weights and case: `gzip;q=0` refuses gzip, even beside `*`; `*` alone takes it; codings are
+        case-insensitive."""
+        for accepts, gzipped in [
+            ("gzip;q=0", False),
+            ("gzip; q=0", False),
+            ("gzip;q=0, *", False),
+            ("*;q=0", False),
+            ("identity", False),
+            ("GZIP", True),
+            ("*", True),
+            ("deflate, gzip;q=0.5", True),
+        ]:
+            with self.subTest(accepts=accepts):
+                answer = self.get(self.items, **{"Accept-Encoding": accepts})
+                self.assertEqual(answer.headers.get("Content-Encoding"), "gzip" if gzipped else None)
+                self.assertIn("Accept-Encoding", answer.headers["Vary"])
+                body = gzip.decompress(answer.data) if gzipped else answer.data
+                self.assertEqual(len(json.loads(body)["items"]), 2)
+
+    def test_an_error_over_1_kib_is_gzipped_too(self):
+        unknown = {f"field_{n:02}_{'x' * 60}": 1 for n in range(30)}
+        plain = self.client.post(self.items, json=unknown, headers=self.headers)
+        self.assertEqual(plain.status_code, 422)
+        self.assertGreater(len(plain.data), 1024)
+        compressed = self.client.post(self.items, json=unknown, headers={**self.headers, **GZIP})
+        self.assertEqual(compressed.status_code, 422)
+        self.assertEqual(compressed.headers["Content-Encoding"], "gzip")
+        self.assertIn("Accept-Encoding", compressed.headers["Vary"])
+        self.assertEqual(int(compressed.headers["Content-Length"]), len(compressed.data))
+        self.assertEqual(json.loads(gzip.decompress(compressed.data)), plain.json)
+
     def test_small_answers_and_image_bytes_are_never_compressed(self):
         small = self.get(self.small, **GZIP)
         self.assertLessEqual(len(small.data), 1024)
