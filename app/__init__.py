@@ -24,7 +24,9 @@ def create_app(config=None, **overrides):
     # trailing slash is served as the rule without it, a doubled slash is an unknown path (404).
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
-    app.url_map.converters["id"] = http.IdConverter
+    # Ids in paths are `<int:...>`, the rule the metrics, logs and traces name (the contract's
+    # `/v1/buckets/<int:bucket_id>`), read by IdConverter; `<id:...>` is the same converter.
+    app.url_map.converters["int"] = app.url_map.converters["id"] = http.IdConverter
     app.json = http.OrjsonProvider(app)
     http.configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 

@@ -81,7 +81,7 @@ class JsonLogs(LiveServerTestCase):
         line = self.access_line(request_id)
         self.assertLessEqual(set(REQUEST_FIELDS), set(line))
         self.assertEqual(line["method"], "GET")
-        self.assertEqual(line["route"], "/v1/buckets/<id:bucket_id>")
+        self.assertEqual(line["route"], "/v1/buckets/<int:bucket_id>")
         self.assertEqual(line["path"], path)
         self.assertEqual(line["status"], 200)
         self.assertEqual(line["user_id"], user_id)

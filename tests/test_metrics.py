@@ -56,7 +56,7 @@ class MetricsEndpoint(APITestCase):
     def test_requests_are_counted_by_method_url_rule_and_status(self):
         _, headers = self.account()
         bucket = self.client.post("/v1/buckets", json={"name": "counted"}, headers=headers).json["bucket"]
-        route = "/v1/buckets/<id:bucket_id>"
+        route = "/v1/buckets/<int:bucket_id>"
         before = value(self.scrape(), f"{DURATION}_count", method="GET", route=route, status="200") or 0
         self.client.get(f"/v1/buckets/{bucket['id']}", headers=headers)
         self.client.get(f"/v1/buckets/{bucket['id'] + 1}", headers=headers)
@@ -257,7 +257,7 @@ class MetricsAcrossWorkers(LiveMetricsCase):
         self.assertEqual(set(samples(after, count)) - set(samples(before, count)), set())
         series = sum(1 for family in text_string_to_metric_families(after) for _ in family.samples)
         print(f"\n  series in /metrics after 2,000 requests for 1,000 distinct ids: {series}", end="")
-        route = {"method": "GET", "route": "/v1/buckets/<id:bucket_id>", "status": "404"}
+        route = {"method": "GET", "route": "/v1/buckets/<int:bucket_id>", "status": "404"}
         self.assertGreaterEqual(value(after, count, **route), 1001)
         self.assertGreaterEqual(value(after, count, method="GET", route=UNMATCHED, status="404"), 1001)
 

@@ -110,7 +110,7 @@ class Traces(LiveServerTestCase):
         bucket = self.server.request("POST", "/v1/buckets", json={"name": "traced"}, headers=headers).json["bucket"]
         root, spans = self.traced("GET", f"/v1/buckets/{bucket['id']}", headers=headers)
         self.assertEqual(root.parent_id, "")
-        self.assertEqual(root.name, "GET /v1/buckets/<id:bucket_id>")
+        self.assertEqual(root.name, "GET /v1/buckets/<int:bucket_id>")
         self.assertEqual(root.service, SERVICE)
         self.assertOneTree(root, spans)
         statements = [s.attributes.get("db.statement") or s.attributes.get("db.query.text") for s in self.sql(spans)]

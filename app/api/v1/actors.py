@@ -36,7 +36,7 @@ class Actors(MethodView):
         return created("actor", actor, "actors.ActorDetail", actor_id=actor.id)
 
 
-@blp.route("/<id:actor_id>", operation_ids={"get": "getActor", "patch": "updateActor", "delete": "deleteActor"})
+@blp.route("/<int:actor_id>", operation_ids={"get": "getActor", "patch": "updateActor", "delete": "deleteActor"})
 class ActorDetail(MethodView):
     get = blp.shows(ACTOR, guard=requires_permission("get:actors"), summary="Get an actor.")
 
@@ -54,7 +54,7 @@ class ActorDetail(MethodView):
         return deleted(actor_id)
 
 
-@blp.route("/<id:actor_id>/movies", operation_ids={"get": "listActorMovies"})
+@blp.route("/<int:actor_id>/movies", operation_ids={"get": "listActorMovies"})
 class ActorMovies(MethodView):
     @requires_permission("get:actors")
     @blp.lists(ACTOR_MOVIES)

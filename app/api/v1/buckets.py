@@ -35,7 +35,7 @@ class Buckets(MethodView):
 
 
 @blp.route(
-    "/<id:bucket_id>",
+    "/<int:bucket_id>",
     operation_ids={"get": "getBucket", "put": "replaceBucket", "patch": "updateBucket", "delete": "deleteBucket"},
 )
 class BucketDetail(MethodView):

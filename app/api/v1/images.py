@@ -92,7 +92,7 @@ class Images(MethodView):
         return created("images", records, "images.ImageDetail", image_id=records[0].id)
 
 
-@blp.route("/<id:image_id>", operation_ids={"get": "getImage", "patch": "updateImage", "delete": "deleteImage"})
+@blp.route("/<int:image_id>", operation_ids={"get": "getImage", "patch": "updateImage", "delete": "deleteImage"})
 class ImageDetail(MethodView):
     get = blp.shows(IMAGE, guard=requires_permission("get:images"), summary="Get an image's metadata.")
 
@@ -140,7 +140,7 @@ def _redirect_to_store(key, headers):
     return response
 
 
-@blp.route("/<id:image_id>/file", operation_ids={"get": "getImageFile"})
+@blp.route("/<int:image_id>/file", operation_ids={"get": "getImageFile"})
 @blp.doc(responses={200: openapi.binary("The image bytes (IMAGE_DELIVERY=proxy, the default)", IMAGE_TYPES)})
 @blp.alt_response(302, **REDIRECT_DOC)
 @blp.alt_response(304, description="Not modified (If-None-Match)")
@@ -151,7 +151,7 @@ def image_file(image_id):
     return _send_stored(image_id, image.sha256, image.content_type, image.sha256)
 
 
-@blp.route("/<id:image_id>/thumbnail", operation_ids={"get": "getImageThumbnail"})
+@blp.route("/<int:image_id>/thumbnail", operation_ids={"get": "getImageThumbnail"})
 @blp.doc(
     responses={
         200: openapi.binary(

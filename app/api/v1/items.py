@@ -14,7 +14,7 @@ from app.schemas.bucket import ITEM, ItemPatchSchema, ItemSchema
 from app.services import buckets
 from app.services.crud import update
 
-blp = Blueprint("items", __name__, url_prefix="/buckets/<id:bucket_id>/items", description="Items in a bucket")
+blp = Blueprint("items", __name__, url_prefix="/buckets/<int:bucket_id>/items", description="Items in a bucket")
 
 
 @blp.route("", operation_ids={"get": "listItems", "post": "createItem"})
@@ -37,7 +37,7 @@ class Items(MethodView):
 
 
 @blp.route(
-    "/<id:item_id>",
+    "/<int:item_id>",
     operation_ids={"get": "getItem", "put": "replaceItem", "patch": "updateItem", "delete": "deleteItem"},
 )
 class ItemDetail(MethodView):

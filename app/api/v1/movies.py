@@ -35,7 +35,7 @@ class Movies(MethodView):
         return created("movie", movie, "movies.MovieDetail", movie_id=movie.id)
 
 
-@blp.route("/<id:movie_id>", operation_ids={"get": "getMovie", "patch": "updateMovie", "delete": "deleteMovie"})
+@blp.route("/<int:movie_id>", operation_ids={"get": "getMovie", "patch": "updateMovie", "delete": "deleteMovie"})
 class MovieDetail(MethodView):
     get = blp.shows(MOVIE, guard=requires_permission("get:movies"), summary="Get a movie with its cast.")
 
@@ -53,7 +53,7 @@ class MovieDetail(MethodView):
         return deleted(movie_id)
 
 
-@blp.route("/<id:movie_id>/actors", operation_ids={"get": "listMovieActors"})
+@blp.route("/<int:movie_id>/actors", operation_ids={"get": "listMovieActors"})
 class MovieActors(MethodView):
     @requires_permission("get:movies")
     @blp.lists(MOVIE_ACTORS)

@@ -24,7 +24,7 @@ class Users(MethodView):
         return listed(USERS.page(select(User), args))
 
 
-@blp.route("/<id:user_id>", operation_ids={"get": "getUser", "patch": "updateUser", "delete": "deleteUser"})
+@blp.route("/<int:user_id>", operation_ids={"get": "getUser", "patch": "updateUser", "delete": "deleteUser"})
 class UserDetail(MethodView):
     get = blp.shows(USER, guard=requires_permission("manage:users"), summary="Get an account.")
 
