@@ -127,7 +127,9 @@ def build_config(env_name=None, **overrides):
         "REFRESH_TOKEN_DAYS": _env_int("REFRESH_TOKEN_DAYS", 30),
         "BCRYPT_ROUNDS": _env_int("BCRYPT_ROUNDS", 4 if testing else 12),
         "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
-        "RATELIMIT_STORAGE_URI": _env_str("RATELIMIT_STORAGE_URI", "memory://"),
+        # Unset: the Redis at REDIS_URL when there is one (every worker and instance counts together),
+        # else memory:// (each process counts on its own; gunicorn.conf.py warns when there are several).
+        "RATELIMIT_STORAGE_URI": _env_str("RATELIMIT_STORAGE_URI", None),
         "RATELIMIT_LOGIN": _env_str("RATELIMIT_LOGIN", "10 per minute"),
         # Failed logins from one address across all accounts (password spraying).
         "RATELIMIT_LOGIN_ADDRESS": _env_str("RATELIMIT_LOGIN_ADDRESS", "50 per hour"),
@@ -228,6 +230,7 @@ def build_config(env_name=None, **overrides):
     _check_replicas(config)
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
     config["LOG_FORMAT"] = _checked_log_format(config["LOG_FORMAT"])
+    config["RATELIMIT_STORAGE_URI"] = rate_limit_store(config["RATELIMIT_STORAGE_URI"], config["REDIS_URL"])
     config.update(rate_limit_store_settings(config["RATELIMIT_STORAGE_URI"], config["RATELIMIT_FAIL_CLOSED"]))
     _check_oidc(config)
     _check_mail(config)
@@ -252,6 +255,11 @@ def pool_options(config):
         "max_overflow": config["DB_MAX_OVERFLOW"],
         "pool_timeout": config["DB_POOL_TIMEOUT_SECONDS"],
     }
+
+
+def rate_limit_store(storage_uri, redis_url):
+    """Where the rate-limit counters live: RATELIMIT_STORAGE_URI, else REDIS_URL, else memory://."""
+    return storage_uri or redis_url or "memory://"
 
 
 def rate_limit_store_settings(uri, fail_closed):

@@ -15,6 +15,7 @@ from dotenv import load_dotenv
 # logs.py lives beside this file, whatever directory gunicorn was started from (--chdir).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import logs  # noqa: E402
+from config import rate_limit_store  # noqa: E402
 
 load_dotenv()  # as the app does: LOG_FORMAT in .env applies to gunicorn's own lines too
 
@@ -40,6 +41,20 @@ access_log_format = logs.ACCESS_TEXT
 limit_request_line = 8190  # room for long cursors and query strings
 limit_request_fields = 64
 limit_request_field_size = 8190  # room for a bearer token from an external identity provider
+
+
+def when_ready(server):
+    """Say so when the failed-login limits are counted by each worker on its own (see docs/deploying.md)."""
+    store = rate_limit_store(
+        os.environ.get("RATELIMIT_STORAGE_URI", "").strip(), os.environ.get("REDIS_URL", "").strip()
+    )
+    if server.cfg.workers > 1 and store.startswith("memory"):
+        server.log.warning(
+            "Rate limits are counted in each of the %d workers' memory: a client may try up to %d times "
+            "the limit before a 429. Set REDIS_URL (or RATELIMIT_STORAGE_URI) to count them together.",
+            server.cfg.workers,
+            server.cfg.workers,
+        )
 
 
 def post_worker_init(worker):

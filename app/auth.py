@@ -14,6 +14,7 @@ from flask import current_app, g, request
 from flask_smorest import Blueprint
 from sqlalchemy import bindparam, select, true
 
+import logs
 from app import database, oidc
 from app.errors import APIError, unauthorized
 from app.extensions import db
@@ -270,6 +271,7 @@ def authenticate():
         user = load_token_user(claims)
         _check_verified(user)
     g.current_user = user
+    request.environ[logs.USER_ID] = user.id  # for gunicorn's access line (logs.GunicornLogger)
     return user
 
 

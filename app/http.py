@@ -8,7 +8,6 @@ import uuid
 from functools import wraps
 
 import orjson
-import sqlalchemy
 from flask import Request, current_app, g, request
 from flask.json.provider import JSONProvider
 from flask.sessions import SecureCookieSessionInterface
@@ -102,14 +101,10 @@ def assign_request_id():
 
 
 def note_for_access_log(response):
-    """after_request: what gunicorn's access line (logs.GunicornLogger) needs from the app: the
-    route (the URL rule, never the raw path) and the authenticated user's id."""
+    """after_request: the route (the URL rule, never the raw path) for gunicorn's access line
+    (logs.GunicornLogger); app.auth.authenticate notes the user's id."""
     if request.url_rule is not None:
         request.environ[logs.ROUTE] = request.url_rule.rule
-    user = g.get("current_user")
-    if user is not None:
-        # The identity map's key, not `user.id`: after a commit that attribute would cost a SELECT.
-        request.environ[logs.USER_ID] = sqlalchemy.inspect(user).identity[0]
     return response
 
 
@@ -236,6 +231,8 @@ def receive_body():
     limit at most (the reader sees the excess and answers 413).
     """
     environ = request.environ
+    if "CONTENT_LENGTH" not in environ and "HTTP_TRANSFER_ENCODING" not in environ:
+        return  # no body (most GETs): skip the parsing below
     length, limit = request.content_length, request.max_content_length
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     if (not length and not chunked) or (length is not None and limit is not None and length > limit):

@@ -49,8 +49,10 @@ class StandardHeaderTests(APITestCase):
             self.client.get("/v1/buckets", headers=headers),
             self.client.get(f"/v1/buckets/{bucket['id']}", headers=headers),
             self.client.get("/v1/buckets/999999", headers=headers),
+            self.client.get("/v1/auth/sessions", headers=headers),  # under /v1/auth/, but neither tokens nor me
+            self.client.delete("/v1/auth/sessions/999999", headers=headers),
         ):
-            with self.subTest(status=response.status_code):
+            with self.subTest(path=response.request.path, status=response.status_code):
                 self.assertEqual(response.headers.get("Cache-Control"), "private, no-cache")
         self.assertNotIn("Cache-Control", self.client.get("/v1/health").headers)
 

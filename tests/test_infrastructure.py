@@ -20,7 +20,7 @@ from tests.helpers import (
     RATELIMIT_TEST_PREFIX,
     APITestCase,
 )
-from tests.liveserver import ROOT
+from tests.liveserver import ROOT, LiveServerTestCase
 from tests.redisserver import redis_url
 from tests.test_headers import check_rate_limit_headers
 from tests.test_token import check_spraying
@@ -85,6 +85,36 @@ class RedisRateLimitTests(APITestCase):
         self.assertIn("Retry-After", response.headers)
 
 
+class RateLimitAcrossWorkersTests(LiveServerTestCase):
+    """Two gunicorn workers with REDIS_URL set and RATELIMIT_STORAGE_URI not: one count for both
+    (with each worker's own memory, a client got up to twice the limit before a 429)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.prefix = f"{RATELIMIT_TEST_PREFIX}-workers-{uuid.uuid4().hex[:8]}"
+        cls.server_env = {
+            "RATELIMIT_STORAGE_URI": "",
+            "REDIS_URL": redis_url(),
+            "RATELIMIT_KEY_PREFIX": cls.prefix,
+            "RATELIMIT_LOGIN": "4 per minute",
+        }
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        store = redis.Redis.from_url(cls.server_env["REDIS_URL"])
+        for key in store.scan_iter(f"*{cls.prefix}*"):
+            store.delete(key)
+
+    def test_failed_logins_are_counted_once_for_every_worker(self):
+        self.server.account(email="workers@example.com")
+        attempt = {"email": "workers@example.com", "password": "wrong password"}
+        # New connections, spread over both workers by the kernel.
+        statuses = [self.server.request("POST", "/v1/auth/login", json=attempt).status for _ in range(6)]
+        self.assertEqual(statuses, [401] * 4 + [429] * 2)
+
+
 class ConcurrentRegistrationTests(APITestCase):
     app_overrides = CONCURRENT
 
@@ -100,6 +130,17 @@ class ConfigTests(unittest.TestCase):
         for url in ("postgres://u:p@h:5432/d", "postgresql://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"):
             self.assertEqual(normalize_database_url(url), "postgresql+psycopg2://u:p@h:5432/d")
         self.assertEqual(normalize_database_url("sqlite:///x.db"), "sqlite:///x.db")
+
+    def test_rate_limits_count_in_redis_url_unless_told_otherwise(self):
+        for given, shared, store in (
+            (None, None, "memory://"),
+            (None, "redis://cache:6379/0", "redis://cache:6379/0"),
+            ("memory://", "redis://cache:6379/0", "memory://"),
+            ("redis://limits:6379/1", "redis://cache:6379/0", "redis://limits:6379/1"),
+        ):
+            with self.subTest(given=given, redis=shared):
+                config = build_config("testing", RATELIMIT_STORAGE_URI=given, REDIS_URL=shared)
+                self.assertEqual(config["RATELIMIT_STORAGE_URI"], store)
 
     def test_production_refuses_weak_secrets(self):
         for secret in (

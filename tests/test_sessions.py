@@ -197,7 +197,7 @@ class EndTests(SessionTestCase):
         response = self.end(laptop, self.sid(phone))
         self.assertEqual(response.status_code, 200, response.json)
         self.assertEqual(response.json, {"success": True, "deleted": self.sid(phone)})
-        self.assertEqual(response.headers["Cache-Control"], "no-store")
+        self.assertEqual(response.headers["Cache-Control"], "private, no-cache")
         self.assertDead(phone)
         self.assertDead(refreshed)
         self.assertEqual(self.me(laptop).status_code, 200)

@@ -37,7 +37,18 @@ from app.services.accounts import WRONG_PASSWORD
 from app.services.sessions import Client
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens")
-blp.after_request(no_store)  # tokens and the account itself
+# Cache-Control: no-store on answers that carry tokens (the first five), on /v1/auth/me (the next
+# three) and on the verified account; every other authenticated answer here is the API's
+# `private, no-cache` (the contract's "Headers every client can rely on").
+NO_STORE_VIEWS = {"register", "login", "issue_token", "refresh", "change_password"}
+NO_STORE_VIEWS |= {"me", "delete_me", "account_export", "verify_email"}
+
+
+@blp.after_request
+def _no_store_for_tokens_and_account(response):
+    if request.endpoint.rpartition(".")[2] in NO_STORE_VIEWS:
+        no_store(response)
+    return response
 
 
 def _login_limit_key():
@@ -254,7 +265,7 @@ def sessions():
     return found("sessions", session_service.live_sessions(current_user(), current_session_id()))
 
 
-@blp.route("/sessions/<id:session_id>", methods=["DELETE"], operation_ids={"delete": "endSession"})
+@blp.route("/sessions/<int:session_id>", methods=["DELETE"], operation_ids={"delete": "endSession"})
 @auth_required
 @blp.response(200, DeletedSchema)
 def end_session(session_id):
