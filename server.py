@@ -11,17 +11,25 @@ keepalive (2 s) closes it too, as gthread does for any connection waiting in its
 The body is read by the request's thread, before it takes a fair-admission slot
 (app.fairness.admit).
 
+Gunicorn's own refusals (a request line or headers over its limits, a request that is not valid
+HTTP) are answered in the API's JSON envelope too, not in gunicorn's HTML.
+
 A module of its own, outside the app package: gunicorn's master process loads the worker class,
 and must not import the app (each worker loads it, so a HUP picks up new code).
 """
 
+import json
 import time
+from http import HTTPStatus
 
+from gunicorn import util
 from gunicorn.workers import gthread
 
 HEAD_SECONDS = 10
 HEAD_END = b"\r\n\r\n"
 _READ = 64 * 1024
+# Where the status's phrase, capitalised as the app's messages are, would read badly (app.errors).
+MESSAGES = {414: "URI too long", 500: "Internal server error"}
 
 
 class HeadFirstThreadWorker(gthread.ThreadWorker):
@@ -37,6 +45,16 @@ class HeadFirstThreadWorker(gthread.ThreadWorker):
             conn.sock.close()
             return False
         return super().handle(conn)
+
+    def handle_error(self, req, client, addr, exc):
+        """Gunicorn picks the status and logs it (error and access lines); the answer is JSON."""
+        written = _Written()
+        super().handle_error(req, written, addr, exc)
+        status = int(written.data.split(b" ", 2)[1])  # b"HTTP/1.1 414 URI Too Long\r\n..."
+        try:
+            util.write_nonblock(client, json_error(status))
+        except OSError:
+            self.log.debug("Failed to send error message.")
 
     def _head_arrived(self, conn):
         """True once the whole head is read ahead (given back to the parser), None while more
@@ -68,3 +86,27 @@ class HeadFirstThreadWorker(gthread.ThreadWorker):
         """The longest head gunicorn's limits allow: past it, gunicorn answers (414, 431)."""
         cfg = self.cfg
         return cfg.limit_request_line + cfg.limit_request_fields * (cfg.limit_request_field_size + 2) + 4
+
+
+class _Written:
+    """Stands in for the client's socket while gunicorn writes its HTML answer: keeps it."""
+
+    data = b""
+
+    def gettimeout(self):
+        return 0.0
+
+    def sendall(self, data):
+        self.data += data
+
+
+def json_error(status):
+    """A whole HTTP answer in the API's error envelope (app.errors), for a request the app never saw."""
+    reason = HTTPStatus(status).phrase
+    message = MESSAGES.get(status) or reason.capitalize()
+    body = json.dumps({"success": False, "error": status, "message": message}).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body

@@ -59,13 +59,33 @@ class BodyLimits(LiveServerTestCase):
 
 
 class GunicornLimits(LiveServerTestCase):
-    """gunicorn.conf.py's limits: long cursors fit; past them gunicorn itself answers."""
+    """gunicorn.conf.py's limits: long cursors fit; past them gunicorn itself answers, in the
+    API's JSON envelope (server.py), as it does for a request that is not valid HTTP."""
+
+    def assertEnvelope(self, answer, status, message):
+        self.assertEqual(answer.status, status)
+        self.assertEqual(answer.headers["content-type"], "application/json")
+        self.assertEqual(answer.json, {"success": False, "error": status, "message": message})
 
     def test_request_line_and_header_limits(self):
         _, headers = self.server.account()
         fits = self.server.request("GET", "/v1/buckets?ignored=" + "a" * 8000, headers=headers)
         self.assertEqual(fits.status, 200)
-        self.assertEqual(self.server.request("GET", "/v1/health?q=" + "a" * 8200).status, 414)
-        self.assertEqual(self.server.request("GET", "/v1/health", headers={"X-Big": "b" * 8200}).status, 431)
+        self.assertEnvelope(self.server.request("GET", "/v1/health?q=" + "a" * 8200), 414, "URI too long")
+        big = self.server.request("GET", "/v1/health", headers={"X-Big": "b" * 8200})
+        self.assertEnvelope(big, 431, "Request header fields too large")
         many = {f"X-Field-{n}": "1" for n in range(70)}
-        self.assertEqual(self.server.request("GET", "/v1/health", headers=many).status, 431)
+        self.assertEnvelope(
+            self.server.request("GET", "/v1/health", headers=many), 431, "Request header fields too large"
+        )
+
+    def test_a_request_that_is_not_http_is_400_in_the_envelope(self):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as conn:
+            conn.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n")
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        head, body = answer.split(b"\r\n\r\n", 1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 400 "), head)
+        self.assertIn(b"Content-Type: application/json", head)
+        self.assertEqual(json.loads(body), {"success": False, "error": 400, "message": "Bad request"})
