@@ -853,7 +853,6 @@ def main():
     parser.add_argument("--fresh", action="store_true", help="seed 1M again even if a cached copy exists")
     parser.add_argument("--workers", action="store_true", help="compare gunicorn worker settings instead")
     parser.add_argument("--fairness", action="store_true", help="compare fair-admission settings instead")
-    parser.add_argument("--replica", action="store_true", help="reads from a streaming replica (bench/replicas.py)")
     parser.add_argument(
         "--compare",
         metavar="REV",
@@ -878,10 +877,6 @@ def main():
         return compare_builds(
             args.compare, args.sizes.split(","), args.seconds, args.rounds or 3, args.only, args.fresh
         )
-    if args.replica:
-        from replicas import compare_replicas  # bench/replicas.py
-
-        return compare_replicas(args.seconds, args.rounds or 3)
     args.rounds = args.rounds or 3
     max_offset = MAX_OFFSET
     started = time.monotonic()

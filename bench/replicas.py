@@ -15,6 +15,7 @@ one thread, alternated), which a shared machine's noise moves far less than wrk'
 Results: bench/results/replicas.md, raw wrk output under bench/results/raw/.
 """
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -237,3 +238,12 @@ def report(runs, lines, in_process, seconds, rounds):
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "replicas.md").write_text(text)
     print(text)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="bench/run.sh --replica: reads from a streaming replica")
+    parser.add_argument("--replica", action="store_true", help="(bench/run.sh passes it on)")
+    parser.add_argument("--seconds", type=int, default=4, help="per line, setting and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    compare_replicas(args.seconds, args.rounds)

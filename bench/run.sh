@@ -13,4 +13,7 @@ make -s .venv/.installed
 if ! command -v wrk >/dev/null; then
   apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 fi
+if [[ " $* " == *" --replica "* ]]; then
+  exec .venv/bin/python bench/replicas.py "$@"
+fi
 exec .venv/bin/python bench/bench.py "$@"
