@@ -16,6 +16,7 @@
   again (`SILENCE`).
 """
 
+import hashlib
 import logging
 import select
 import sqlite3
@@ -294,6 +295,18 @@ def insert(table):
     """INSERT into `table` in the session's dialect, so ON CONFLICT (DO NOTHING / DO UPDATE) is at hand
     on PostgreSQL and SQLite alike."""
     return _INSERTS[db.session.get_bind().dialect.name](table)
+
+
+def lock_name(name):
+    """Hold a lock on `name` until the transaction ends: transactions that lock the same name run
+    one after the other from here (a count that decides an insert, where no row exists yet to lock).
+
+    PostgreSQL: a transaction-level advisory lock on a 64-bit digest of the name. SQLite: nothing to
+    take, a write request holds the database's write lock from its first statement (_sqlite_begin).
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def database_is_reachable():

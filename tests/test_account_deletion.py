@@ -63,6 +63,15 @@ class LeavingTests(APITestCase):
                 self.assertEqual(error["errors"], INCORRECT)
         self.assertIsNotNone(db.session.get(User, self.user_id))
 
+    def test_a_null_password_is_missing_and_one_that_cannot_be_it_is_wrong(self):
+        # They were refused as malformed (422 `Validation failed`, "Field may not be null.",
+        # "Longer than maximum length 1024.", "Must not contain NUL characters.").
+        for password in (None, "x" * 1025, PASSWORD + "\x00", "\x00"):
+            with self.subTest(password=password and password[:12]):
+                error = self.assertError(self.leave({"password": password}), 422, "Password is incorrect")
+                self.assertEqual(error["errors"], INCORRECT)
+        self.assertIsNotNone(db.session.get(User, self.user_id))
+
     def test_a_body_that_is_not_the_schema_is_refused_as_everywhere(self):
         self.assertFieldError(self.leave({"password": PASSWORD, "id": 1}), "id")
         self.assertFieldError(self.leave({"password": 12345678}), "password")

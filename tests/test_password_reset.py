@@ -7,7 +7,15 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import MailToken, OutboxMail, User
 from app.models.base import utcnow
-from tests.helpers import PASSWORD, RATELIMIT_TEST_PREFIX, MailTestCase, bearer, captured_statements
+from tests.helpers import (
+    CONCURRENT,
+    PASSWORD,
+    RATELIMIT_TEST_PREFIX,
+    APITestCase,
+    MailTestCase,
+    bearer,
+    captured_statements,
+)
 from tests.smtp_sink import token_in
 
 FORGOT = {"success": True, "message": "If that address has an account, a reset link is on its way"}
@@ -169,6 +177,20 @@ class ResetTests(MailTestCase):
         answer = self.client.put("/v1/auth/password", headers=bearer(login["auth_token"]), json=change)
         self.assertEqual(answer.status_code, 200, answer.json)
         self.assertError(self.reset(third), 400, INVALID)
+
+
+class ForgotAtOnceTests(APITestCase):
+    app_overrides = CONCURRENT
+
+    def test_concurrent_requests_for_one_address_mail_at_most_three_links(self):
+        # Each request counts the links sent lately and then stores one: on PostgreSQL (READ
+        # COMMITTED) requests at once all counted the same rows, and eight links went out.
+        address = "many-at-once@example.com"
+        self.register(address)
+        forgot = {"email": address}
+        answers = self.concurrently(12, lambda client, _: client.post("/v1/auth/password/forgot", json=forgot))
+        self.assertEqual([answer.status_code for answer in answers], [202] * 12)
+        self.assertEqual(db.session.query(MailToken).filter_by(purpose="reset").count(), 3)
 
 
 class ForgotRateLimitTests(MailTestCase):

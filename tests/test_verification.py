@@ -7,7 +7,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import MailToken, User
 from app.models.base import utcnow
-from tests.helpers import PASSWORD, APITestCase, MailTestCase, bearer
+from tests.helpers import CONCURRENT, PASSWORD, APITestCase, MailTestCase, bearer
 from tests.smtp_sink import token_in
 
 VERIFIED = "E-mail verified"
@@ -98,6 +98,17 @@ class VerificationTests(MailTestCase):
         answer = self.client.get(path, headers=admin)
         self.assertIs(answer.json["user"]["email_verified"], True)
         self.assertNotEqual(answer.headers["ETag"], etag, "the representation changed, so does its ETag")
+
+
+class VerificationAtOnceTests(APITestCase):
+    app_overrides = CONCURRENT
+
+    def test_concurrent_requests_mail_at_most_three_links_an_hour(self):
+        headers = self.headers_for()  # its registration mailed the first
+        path = "/v1/auth/email/verify/request"
+        answers = self.concurrently(12, lambda client, _: client.post(path, headers=headers))
+        self.assertEqual([answer.status_code for answer in answers], [202] * 12)
+        self.assertEqual(db.session.query(MailToken).filter_by(purpose="verify").count(), 3)
 
 
 class OperatorAccountTests(APITestCase):

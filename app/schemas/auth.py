@@ -55,9 +55,11 @@ class PasswordChangeSchema(Schema):
 
 
 class AccountDeletionSchema(Schema):
-    password = Text(
-        trim=False,
-        max_length=1024,
+    # Any string is a candidate, checked against the hash (accounts.leave): one that cannot be the
+    # password (too long, a NUL) is wrong like any other, and null is none given. Both are answered
+    # as the contract says: 422 `Password is incorrect`, `{"password": ["Incorrect password."]}`.
+    password = fields.String(
+        allow_none=True,
         metadata={"description": "Your password (required for an account of this API; an external account has none)"},
     )
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, insert, select, update
 
+from app import database
 from app.errors import APIError
 from app.extensions import db
 from app.models import MailToken, User
@@ -41,7 +42,12 @@ def address_key(address):
 
 
 def sent_lately(key, purpose):
-    """How many `purpose` tokens went to the address of `key` in the last hour."""
+    """How many `purpose` tokens went to the address of `key` in the last hour.
+
+    Counted under a lock on the address and purpose, held until the request commits: of concurrent
+    requests for one address, each counts the tokens the ones before it stored, so no more than
+    MAILS_PER_HOUR are ever stored (and mailed) in an hour."""
+    database.lock_name(f"mail-tokens|{purpose}|{key}")
     since = utcnow() - timedelta(hours=1)
     return db.session.scalar(
         select(func.count())
