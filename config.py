@@ -262,6 +262,12 @@ def rate_limit_store(storage_uri, redis_url):
     return storage_uri or redis_url or "memory://"
 
 
+def rate_limits_counted_apart():
+    """From the environment: rate limits are on and each process counts them in its own memory."""
+    store = rate_limit_store(_env_str("RATELIMIT_STORAGE_URI", None), _env_str("REDIS_URL", None))
+    return _env_bool("RATELIMIT_ENABLED", True) and store.startswith("memory")
+
+
 def rate_limit_store_settings(uri, fail_closed):
     """Flask-Limiter's settings for a store that may go away.
 

@@ -15,7 +15,7 @@ from dotenv import load_dotenv
 # logs.py lives beside this file, whatever directory gunicorn was started from (--chdir).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import logs  # noqa: E402
-from config import rate_limit_store  # noqa: E402
+from config import rate_limits_counted_apart  # noqa: E402
 
 load_dotenv()  # as the app does: LOG_FORMAT in .env applies to gunicorn's own lines too
 
@@ -45,10 +45,7 @@ limit_request_field_size = 8190  # room for a bearer token from an external iden
 
 def when_ready(server):
     """Say so when the failed-login limits are counted by each worker on its own (see docs/deploying.md)."""
-    store = rate_limit_store(
-        os.environ.get("RATELIMIT_STORAGE_URI", "").strip(), os.environ.get("REDIS_URL", "").strip()
-    )
-    if server.cfg.workers > 1 and store.startswith("memory"):
+    if server.cfg.workers > 1 and rate_limits_counted_apart():
         server.log.warning(
             "Rate limits are counted in each of the %d workers' memory: a client may try up to %d times "
             "the limit before a 429. Set REDIS_URL (or RATELIMIT_STORAGE_URI) to count them together.",

@@ -75,11 +75,12 @@ def app_env(database, **extra):
     return env
 
 
-def manage(database, *args):
-    """A manage.py command; tried three times, since the shared server may be out of connections."""
+def manage(database, *args, root=ROOT):
+    """A manage.py command (of the tree at `root`); tried three times, since the shared server may be
+    out of connections."""
     for attempt in range(3):
         done = subprocess.run(
-            [BIN / "python", "manage.py", *args], cwd=ROOT, env=app_env(database), capture_output=True, text=True
+            [BIN / "python", "manage.py", *args], cwd=root, env=app_env(database), capture_output=True, text=True
         )
         if done.returncode == 0:
             return
@@ -88,34 +89,35 @@ def manage(database, *args):
     raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stderr[-2000:]}")
 
 
-def cache_key():
+def cache_key(root=ROOT):
     """The seeded 1M database is reused while the migrations and the seed code are the same."""
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "migrations" / "versions").glob("*.py")) + [ROOT / "app" / "seed.py"]:
+    for path in sorted((root / "migrations" / "versions").glob("*.py")) + [root / "app" / "seed.py"]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def seeded_database(size, fresh):
-    """The database for `size`: 1k is seeded each run; 1M is kept between runs (unless fresh)."""
+def seeded_database(size, fresh, root=ROOT, keep=()):
+    """The database for `size`, migrated and seeded by the tree at `root`: 1k is seeded each run;
+    1M is kept between runs (unless fresh), and older 1M databases dropped, but those in `keep`."""
     if size == "1k":
-        name = f"api_bench_1k_{os.getpid()}"
+        name = f"api_bench_1k_{os.getpid()}_{cache_key(root)}"
         psql(f'DROP DATABASE IF EXISTS "{name}"')
     else:
-        name = f"api_bench_1m_{cache_key()}"
+        name = f"api_bench_1m_{cache_key(root)}"
         exists = psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
         if exists and not fresh:
             log(f"1M: reusing the seeded database {name}")
             return name
         stale = psql("SELECT datname FROM pg_database WHERE datname LIKE 'api_bench_1m_%'").split()
-        for old in stale:  # seeded for other migrations or seed code
+        for old in set(stale) - set(keep):  # seeded for other migrations or seed code
             drop_unless_in_use(old)
     building = f"{name}_building"
     psql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
     psql(f'CREATE DATABASE "{building}"')
     started = time.monotonic()
-    manage(building, "db", "upgrade")
-    manage(building, "seed", *SIZES[size], "--random-seed", "1", "--password", PASSWORD)
+    manage(building, "db", "upgrade", root=root)
+    manage(building, "seed", *SIZES[size], "--random-seed", "1", "--password", PASSWORD, root=root)
     psql("VACUUM ANALYZE", building)
     psql(f'ALTER DATABASE "{building}" RENAME TO "{name}"')  # a seed cut short never looks complete
     log(f"{size}: seeded {name} in {time.monotonic() - started:.0f} s")
@@ -697,42 +699,32 @@ def compared_lines(only):
 
 def compare_builds(rev, sizes, seconds, rounds, only, fresh):
     """The same lines for two builds in one run: revision `rev`, served from a copy of its tree, and
-    this tree, side by side on the same databases. Each round runs every line on both builds back
-    to back (which goes first alternates from line to line and round to round), and hello-world
-    under each build's gunicorn.conf.py, so that a machine drifting mid-run weighs on both alike.
-    Reported: each build's best round, their ratio, and the median of the rounds' paired ratios."""
-    changed = subprocess.run(["git", "diff", "--quiet", rev, "--", "migrations"], cwd=ROOT).returncode
-    if changed:
-        log(f"warning: {rev} has other migrations than this tree; it runs on this tree's schema")
+    this tree, side by side on the same data (on databases of each build's own schema, migrated and
+    seeded by its own tree, when their migrations differ). Each round runs every line on both builds
+    back to back (which goes first alternates from line to line and round to round), and
+    hello-world under each build's gunicorn.conf.py, so that a machine drifting mid-run weighs on
+    both alike. Reported: each build's best round, their ratio, and the median of the rounds'
+    paired ratios."""
     builds = {"before": build_tree(rev), "after": ROOT}
     names = {"before": describe(rev), "after": f"this tree ({describe('HEAD')}{' + changes' if dirty() else ''})"}
-    databases = {size: seeded_database(size, fresh) for size in sizes}
+    databases = build_databases(builds, rev, sizes, fresh)
     runs, hellos, page_bytes = {}, {build: [] for build in builds}, {}
     try:
-        for size, database in databases.items():
+        for size in sizes:
             log(f"{size}: serving both builds")
-            servers, cases = {}, None
+            servers = {}
             try:
-                for build, root in builds.items():
-                    servers[build, None] = Gunicorn("app:create_app()", app_env(database), root=root)
-                port = servers["after", None].port
-                owner, admin = login(port, OWNER), login(port, ADMIN)
-                listed = endpoints(port, owner, admin, MAX_OFFSET, deep_cursor(port, owner))
-                wanted = compared_lines(only)
-                cases = [(n, p() if callable(p) else p, t) for n, p, t in listed if wanted(n)]
-                for build, root in builds.items():
-                    for name, *_ in cases:
-                        if settings := line_settings(name):
-                            servers[build, name] = Gunicorn(
-                                "app:create_app()", app_env(database, **settings), root=root
-                            )
-                page_bytes[size] = {build: page_sizes(servers[build, None].port, owner) for build in builds}
+                cases = serve_builds(builds, databases[size], servers, only)
+                page_bytes[size] = {
+                    build: page_sizes(servers[build, None].port, cases[build][0][2]) for build in builds
+                }
                 for round_ in range(rounds):
-                    for index, case in enumerate(cases):
+                    for index, line in enumerate(cases["after"]):
                         for build in in_turn(builds, round_ + index):
+                            case = cases[build][index]  # the same line, with this build's ids and tokens
                             port = servers.get((build, case[0]), servers[build, None]).port
                             result = measure_line(port, f"{size}-{build}", case, seconds, "compare-")
-                            runs.setdefault((size, case[0]), {}).setdefault(build, []).append(result)
+                            runs.setdefault((size, line[0]), {}).setdefault(build, []).append(result)
                     for build in in_turn(builds, round_):
                         label = f"compare-{build}-hello-{size}-{round_ + 1}"
                         hellos[build].append(hello(seconds, label, root=builds[build])["rps"])
@@ -741,10 +733,36 @@ def compare_builds(rev, sizes, seconds, rounds, only, fresh):
                     server.stop()
     finally:
         shutil.rmtree(builds["before"], ignore_errors=True)
-        for size, database in databases.items():
-            if size == "1k":
-                psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    compare_report(rev, names, runs, hellos, page_bytes, seconds, rounds)
+        for database in {name for size in sizes if size == "1k" for name in databases[size].values()}:
+            psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    compare_report(rev, names, runs, hellos, page_bytes, seconds, rounds, "compare-only" if only else "compare")
+
+
+def build_databases(builds, rev, sizes, fresh):
+    """{size: {build: database}}: one database per size for both builds, or, when `rev`'s migrations
+    differ from this tree's, one per build, each migrated and seeded (the same seed) by its own tree."""
+    if subprocess.run(["git", "diff", "--quiet", rev, "--", "migrations"], cwd=ROOT).returncode == 0:
+        return {size: dict.fromkeys(builds, seeded_database(size, fresh)) for size in sizes}
+    log(f"{rev} has other migrations than this tree: each build gets databases of its own schema")
+    keep = [f"api_bench_1m_{cache_key(root)}" for root in builds.values()]
+    return {size: {build: seeded_database(size, fresh, root, keep) for build, root in builds.items()} for size in sizes}
+
+
+def serve_builds(builds, databases, servers, only):
+    """Start each build's servers (into `servers`) and find its lines: {build: [(name, path, token)]},
+    each build with its own tokens, ids and cursors."""
+    wanted, cases = compared_lines(only), {}
+    for build, root in builds.items():
+        servers[build, None] = Gunicorn("app:create_app()", app_env(databases[build]), root=root)
+    for build, root in builds.items():
+        port = servers[build, None].port
+        owner, admin = login(port, OWNER), login(port, ADMIN)
+        listed = endpoints(port, owner, admin, MAX_OFFSET, deep_cursor(port, owner))
+        cases[build] = [(n, p() if callable(p) else p, t) for n, p, t in listed if wanted(n)]
+        for name, *_ in cases[build]:
+            if settings := line_settings(name):
+                servers[build, name] = Gunicorn("app:create_app()", app_env(databases[build], **settings), root=root)
+    return cases
 
 
 def in_turn(builds, turn):
@@ -756,7 +774,7 @@ def dirty():
     return bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout)
 
 
-def compare_report(rev, names, runs, hellos, page_bytes, seconds, rounds):
+def compare_report(rev, names, runs, hellos, page_bytes, seconds, rounds, report="compare"):
     hello_best = {build: max(values) for build, values in hellos.items()}
     when = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     lines = [
@@ -787,8 +805,8 @@ def compare_report(rev, names, runs, hellos, page_bytes, seconds, rounds):
             f"| {paired:.3f} | {before['rps'] / hello_best['before']:.3f} | {after['rps'] / hello_best['after']:.3f} "
             f"| {before['p50']:.2f} | {after['p50']:.2f} | {non2xx} |"
         )
-    write_table("compare.md", f"Compare {rev} with this tree, {when}", lines)
-    (RESULTS / "compare.json").write_text(
+    write_table(f"{report}.md", f"Compare {rev} with this tree, {when}", lines)
+    (RESULTS / f"{report}.json").write_text(
         json.dumps(
             {
                 "names": names,

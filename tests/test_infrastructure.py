@@ -19,6 +19,7 @@ from tests.helpers import (
     PASSWORD,
     RATELIMIT_TEST_PREFIX,
     APITestCase,
+    free_port,
 )
 from tests.liveserver import ROOT, LiveServerTestCase
 from tests.redisserver import redis_url
@@ -175,6 +176,35 @@ class ConfigTests(unittest.TestCase):
 
 
 class GunicornMasterTests(unittest.TestCase):
+    def master_log(self, **env):
+        """What gunicorn (gunicorn.conf.py, 2 workers, a hello-world app) logs until its first worker boots."""
+        env = {k: v for k, v in os.environ.items() if k not in ("RATELIMIT_STORAGE_URI", "REDIS_URL")} | env
+        command = [
+            os.path.join(os.path.dirname(sys.executable), "gunicorn"),
+            "-c",
+            "gunicorn.conf.py",
+            "--workers",
+            "2",
+        ]
+        command += ["--bind", f"127.0.0.1:{free_port()}", "bench.hello:app"]
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+        lines = []
+        try:
+            for line in server.stderr:
+                lines.append(line)
+                if "Booting worker" in line:
+                    break
+        finally:
+            server.terminate()
+            server.wait(10)
+        return "".join(lines)
+
+    def test_the_master_warns_when_each_worker_counts_rate_limits_alone(self):
+        warning = "Rate limits are counted in each of the 2 workers' memory"
+        self.assertIn(warning, self.master_log())
+        self.assertNotIn(warning, self.master_log(REDIS_URL="redis://127.0.0.1:6379/0"))
+        self.assertNotIn(warning, self.master_log(RATELIMIT_ENABLED="false"))
+
     def test_the_master_loads_its_settings_and_worker_class_without_the_app(self):
         """gunicorn's master must not import the app: its workers fork from it, and a HUP would
         hand them the app's old code."""
