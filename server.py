@@ -91,7 +91,8 @@ class HeadFirstThreadWorker(gthread.ThreadWorker):
 class _Written:
     """Stands in for the client's socket while gunicorn writes its HTML answer: keeps it."""
 
-    data = b""
+    def __init__(self):
+        self.data = b""
 
     def gettimeout(self):
         return 0.0
