@@ -4,8 +4,9 @@ Which database serves a request (decided in `route_reads`, before the view runs)
 - Anything but GET and HEAD, and a GET or HEAD without a verified bearer token (the health check),
   runs on the primary, its reads included.
 - A user's GET or HEAD goes to a replica that has replayed the user's last write: the primary's WAL
-  position after it, kept in Redis by whichever worker of whichever instance served the write.
-  No position kept (the user wrote nothing lately): any usable replica. None fits: the primary.
+  position after it, kept in Redis by whichever worker of whichever instance served the write, and
+  heard by every process from there (`Positions`). No position kept (the user wrote nothing
+  lately): any usable replica. None fits: the primary.
 - Once a request writes (a GET may: an external identity's first request creates its account), it
   runs on the primary to its end: the session's `get_bind` (app.extensions) sends flushes and
   INSERT / UPDATE / DELETE there, and every statement after them.
@@ -26,8 +27,9 @@ seen (`PrimaryClock`): it needs a history, which a young process lacks. And how 
 transaction the replica replayed is (pg_last_xact_replay_timestamp()): too much while the primary
 is idle, never too little. A replica is skipped for lagging only when the clock shows it.
 
-Redis unreachable: this process reads from the primary until Redis has answered again for a
-position's lifetime. Redis emptied (restarted, flushed): every process does, for that long.
+Redis unreachable, or the subscription silent: this process reads from the primary until Redis has
+answered again for a position's lifetime. Redis emptied and restarted: every process that subscribes
+again does, for that long.
 """
 
 import hashlib
@@ -55,19 +57,34 @@ LAG_CHECK_SECONDS = 0.25  # a replica's lag is measured at least this often (and
 POSITION_MARGIN_SECONDS = 1.0  # a position outlives the longest a usable replica can take to replay it by this
 SAMPLE_SPACING_SECONDS = 0.01  # primary positions closer in time than this replace each other
 REDIS_TIMEOUT_SECONDS = 0.5  # a Redis that does not answer costs a request at most this, then is left alone
+FENCE_SECONDS = 0.5  # a process trusts its mirror of the positions if it was complete this recently...
+PING_SECONDS = 0.1  # ... and a process reading keeps it so by pinging its subscription this often
 UNKNOWN = 2**64 - 1  # the position of a write whose LSN could not be read: no replica ever reaches it
 
-# Raise each account's position to ARGV[1] (16 hex digits: text order is LSN order), never lower
-# it (two writes of one user may finish out of order), and keep it ARGV[2] ms from now.
+# Raise each account's position (KEYS[2], ...) to ARGV[1] (16 hex digits: text order is LSN order),
+# never lower it (two writes of one user may finish out of order), keep it ARGV[2] ms from now and
+# list it in KEYS[1] as long; then tell every process, on channel ARGV[3]: "<position> <key> ...".
 RAISE_POSITIONS = """
-for _, key in ipairs(KEYS) do
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+for i = 2, #KEYS do
+  local key = KEYS[i]
   local current = redis.call('GET', key)
   if current and current >= ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])
   else
     redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
   end
+  redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), key)
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+redis.call('PUBLISH', ARGV[3], ARGV[1] .. ' ' .. table.concat(KEYS, ' ', 2))
+"""
+
+# Whether the positions were kept (KEYS[1] exists), how long reads still settle (KEYS[2]'s PTTL),
+# and the keys of the positions listed as alive (KEYS[3]).
+ALIVE_POSITIONS = """
+return {redis.call('EXISTS', KEYS[1]), redis.call('PTTL', KEYS[2]), redis.call('ZRANGE', KEYS[3], 0, -1)}
 """
 
 
@@ -148,11 +165,22 @@ class Replica:
 
 
 class Positions:
-    """Each account's last write position, in the Redis at REDIS_URL: shared by every worker and instance.
+    """Each account's last write position: kept in the Redis at REDIS_URL, which every worker and
+    instance shares, and mirrored in each process, so that a read costs no round trip to Redis.
 
-    `<prefix>:wal:kept` never expires: when it is missing, Redis lost the positions (a restart, a
-    flush, an eviction), and `<prefix>:wal:settling` then sends every read to the primary for a
-    position's lifetime.
+    A write raises its accounts' keys and publishes them on `<prefix>:wal:raised`, in one script
+    (RAISE_POSITIONS). Each process subscribes to that channel; once subscribed, it loads the
+    positions still alive (listed in `<prefix>:wal:recent`), and from then on hears every new one.
+    Before each read it takes what has arrived (a poll of the socket, about 5 µs). What is still on
+    its way is the one gap, so the mirror is trusted only while it holds every position published
+    until FENCE_SECONDS ago: a ping on the subscription is answered after every message published
+    before it, and a reading process pings every PING_SECONDS without waiting. A process that read
+    nothing for longer pings and waits for the answer.
+
+    `<prefix>:wal:kept` never expires: when a process subscribing finds it missing, Redis lost the
+    positions (a restart, a flush, an eviction), and `<prefix>:wal:settling` then sends the reads of
+    every process subscribing meanwhile to the primary for a position's lifetime. A process that
+    stayed subscribed keeps its mirror: it lost nothing.
     """
 
     def __init__(self, url, prefix, issuer, lifetime):
@@ -164,9 +192,17 @@ class Positions:
         self._url, self._redis, self._pid = url, None, None
         self._prefix = f"{prefix}:wal:"
         self._kept, self._settling = f"{prefix}:wal:kept", f"{prefix}:wal:settling"
+        self._recent, self._channel = f"{prefix}:wal:recent", f"{prefix}:wal:raised"
         self._issuer = issuer
         self.lifetime = lifetime
-        self._unsure_until = float("-inf")  # Redis failed this process: positions may be missing till then
+        self._unsure_until = float("-inf")  # Redis failed this process, or lost the positions: primary till then
+        self._listening = threading.RLock()  # one thread at a time reads the subscription and changes the mirror
+        self._subscription = None
+        self._seen = {}  # the mirror: key -> (position, when this process may forget it)
+        self._fence = float("-inf")  # the mirror holds every position published before then
+        self._ping = None  # (token, when sent) of the ping whose answer is awaited
+        self._pings = itertools.count()
+        self._swept = float("-inf")
 
     def key(self, identity):
         """The key of an account: ours by id, an external issuer's by a digest of issuer and subject."""
@@ -181,54 +217,156 @@ class Positions:
             return self.key(("external", self._issuer, loaded["external_id"]))
         return self.key(("user", str(loaded["id"])))
 
-    def _client(self):
-        """This process's one connection to Redis, made when first needed (and again after a fork).
-
-        One connection, not redis-py's pool: a command then costs no checkout, which the pool makes
-        with a poll of the socket (a position's read: 42 instead of 62 µs of CPU here). Its commands
-        take turns, each bounded by REDIS_TIMEOUT_SECONDS.
-        """
-        if self._pid != os.getpid():
-            self._redis = self._library.Redis.from_url(
-                self._url,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                single_connection_client=True,
-            )
-            self._raise = self._redis.register_script(RAISE_POSITIONS)
-            self._pid = os.getpid()
-        return self._redis
+    # -- reads --------------------------------------------------------------------------------
 
     def read(self, key):
         """(True, the account's position or None), or (False, None) when positions cannot be trusted now."""
-        if time.monotonic() < self._unsure_until:
+        with self._listening:  # a thread that waited for it may find that Redis failed meanwhile
+            if time.monotonic() >= self._unsure_until:
+                try:
+                    self._catch_up()
+                except self._library.RedisError as error:
+                    self._failed(error)
+        now = time.monotonic()
+        if now < self._unsure_until:  # Redis failed, or was found to have lost the positions
             return False, None
-        try:
-            client = self._client()
-            position, kept, settling = client.mget(key, self._kept, self._settling)
-            if kept is None:
-                log.warning("replicas: Redis lost the write positions; primary only for %.1f s", self.lifetime)
-                client.set(self._settling, 1, px=int(self.lifetime * 1000), nx=True)
-                client.set(self._kept, 1)
-                return False, None
-        except self._library.RedisError as error:
-            self._failed(error)
-            return False, None
-        if settling is not None:
-            return False, None
-        return True, None if position is None else int(position, 16)
+        seen = self._seen.get(key)
+        return True, None if seen is None or seen[1] < now else seen[0]
+
+    def _catch_up(self):
+        """Take what arrived on the subscription, and make sure the mirror is complete up to
+        FENCE_SECONDS ago at least."""
+        subscription = self._subscribed()
+        while (message := subscription.get_message(timeout=0)) is not None:
+            self._take(message)
+        now = time.monotonic()
+        if now - self._fence > FENCE_SECONDS:
+            self._wait_for(self._send_ping(now))
+        elif self._ping is None and now - self._fence > PING_SECONDS:
+            self._send_ping(now)
+        if now - self._swept > self.lifetime:
+            self._seen = {key: seen for key, seen in self._seen.items() if seen[1] >= now}
+            self._swept = now
+
+    def _subscribed(self):
+        """This process's subscription, made when first needed (and again after a fork or a failure)."""
+        if self._pid != os.getpid():
+            self._subscription = None
+            self._client()
+        if self._subscription is None:
+            self._seen, self._fence, self._ping = {}, float("-inf"), None
+            # Named, for CLIENT LIST: `<prefix>:wal:listener`.
+            subscription = self._connect(single=False, name=f"{self._prefix}listener").pubsub()
+            subscription.subscribe(self._channel)  # answered by a `subscribe` message: then `_load`
+            # redis-py subscribes again by itself on a new connection: until then, incomplete.
+            subscription.connection.register_connect_callback(self._reconnected)
+            self._subscription = subscription
+        return self._subscription
+
+    def _reconnected(self, _connection):
+        self._fence, self._ping = float("-inf"), None
+
+    def _take(self, message):
+        kind, data = message["type"], message["data"]
+        if kind == "message":
+            position, *keys = data.decode().split()
+            self._remember(keys, int(position, 16))
+        elif kind == "pong" and self._ping is not None and data == self._ping[0]:
+            self._fence, self._ping = max(self._fence, self._ping[1]), None
+        elif kind == "subscribe":
+            self._load()
+
+    def _send_ping(self, now):
+        token = str(next(self._pings)).encode()
+        self._subscription.ping(token)
+        self._ping = (token, now)
+        return token
+
+    def _wait_for(self, token):
+        """Take the subscription's messages until the answer to ping `token` (at most REDIS_TIMEOUT_SECONDS)."""
+        deadline = time.monotonic() + REDIS_TIMEOUT_SECONDS
+        while self._ping is not None and self._ping[0] == token:
+            left = deadline - time.monotonic()
+            message = self._subscription.get_message(timeout=left) if left > 0 else None
+            if message is None:
+                raise self._library.TimeoutError("the subscription did not answer a ping")
+            self._take(message)
+
+    def _load(self):
+        """Just subscribed: take the positions kept before, and learn whether Redis lost them."""
+        started = time.monotonic()
+        client = self._client()
+        kept, settling_ms, listed = self._alive(keys=[self._kept, self._settling, self._recent])
+        keys = [key.decode() for key in listed]
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            for key, position in zip(chunk, client.mget(chunk), strict=True):
+                if position is not None:
+                    self._remember([key], int(position, 16), started)
+        if not kept:
+            log.warning("replicas: Redis lost the write positions; primary only for %.1f s", self.lifetime)
+            settling_ms = int(self.lifetime * 1000)
+            client.set(self._settling, 1, px=settling_ms, nx=True)
+            client.set(self._kept, 1)
+        if settling_ms > 0:
+            self._unsure_until = max(self._unsure_until, started + settling_ms / 1000)
+        self._fence = max(self._fence, started)
+
+    # -- writes -------------------------------------------------------------------------------
 
     def raise_to(self, keys, lsn):
+        with self._listening:
+            self._remember(keys, lsn)
         try:
             self._client()
-            self._raise(keys=sorted(keys), args=[f"{lsn:016x}", int(self.lifetime * 1000)])
+            self._raise(
+                keys=[self._recent, *sorted(keys)], args=[f"{lsn:016x}", int(self.lifetime * 1000), self._channel]
+            )
         except self._library.RedisError as error:
-            self._failed(error)
+            with self._listening:
+                self._failed(error)
+
+    def _remember(self, keys, position, now=None):
+        forget_at = (time.monotonic() if now is None else now) + self.lifetime
+        for key in keys:
+            known = self._seen.get(key)
+            self._seen[key] = (position if known is None else max(position, known[0]), forget_at)
+
+    # -- Redis ----------------------------------------------------------------------------------
+
+    def _connect(self, single, name=None):
+        """A client of REDIS_URL whose every call waits at most REDIS_TIMEOUT_SECONDS: a Redis that
+        does not answer is then left alone (`_failed`)."""
+        return self._library.Redis.from_url(
+            self._url,
+            client_name=name,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            single_connection_client=single,
+        )
+
+    def _client(self):
+        """This process's one connection for commands, made when first needed (and again after a fork).
+
+        One connection, not redis-py's pool: a command then costs no checkout, which the pool makes
+        with a poll of the socket. Its commands take turns.
+        """
+        if self._pid != os.getpid():
+            self._redis = self._connect(single=True)
+            self._raise = self._redis.register_script(RAISE_POSITIONS)
+            self._alive = self._redis.register_script(ALIVE_POSITIONS)
+            self._pid = os.getpid()
+        return self._redis
 
     def _failed(self, error):
+        """Redis failed: positions written meanwhile may be missing, so the primary for a position's
+        lifetime; then subscribe again and reload."""
         if time.monotonic() >= self._unsure_until:
             log.warning("replicas: Redis failed (%s); reading from the primary for %.1f s", error, self.lifetime)
         self._unsure_until = time.monotonic() + self.lifetime
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.close()
 
 
 class Router:

@@ -7,10 +7,11 @@ the 1k data set is seeded on the primary. Three settings serve the bench's list 
   - one instance with the replica (DATABASE_REPLICA_URLS, REDIS_URL);
   - two instances with the replica, behind HAProxy.
 For each run, each server's pg_stat_statements says how many of the app's reads it served: the
-primary's share. The routing's cost per request is measured twice: the req/s of one instance with the
-replica against without it (the database work is the same, only on another server of this machine),
-and in process, the Flask test client's wall time per request with and without routing (GET lines,
-one thread, alternated), which a shared machine's noise moves far less than wrk's req/s.
+primary's share. The routing's cost per request is measured three ways: the req/s of one instance
+with the replica against without it (the database work is the same, only on another server of this
+machine); in process, the Flask test client's CPU and wall time per request with and without
+routing (GET lines, one thread, alternated); and `Router.choose` timed alone, the routing's whole
+work for one read, which a shared machine's noise moves least.
 
 Results: bench/results/replicas.md, raw wrk output under bench/results/raw/.
 """
@@ -129,10 +130,26 @@ def in_process_cost(cluster, env, paths, token):
                 spent = {"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall}
                 for clock, seconds in spent.items():
                     best[name, path, clock] = min(best[name, path, clock], seconds / batch * 1e6)
+    with apps["replica"].test_client() as client:
+        identity = ("user", str(client.get("/v1/auth/me", headers=headers).json["user"]["id"]))
+        best["choose"] = routing_cpu(apps["replica"], identity)
     for app in apps.values():
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose()
+    return best
+
+
+def routing_cpu(app, identity):
+    """CPU microseconds of one `Router.choose`: the routing's whole work for a read (its lag checks
+    and primary samples included, as often as they come), best of 5 runs of 20,000."""
+    router, best = app.extensions["replicas"], float("inf")
+    with app.app_context():
+        for _ in range(5):
+            cpu = time.process_time()
+            for _ in range(20_000):
+                router.choose(identity)
+            best = min(best, (time.process_time() - cpu) / 20_000 * 1e6)
     return best
 
 
@@ -221,8 +238,8 @@ def report(runs, lines, in_process, seconds, rounds):
         "",
         f"In process (Flask test client, one thread, {IN_PROCESS_REQUESTS} requests per app and line in 5 "
         "alternated batches, the best batch of each): the app process's CPU time per request (the "
-        "routing's own work: its Redis read included, Redis's side not) and wall time (with every "
-        "round trip's wait).",
+        "routing's own work included: its poll of the subscription, its lag checks) and wall time "
+        "(with every round trip's wait).",
         "",
         "| line | CPU µs, no replica | with the replica | routing's cost | wall µs, no replica | with the replica "
         "| routing's cost |",
@@ -234,6 +251,12 @@ def report(runs, lines, in_process, seconds, rounds):
             plain, routed = in_process["no replica", path, clock], in_process["replica", path, clock]
             cells.append(f"{plain:.0f} | {routed:.0f} | {(routed - plain) / plain:+.1%}")
         out.append(f"| {line} | " + " | ".join(cells) + " |")
+    choose, bucket = in_process["choose"], in_process["no replica", lines["one bucket"], "cpu"]
+    out += [
+        "",
+        f"The routing's own work per read (`Router.choose`, timed alone, best of 5 × 20,000): {choose:.1f} µs "
+        f"of CPU, {choose / bucket:.1%} of a one-bucket request without replicas.",
+    ]
     text = "\n".join(out) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "replicas.md").write_text(text)

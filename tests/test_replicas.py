@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import unittest
+import urllib.parse
 import uuid
 from contextlib import contextmanager
 
@@ -22,7 +23,7 @@ import flask_migrate
 import redis
 from sqlalchemy import event, text
 
-from app import create_app
+from app import create_app, replicas
 from app.extensions import db
 from config import ConfigError, build_config
 from tests import pgreplica
@@ -77,11 +78,12 @@ def tearDownModule():
         _cluster.pop("servers").stop()
 
 
-def _app(replicas=("replica1", "replica2"), **settings):
-    """An app on the module's primary, reading from `replicas`, with Redis key prefix of its own
-    under which positions have been kept (a Redis found empty holds reads on the primary a while)."""
+def _app(replicas=("replica1", "replica2"), prefix=None, **settings):
+    """An app on the module's primary, reading from `replicas`, with a Redis key prefix (its own
+    unless given) under which positions have been kept (a Redis found empty holds reads on the
+    primary a while). Two apps of one prefix are two processes of one deployment."""
     cluster = _cluster["servers"]
-    prefix = f"replicas-test-{uuid.uuid4().hex}"
+    prefix = prefix or f"replicas-test-{uuid.uuid4().hex}"
     redis.Redis.from_url(_redis_url()).set(f"{prefix}:wal:kept", 1)
     return create_app(
         "testing",
@@ -490,14 +492,82 @@ class RedisTrouble(ReplicaTestCase):
         finally:
             dispose(app)
 
+
+def cut_listeners(prefix):
+    """Close the subscriptions of the processes of `prefix`, as a Redis restart or a cut would."""
+    store = redis.Redis.from_url(_redis_url())
+    for client in store.client_list():
+        if client["name"] == f"{prefix}:wal:listener":
+            store.client_kill_filter(_id=client["id"])
+
+
+class RedisLost(ReplicaTestCase):
+    replicas = ("replica1",)
+    settings = {"DATABASE_REPLICA_MAX_LAG_MS": 100}  # a position lives 1.125 s
+
     def test_when_redis_lost_the_positions_reads_go_to_the_primary_for_their_lifetime(self):
         _, headers, _ = self.settled_user()
         self.assertEqual(self.get("/v1/buckets", headers)[1], {"replica1"})
+        prefix = self.app.config["REDIS_KEY_PREFIX"]
+        lifetime = self.app.extensions["replicas"].positions.lifetime
         store = redis.Redis.from_url(_redis_url())
-        store.delete(*store.scan_iter(f"{self.app.config['REDIS_KEY_PREFIX']}:*"))  # as a restart would
+        store.delete(*store.scan_iter(f"{prefix}:*"))  # as a restart would: the positions gone...
+        cut_listeners(prefix)  # ... and the connections
+        self.assertEqual(self.get("/v1/buckets", headers)[1], {"primary"})  # Redis failed this process
+        time.sleep(lifetime)
+        # Subscribed again, it finds the positions lost: every process subscribing now reads on the
+        # primary for a position's lifetime.
         self.assertEqual(self.get("/v1/buckets", headers)[1], {"primary"})
-        self.assertEqual(self.get("/v1/buckets", headers)[1], {"primary"})  # settling, for every process
-        self.assertIsNotNone(store.get(f"{self.app.config['REDIS_KEY_PREFIX']}:wal:settling"))
+        self.assertIsNotNone(store.get(f"{prefix}:wal:settling"))
+        time.sleep(lifetime)
+        self.assertEqual(self.get("/v1/buckets", headers)[1], {"replica1"})
+
+
+class OtherProcesses(ReplicaTestCase):
+    """Positions reach every process of the deployment: each one here is an app of the same Redis
+    prefix, with its own mirror, subscription and breakers."""
+
+    def another_process(self, **settings):
+        other = _app(self.replicas, prefix=self.app.config["REDIS_KEY_PREFIX"], **settings)
+        self.addCleanup(dispose, other)
+        return other, other.test_client()
+
+    def test_a_write_served_by_one_process_is_read_back_at_once_by_another(self):
+        _, headers, _ = self.settled_user()
+        other, reader = self.another_process()
+        self.assertLessEqual(get(other, reader, "/v1/buckets", headers)[1], {"replica1", "replica2"})
+        self.pause()
+        created = self.client.post("/v1/buckets", json={"name": "elsewhere"}, headers=headers)
+        self.assertEqual(created.status_code, 201, created.json)
+        answer, servers = get(other, reader, f"/v1/buckets/{created.json['bucket']['id']}", headers)
+        self.assertEqual((answer.status_code, servers), (200, {"primary"}))
+
+    def test_a_process_that_starts_later_loads_the_positions_still_alive(self):
+        _, headers, _ = self.settled_user()
+        self.pause()
+        created = self.client.post("/v1/buckets", json={"name": "before"}, headers=headers)
+        other, reader = self.another_process()
+        answer, servers = get(other, reader, f"/v1/buckets/{created.json['bucket']['id']}", headers)
+        self.assertEqual((answer.status_code, servers), (200, {"primary"}))
+
+    def test_a_process_whose_subscription_went_silent_stops_trusting_it(self):
+        _, headers, _ = self.settled_user()
+        host, port = urllib.parse.urlsplit(_redis_url())[1].split(":")
+        proxy = TcpProxy(host, int(port))
+        proxy.start()
+        self.addCleanup(proxy.stop)
+        self.addCleanup(proxy.thaw)
+        database = urllib.parse.urlsplit(_redis_url()).path
+        other, reader = self.another_process(REDIS_URL=f"redis://127.0.0.1:{proxy.port}{database}")
+        for _ in range(2):  # subscribed, loaded and pinged
+            self.assertLessEqual(get(other, reader, "/v1/buckets", headers)[1], {"replica1", "replica2"})
+            time.sleep(replicas.PING_SECONDS)
+        proxy.freeze()  # what Redis sends it is held: the write's position never arrives
+        self.pause()
+        created = self.client.post("/v1/buckets", json={"name": "unheard"}, headers=headers)
+        time.sleep(replicas.FENCE_SECONDS)
+        answer, servers = get(other, reader, f"/v1/buckets/{created.json['bucket']['id']}", headers)
+        self.assertEqual((answer.status_code, servers), (200, {"primary"}))
 
 
 class Settings(unittest.TestCase):
