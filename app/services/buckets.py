@@ -6,8 +6,9 @@ transaction that writes their buckets.
 
 Lock order (PostgreSQL): a write of an existing bucket or item locks its row first (the view's
 `for_write`), then the owner's row (`_buckets_changed`) or the bucket's (`bump`); a create locks
-the owner's row, or the bucket's. The one cycle left, an item deleted while its bucket is (the
-bucket's delete takes the item along), is a deadlock PostgreSQL breaks: a 409 the client retries.
+the owner's row, or the bucket's. An item's delete locks its bucket before the item
+(`locked_bucket_id`), as the bucket's delete does (it takes its items along): no cycle, so no
+deadlock between them.
 """
 
 from sqlalchemy import bindparam, select, update
@@ -24,6 +25,7 @@ DUPLICATE_BUCKET = "You already have a bucket with this name"
 # The hot lookups are built once, with parameters: composing a statement costs more
 # Python than running it (bench/results/profile-one.txt).
 OWNED_BUCKET = select(Bucket).where(Bucket.id == bindparam("bucket_id"), Bucket.owner_id == bindparam("owner_id"))
+LOCKED_BUCKET_ID = OWNED_BUCKET.with_only_columns(Bucket.id).with_for_update(key_share=True)
 OWNED_ITEM = (
     select(Item)
     .join(Bucket, Bucket.id == Item.bucket_id)
@@ -47,6 +49,12 @@ def owned_bucket_id(bucket_id, owner):
     """The id of `owner`'s bucket `bucket_id` as a scalar subquery (NULL if it is another's): the
     scope of an item written through its bucket (`for_write(ITEM, item_id, bucket_id=...)`)."""
     return select(Bucket.id).where(Bucket.id == bucket_id, Bucket.owner_id == owner.id).scalar_subquery()
+
+
+def locked_bucket_id(bucket_id, owner):
+    """The id of `owner`'s bucket `bucket_id`, its row locked as an item's delete will change it
+    (FOR NO KEY UPDATE, what `bump` takes): the scope of that delete. 404 if it is not theirs."""
+    return _one_or_404(LOCKED_BUCKET_ID, bucket_id=bucket_id, owner_id=owner.id)
 
 
 def owned_items(bucket_id, owner):

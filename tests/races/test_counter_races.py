@@ -40,6 +40,19 @@ class CounterRaces(LiveServerTestCase):
             self.assertStatuses(self.server.at_once(requests), {200, 201, 404})
             self.assertEqual(self.server.scalar("SELECT count(*) FROM items WHERE bucket_id = :b", b=bucket), 0)
 
+    def test_items_deleted_while_their_bucket_is_deleted(self):
+        """An item's delete locks its bucket before the item, as the bucket's delete does (its
+        items go with it): neither waits for the other in a cycle, so no deadlock (no 409)."""
+        _, headers = self.server.account()
+        for _ in range(2 * TRIES):
+            bucket = self.server.request("POST", "/v1/buckets", {"name": "emptied"}, headers).json["bucket"]["id"]
+            items = f"/v1/buckets/{bucket}/items"
+            made = [self.server.request("POST", items, {"name": f"i{n}"}, headers).json["item"]["id"] for n in range(6)]
+            requests = [("DELETE", f"{items}/{item}", {"headers": headers}) for item in made]
+            requests.insert(3, ("DELETE", f"/v1/buckets/{bucket}", {"headers": headers}))
+            self.assertStatuses(self.server.at_once(requests), {200, 404})
+            self.assertEqual(self.server.scalar("SELECT count(*) FROM items WHERE bucket_id = :b", b=bucket), 0)
+
     def test_buckets_created_and_deleted_at_once(self):
         user, headers = self.server.account()
         existing = [

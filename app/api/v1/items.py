@@ -63,7 +63,8 @@ class ItemDetail(MethodView):
     @blp.deletes(ITEM)
     def delete(self, bucket_id, item_id):
         """Delete an item."""
-        buckets.delete_item(self._for_write(bucket_id, item_id))
+        bucket = buckets.locked_bucket_id(bucket_id, current_user())  # first: see app.services.buckets
+        buckets.delete_item(for_write(ITEM, item_id, bucket_id=bucket))
         return deleted(item_id)
 
     @staticmethod
