@@ -451,6 +451,16 @@ class PasswordGuessingTests(APITestCase):
         "RATELIMIT_KEY_PREFIX": RATELIMIT_TEST_PREFIX,
     }
 
+    def test_a_form_sent_to_the_json_login_is_415_with_the_limits_counting(self):
+        # The limit's key reads a form's username (the token endpoint's), and leaves the body for
+        # the view, which refuses the form here.
+        form = "email=guessed%40example.com&password=password123"
+        response = self.client.post("/v1/auth/login", data=form, content_type="application/x-www-form-urlencoded")
+        self.assertError(response, 415, "Content-Type must be application/json")
+        self.register("formed@example.com")
+        token = {"grant_type": "password", "username": "formed@example.com", "password": PASSWORD}
+        self.assertEqual(self.client.post("/v1/auth/token", data=token).status_code, 200)
+
     def test_wrong_passwords_to_change_or_leave_are_429_at_the_limit(self):
         first = self.register("guessed@example.com")
         second = self.client.post("/v1/auth/login", json={"email": "guessed@example.com", "password": PASSWORD}).json

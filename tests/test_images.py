@@ -370,6 +370,13 @@ class ImageSuite:
             ).status_code,
             304,
         )
+        # If-None-Match compares weakly (RFC 9110): a cache that keeps the tag as W/"..." is current too.
+        for link, etag in (
+            (image["links"]["file"], response.headers["ETag"]),
+            (image["links"]["thumbnail"], thumb.headers["ETag"]),
+        ):
+            weak = self.client.get(link, headers={**self.admin, "If-None-Match": f"W/{etag}"})
+            self.assertEqual((weak.status_code, weak.data), (304, b""))
 
     def test_identical_bytes_stored_once_and_deleted_last(self):
         content = self.png()

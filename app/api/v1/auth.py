@@ -11,7 +11,7 @@ from app.api.responses import deleted, found, oauth_tokens, registered, tokens
 from app.auth import auth_required, current_session_id, current_user
 from app.extensions import limiter
 from app.fields import DeletedSchema, MessageSchema
-from app.http import FORM_MIMETYPE, no_store, read_json_object, require_mimetype
+from app.http import FORM_MIMETYPE, no_store, read_json_bytes, read_json_object, require_mimetype
 from app.schemas.auth import (
     USER,
     AccountDeletionSchema,
@@ -60,6 +60,7 @@ def _login_limit_key():
     Nothing may escape from here: Flask-Limiter takes any error for a store outage."""
     try:
         if request.mimetype == FORM_MIMETYPE:
+            read_json_bytes(current_app.config["MAX_JSON_BYTES"])  # kept, so that the view still has the body
             email = request.form.get("username")
         else:
             email = read_json_object(current_app.config["MAX_JSON_BYTES"]).get("email")

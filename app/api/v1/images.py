@@ -117,7 +117,7 @@ def _send_stored(image_id, key, content_type, etag):
         # Never the uploaded name: its extension could make a browser treat the bytes as something else.
         "Content-Disposition": f'inline; filename="{image_service.download_name(image_id, content_type)}"',
     }
-    if request.if_none_match.contains(etag):
+    if request.if_none_match.contains_weak(etag):  # If-None-Match compares weakly (RFC 9110)
         response = Response(status=304, headers={"Cache-Control": CACHE_CONTROL})
     elif current_app.config["IMAGE_DELIVERY"] == "redirect":
         return _redirect_to_store(key, headers)
