@@ -363,6 +363,17 @@ class SlowClients:
             if self._stop.wait(self.interval):
                 return
 
+    def answers(self, timeout=1.0):
+        """What the server sent each connection so far (b"" for none, within `timeout`)."""
+        received = []
+        for sock in self.sockets:
+            sock.settimeout(timeout)
+            try:
+                received.append(sock.recv(4096))
+            except OSError:
+                received.append(b"")
+        return received
+
     def __enter__(self):
         self._thread.start()
         return self
