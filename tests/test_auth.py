@@ -141,6 +141,14 @@ class LoginTests(APITestCase):
         me = self.client.get("/v1/auth/me", headers=bearer(body["auth_token"]))
         self.assertEqual(me.json["user"]["email"], "log@example.com")
 
+    def test_your_account_answers_with_its_etag_like_any_single_user(self):
+        headers = bearer(self.register("tagged@example.com")["auth_token"])
+        me = self.client.get("/v1/auth/me", headers=headers)
+        self.assertTrue(me.headers["ETag"].startswith('"'), me.headers)
+        again = self.client.get("/v1/auth/me", headers={**headers, "If-None-Match": me.headers["ETag"]})
+        self.assertEqual((again.status_code, again.data), (304, b""))
+        self.assertEqual(again.headers["Cache-Control"], "no-store")
+
     def test_wrong_password_and_unknown_email_answer_alike(self):
         self.register("who@example.com")
         wrong = self.client.post("/v1/auth/login", json={"email": "who@example.com", "password": "wrong password"})

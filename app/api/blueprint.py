@@ -44,11 +44,11 @@ class Blueprint(flask_smorest.Blueprint):
         """A schema class becomes one instance here: given a class, webargs builds one per request."""
         return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
 
-    def one(self, resource, *, status=200, body=None, conflict=False):
+    def one(self, resource, *, status=200, body=None, conflict=False, method=None):
         """A view that answers one `resource` (an app.fields.Resource) under its key, with its ETag
         (app.api.conditional): it reads `body` (a schema), answers `status`, and documents a 409 when
-        `conflict` (a unique name)."""
-        return self._answers(resource, status, resource.response, body, conflict)
+        `conflict` (a unique name). `method`: a function view's (a MethodView's is its name)."""
+        return self._answers(resource, status, resource.response, body, conflict, method)
 
     def deletes(self, resource, *, conflict=False):
         """A view that deletes one `resource`: `{"success": true, "deleted": <id>}`, held to If-Match."""
@@ -71,12 +71,12 @@ class Blueprint(flask_smorest.Blueprint):
         get.__doc__ = summary
         return guard(self.one(resource)(get))
 
-    def _answers(self, resource, status, schema, body, conflict):
+    def _answers(self, resource, status, schema, body, conflict, method=None):
         """What `@blp.arguments(body)`, `@blp.response(status, schema)`, `@blp.alt_response(409)`
-        and `@conditional(resource)` written in that order would do."""
+        and `@conditional(resource, method)` written in that order would do."""
 
         def decorator(view):
-            view = conditional(resource)(view)
+            view = conditional(resource, method)(view)
             if conflict:
                 view = self.alt_response(409, response="CONFLICT")(view)
             view = self.response(status, schema)(view)

@@ -97,15 +97,16 @@ def _resource_in(declared, body):
     return listed[0] if listed else None
 
 
-def conditional(declared):
+def conditional(declared, method=None):
     """For a single resource's GET, POST, PUT, PATCH and DELETE, of the `declared` kind (put
     `@conditional(BUCKET)` under `@blp.response`; `blp.one` and `blp.deletes` do): the answer
     carries the resource's ETag; a GET whose `If-None-Match` matches is 304 with no body. A write
-    loads the resource it changes with `for_write`, which holds it to `If-Match`."""
-    return partial(_conditional, declared)
+    loads the resource it changes with `for_write`, which holds it to `If-Match`. The method is
+    the view's name (a MethodView's `get`, `patch`...), or `method` for a function view."""
+    return partial(_conditional, declared, method)
 
 
-def _conditional(declared, view):
+def _conditional(declared, method, view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         result = view(*args, **kwargs)
@@ -118,7 +119,7 @@ def _conditional(declared, view):
             return Response(status=304, headers={"ETag": matched})  # the tag the client holds
         return body, status, {**(headers or {}), "ETag": etag}
 
-    method = view.__name__.upper()
+    method = method or view.__name__.upper()
     parameters, responses = [], {}
     if method == "GET":
         parameters, responses = [IF_NONE_MATCH], {304: NOT_MODIFIED}

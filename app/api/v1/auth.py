@@ -193,7 +193,7 @@ def refresh(data):
 
 @blp.route("/me", methods=["GET"], operation_ids={"get": "getMe"}, index_link="me")
 @auth_required
-@blp.response(200, USER.response)
+@blp.one(USER, method="GET")
 def me():
     """Your account, role and permissions."""
     return found("user", current_user())
