@@ -182,14 +182,21 @@ def revocation_id(claims):
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti:
         return None
-    return hashlib.sha256(f"{claims['iss']}\n{jti}".encode()).hexdigest()
+    # Any text: a JSON escape can carry a lone surrogate, which only "surrogatepass" encodes.
+    return hashlib.sha256(f"{claims['iss']}\n{jti}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _email(claims):
+    """The `email` claim, trimmed, if it is text an account can keep; else None (ignored)."""
     email = claims.get("email")
-    if isinstance(email, str) and 0 < len(email.strip()) <= MAX_EMAIL_LENGTH:
+    if isinstance(email, str) and 0 < len(email.strip()) <= MAX_EMAIL_LENGTH and _storable(email):
         return email.strip()
     return None
+
+
+def _storable(text):
+    """No NUL and no lone surrogate (a JSON escape can carry both): PostgreSQL keeps neither in a text."""
+    return "\x00" not in text and not any("\ud800" <= char <= "\udfff" for char in text)
 
 
 def _account_row(sub, jti):

@@ -120,6 +120,19 @@ class ExternalAccountTests(OIDCTestCase):
         self.assertEqual(self.me(self.external(email="new@example.com")).json["user"]["email"], "new@example.com")
         self.assertEqual(self.me(self.external()).json["user"]["email"], "new@example.com")
 
+    def test_an_email_claim_that_cannot_be_kept_as_text_is_ignored(self):
+        # A JSON escape can carry a NUL or a lone surrogate: PostgreSQL keeps neither in a text.
+        for n, odd in enumerate(("a\x00@example.com", "x\ud800@example.com")):
+            with self.subTest(email=repr(odd)):
+                sub = f"auth0|odd{n}"
+                created = self.me(self.external(sub=sub, email=odd))
+                self.assertEqual(created.status_code, 200, created.json)
+                self.assertIsNone(created.json["user"]["email"])
+                self.me(self.external(sub=sub, email="kept@example.com"))
+                again = self.me(self.external(sub=sub, email=odd))
+                self.assertEqual(again.status_code, 200, again.json)
+                self.assertEqual(again.json["user"]["email"], "kept@example.com")
+
     def test_permissions_are_filtered_and_read_from_each_token(self):
         granted = ["get:movies", "read:everything", "admin", 7, "manage:users"]
         self.assertEqual(
@@ -225,6 +238,12 @@ class ExternalLogoutTests(OIDCTestCase):
 
     def test_a_jti_longer_than_ours_is_revoked_too(self):
         headers = self.external(jti="AT." + "x" * 300)
+        self.assertEqual(self.client.post("/v1/auth/logout", headers=headers).status_code, 200)
+        self.assertError(self.me(headers), 401, MSG_REVOKED)
+
+    def test_a_jti_of_any_text_is_revoked_too(self):
+        headers = self.external(jti="\ud800")  # a lone surrogate, as a JSON escape can carry
+        self.assertEqual(self.me(headers).status_code, 200)
         self.assertEqual(self.client.post("/v1/auth/logout", headers=headers).status_code, 200)
         self.assertError(self.me(headers), 401, MSG_REVOKED)
 
