@@ -196,7 +196,11 @@ def _email(claims):
 
 def _storable(text):
     """No NUL and no lone surrogate (a JSON escape can carry both): PostgreSQL keeps neither in a text."""
-    return "\x00" not in text and not any("\ud800" <= char <= "\udfff" for char in text)
+    try:
+        text.encode()  # UTF-8 has no form for a lone surrogate
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def _account_row(sub, jti):
