@@ -196,7 +196,7 @@ class Positions:
         self._issuer = issuer
         self.lifetime = lifetime
         self._unsure_until = float("-inf")  # Redis failed this process, or lost the positions: primary till then
-        self._listening = threading.RLock()  # one thread at a time reads the subscription and changes the mirror
+        self._listening = threading.Lock()  # one thread at a time reads the subscription and changes the mirror
         self._subscription = None
         self._seen = {}  # the mirror: key -> (position, when this process may forget it)
         self._fence = float("-inf")  # the mirror holds every position published before then
