@@ -73,10 +73,7 @@ class HeadFirstThreadWorker(gthread.ThreadWorker):
         written = _Written()
         super().handle_error(req, written, addr, exc)
         status = int(written.data.split(b" ", 2)[1])  # b"HTTP/1.1 414 URI Too Long\r\n..."
-        try:
-            util.write_nonblock(client, json_error(status))
-        except OSError:
-            self.log.debug("Failed to send error message.")
+        self._send_quietly(client, json_error(status))
 
     def _request_arrived(self, conn):
         """True once the head, and the body the poller takes, are read ahead (given back to the
@@ -107,7 +104,7 @@ class HeadFirstThreadWorker(gthread.ThreadWorker):
                 return None
             if waiting == "body":
                 self.log.info("A request body from %s did not arrive in time: 408", conn.client)
-                _send_quietly(conn.sock, json_error(408))
+                self._send_quietly(conn.sock, json_error(408))
             return self._let_go(conn, False)
         self._let_go(conn, True)
         conn.init()  # the parser, on the blocking socket; it reads what is held first
@@ -139,7 +136,7 @@ class HeadFirstThreadWorker(gthread.ThreadWorker):
         head = _EXPECT.sub(b"", held[: end + 2])
         if len(head) == end + 2:
             return held
-        _send_quietly(conn.sock, CONTINUE)
+        self._send_quietly(conn.sock, CONTINUE)
         return head + held[end + 2 :]
 
     def _room(self, conn, held):
@@ -161,6 +158,13 @@ class HeadFirstThreadWorker(gthread.ThreadWorker):
         conn.head_since = None
         return arrived
 
+    def _send_quietly(self, sock, data):
+        """A short answer, on a socket that may be non-blocking: a client gone is only noted."""
+        try:
+            util.write_nonblock(sock, data)
+        except OSError:
+            self.log.debug("Failed to send an answer to a client that left.")
+
     def _longest_head(self):
         """The longest head gunicorn's limits allow: past it, gunicorn answers (414, 431)."""
         cfg = self.cfg
@@ -178,14 +182,6 @@ class _Written:
 
     def sendall(self, data):
         self.data += data
-
-
-def _send_quietly(sock, data):
-    """A short answer, on a socket that may be non-blocking: a client gone finds out later."""
-    try:
-        util.write_nonblock(sock, data)
-    except OSError:
-        pass
 
 
 def json_error(status):
